@@ -1,0 +1,156 @@
+"""Tools for walking a latent space: encode, decode, interpolate, traverse, grids, prior samples.
+
+Codes are numpy float32 arrays (N, D); images are float32 arrays (N, 28, 28) in [0, 1].
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy.stats import norm
+
+from .data import to_float
+from .models import AutoEncoder
+
+
+@torch.no_grad()
+def encode(model: AutoEncoder, x: torch.Tensor, batch: int = 2000, with_logvar: bool = False):
+    """Posterior means of uint8 digits (N, 28, 28) -> (N, D); optionally also logvar."""
+    model.eval()
+    device = next(model.parameters()).device
+    mus, logvars = [], []
+    for i in range(0, len(x), batch):
+        post = model.encode(to_float(x[i:i + batch].to(device)))
+        mus.append(post.mu.cpu())
+        logvars.append(post.logvar.cpu())
+    mu = torch.cat(mus).numpy() if mus else np.zeros((0, model.latent_dim), np.float32)
+    if with_logvar:
+        return mu, (torch.cat(logvars).numpy() if logvars else mu.copy())
+    return mu
+
+
+@torch.no_grad()
+def decode(model: AutoEncoder, z, batch: int = 2000) -> np.ndarray:
+    """Codes (N, D) -> images (N, 28, 28) in [0, 1]."""
+    model.eval()
+    device = next(model.parameters()).device
+    z = torch.as_tensor(np.asarray(z, np.float32)).reshape(-1, model.latent_dim)
+    out = [torch.sigmoid(model.decode(z[i:i + batch].to(device)))[:, 0].cpu() for i in range(0, len(z), batch)]
+    return torch.cat(out).numpy() if out else np.zeros((0, 28, 28), np.float32)
+
+
+def lerp(z0, z1, steps: int) -> np.ndarray:
+    """Straight line from z0 to z1, endpoints included. (steps, D)"""
+    if steps < 2:
+        raise ValueError("An interpolation needs at least 2 steps.")
+    t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None]
+    return ((1 - t) * np.asarray(z0, np.float32) + t * np.asarray(z1, np.float32)).astype(np.float32)
+
+
+def slerp(z0, z1, steps: int) -> np.ndarray:
+    """Spherical interpolation: the direction follows the great circle, the norm changes linearly.
+
+    Under a Gaussian prior most mass sits near a shell of radius sqrt(D); a straight line between
+    two codes cuts inside it, a spherical path stays near it.
+    """
+    if steps < 2:
+        raise ValueError("An interpolation needs at least 2 steps.")
+    z0, z1 = np.asarray(z0, np.float64), np.asarray(z1, np.float64)
+    n0, n1 = np.linalg.norm(z0), np.linalg.norm(z1)
+    t = np.linspace(0.0, 1.0, steps)[:, None]
+    if n0 < 1e-8 or n1 < 1e-8:
+        return lerp(z0, z1, steps)
+    u0, u1 = z0 / n0, z1 / n1
+    omega = np.arccos(np.clip(u0 @ u1, -1.0, 1.0))
+    if omega < 1e-6:
+        return lerp(z0, z1, steps)
+    if np.pi - omega < 1e-6:  # opposite directions: any great circle works; pick one through a fixed axis
+        axis = np.zeros_like(u0)
+        axis[np.argmin(np.abs(u0))] = 1.0
+        u1 = axis - (axis @ u0) * u0
+        u1 /= np.linalg.norm(u1)
+        direction = np.cos(t * np.pi) * u0 + np.sin(t * np.pi) * u1
+    else:
+        direction = (np.sin((1 - t) * omega) * u0 + np.sin(t * omega) * u1) / np.sin(omega)
+    out = direction * ((1 - t) * n0 + t * n1)
+    out[0], out[-1] = z0, z1
+    return out.astype(np.float32)
+
+
+def interpolate(z0, z1, steps: int, method: str = "linear") -> np.ndarray:
+    if method not in ("linear", "spherical"):
+        raise ValueError(f"Interpolation must be linear or spherical, not {method!r}.")
+    return (lerp if method == "linear" else slerp)(z0, z1, steps)
+
+
+def traverse(z, dim: int, values) -> np.ndarray:
+    """Copies of z with dimension `dim` set to each value. (len(values), D)"""
+    z = np.asarray(z, np.float32)
+    if not 0 <= dim < z.shape[-1]:
+        raise ValueError(f"Dimension {dim} is out of range for a {z.shape[-1]}-d code.")
+    out = np.repeat(z[None, :], len(values), axis=0)
+    out[:, dim] = np.asarray(values, np.float32)
+    return out
+
+
+def grid_axis(n: int, lo: float, hi: float, probabilistic: bool) -> np.ndarray:
+    """n values from lo to hi; with `probabilistic`, lo/hi are standard-normal quantiles and the
+    points are evenly spaced in probability (inverse normal CDF), as under a VAE's prior."""
+    if n < 2:
+        raise ValueError("A grid needs at least 2 points per side.")
+    if probabilistic:
+        p = np.linspace(norm.cdf(lo), norm.cdf(hi), n)
+        return norm.ppf(p).astype(np.float32)
+    return np.linspace(lo, hi, n, dtype=np.float32)
+
+
+def grid_codes(n: int, x_range, y_range, probabilistic: bool = False, base=None, dims=(0, 1)) -> np.ndarray:
+    """An n x n grid of codes over two dims (the rest from `base`, default 0). Row-major, top row =
+    highest y, so it reads like the scatter plot. (n*n, D)"""
+    xs = grid_axis(n, *x_range, probabilistic)
+    ys = grid_axis(n, *y_range, probabilistic)[::-1]
+    d = 2 if base is None else len(base)
+    base = np.zeros(d, np.float32) if base is None else np.asarray(base, np.float32)
+    out = np.repeat(base[None, :], n * n, axis=0)
+    gy, gx = np.meshgrid(ys, xs, indexing="ij")
+    out[:, dims[0]] = gx.ravel()
+    out[:, dims[1]] = gy.ravel()
+    return out
+
+
+def prior_samples(n: int, latent_dim: int, seed: int = 0) -> np.ndarray:
+    """Codes drawn from N(0, I). (n, D)"""
+    return np.random.default_rng(seed).standard_normal((n, latent_dim)).astype(np.float32)
+
+
+def class_means(z: np.ndarray, labels: np.ndarray) -> dict[int, np.ndarray]:
+    return {int(c): z[labels == c].mean(axis=0) for c in np.unique(labels)}
+
+
+@torch.no_grad()
+def reconstruction_errors(model: AutoEncoder, x: torch.Tensor, batch: int = 2000) -> np.ndarray:
+    """Per-digit reconstruction error (Bernoulli NLL in nats, from the posterior mean): an anomaly score."""
+    model.eval()
+    device = next(model.parameters()).device
+    out = []
+    for i in range(0, len(x), batch):
+        xb = to_float(x[i:i + batch].to(device))
+        logits = model.decode(model.encode(xb).mode())
+        out.append(torch.nn.functional.binary_cross_entropy_with_logits(
+            logits, xb, reduction="none").flatten(1).sum(1).cpu())
+    return torch.cat(out).numpy()
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    return (np.clip(images, 0, 1) * 255).round().astype(np.uint8)
+
+
+def tile(images: np.ndarray, cols: int, pad: int = 2, value: float = 1.0) -> np.ndarray:
+    """Images (N, H, W) -> one mosaic (rows*H', cols*W') with `pad` pixels between tiles."""
+    n, h, w = images.shape
+    rows = max(1, -(-n // cols))
+    out = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad), value, dtype=images.dtype)
+    for i, img in enumerate(images):
+        r, c = divmod(i, cols)
+        out[pad + r * (h + pad):pad + r * (h + pad) + h, pad + c * (w + pad):pad + c * (w + pad) + w] = img
+    return out
