@@ -165,6 +165,16 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[AutoEncoder, dict]:
     return read_checkpoint(data, path.name)
 
 
+def weights_fingerprint(path: str | os.PathLike) -> str:
+    """A short hash of the weights alone (not the metadata), so renaming keeps cached maps valid."""
+    import hashlib
+
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        f.seek(8 + n)
+        return hashlib.sha1(f.read()).hexdigest()[:16]
+
+
 def slugify(name: str) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40].strip("-")
     return slug or "model"
@@ -182,6 +192,10 @@ class Entry:
     @property
     def name(self) -> str:
         return self.meta.get("name") or self.id
+
+    @property
+    def fingerprint(self) -> str:
+        return weights_fingerprint(self.path)
 
     @property
     def config(self) -> ModelConfig:

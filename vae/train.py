@@ -42,8 +42,8 @@ class TrainingError(Exception):
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 20
-    batch_size: int = 256
-    lr: float = 2e-3
+    batch_size: int = 128
+    lr: float = 1e-3
     seed: int = 0
     device: str = "cpu"
     time_budget: float | None = None  # seconds; stop after this even if epochs remain
@@ -281,8 +281,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--input-noise", type=float, default=0.0, help="denoising: std of input noise")
     p.add_argument("--epochs", type=int, default=None, help="default: 20, or 1000 with --time-budget")
     p.add_argument("--time-budget", type=float, default=None, help="stop after this many seconds")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=None)

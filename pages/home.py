@@ -1,0 +1,36 @@
+"""Welcome: what Latent Lab is, the active model's prior samples, and where to go next."""
+
+import streamlit as st
+
+from ui import state
+from ui.figures import image_grid
+from vae.latent import decode, prior_samples
+
+st.title("🧪 Latent Lab")
+st.markdown(
+    "An **autoencoder** squeezes each 28×28 digit into a handful of numbers, its *latent code*, and "
+    "learns to redraw the digit from that code. A **variational** autoencoder (VAE) is trained to keep "
+    "those codes spread like a bell curve, so every point of its latent space decodes to something "
+    "digit-like. Latent Lab lets you look inside both: map the codes, drag them, walk between digits, "
+    "and measure where a latent space has holes."
+)
+
+a = state.active()
+if a is not None:
+    st.subheader(f"Dreamed up by {a.entry.name}")
+    st.caption("Sixteen codes drawn at random from the prior N(0, I) and decoded. A VAE turns most of them into "
+               "digits; a plain AE often does not, because nothing made its codes fill the space.")
+    st.image(image_grid(decode(a.model, prior_samples(16, a.config.latent_dim, seed=0)), cols=8, scale=3),
+             width=560)
+
+st.subheader("Where to go")
+c1, c2, c3 = st.columns(3)
+with c1:
+    st.page_link("pages/map.py", label="**Latent map**: every test digit as a dot", icon="🗺️")
+    st.page_link("pages/sliders.py", label="**Sliders**: drag a code, watch the digit morph", icon="🎚️")
+with c2:
+    st.page_link("pages/interpolate.py", label="**Interpolate**: walk from one digit to another", icon="↔️")
+    st.page_link("pages/compare.py", label="**AE vs VAE**: holes, shown and measured", icon="⚖️")
+with c3:
+    st.page_link("pages/gallery.py", label="**Samples & errors**: prior samples, worst reconstructions", icon="🖼️")
+    st.page_link("pages/train.py", label="**Train & library**: train, upload, manage models", icon="🏋️")

@@ -1,0 +1,46 @@
+"""Shared fixtures: the MNIST data root, a private model library per test, tiny configs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA_ROOT = Path(os.environ.get("LATENT_LAB_DATA") or ROOT.parent / "shared" / "data")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: trains for real (seconds to a minute)")
+    config.addinivalue_line("markers", "e2e: drives the real app in headless Chromium")
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    if not (DATA_ROOT / "MNIST" / "raw").is_dir():
+        pytest.skip(f"MNIST is not at {DATA_ROOT}; set LATENT_LAB_DATA to a folder that has MNIST/raw/")
+    return DATA_ROOT
+
+
+@pytest.fixture(scope="session")
+def mnist(data_root):
+    from vae.data import load_dataset
+
+    return load_dataset("mnist", data_root, download=False)
+
+
+@pytest.fixture(scope="session")
+def mnist_small(mnist):
+    """2,000 training and 500 test digits: enough to see a loss fall in seconds."""
+    from vae.data import Dataset
+
+    return Dataset("mnist", mnist.x_train[:2000], mnist.y_train[:2000], mnist.x_test[:500], mnist.y_test[:500])
+
+
+@pytest.fixture(autouse=True)
+def private_home(tmp_path, monkeypatch):
+    """Each test gets its own model library and caches, never the user's."""
+    monkeypatch.setenv("LATENT_LAB_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data-home"))

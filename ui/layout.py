@@ -1,0 +1,43 @@
+"""The shared sidebar: the active model at a glance and a picker over the model library."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ui import state
+
+
+def model_caption(entry) -> str:
+    cfg = entry.config
+    nats = entry.metrics.get("test_nats")
+    tag = "bundled" if entry.bundled else "saved"
+    return f"{cfg.kind.upper()} · {cfg.arch} · {cfg.latent_dim}-d · {entry.meta.get('dataset', 'mnist')}" + (
+        f" · {nats:.1f} nats" if nats is not None else "") + f" · {tag}"
+
+
+def sidebar() -> None:
+    with st.sidebar:
+        entries = state.entries()
+        if not entries:
+            st.info("No models yet: train one on **Train & library**.")
+            return
+        ids = [e.id for e in entries]
+        by_id = {e.id: e for e in entries}
+        current = state.active_id()
+        choice = st.selectbox("Active model", ids, index=ids.index(current), key="sidebar_model",
+                              format_func=lambda i: by_id[i].name,
+                              help="Every page shows this model. Train or upload more on Train & library.")
+        if choice != current:
+            state.set_active(choice)
+        e = by_id[choice]
+        cfg = e.config
+        m = e.metrics
+        st.markdown(f"**{e.name}**")
+        c1, c2 = st.columns(2)
+        c1.metric("Kind", cfg.kind.upper())
+        c2.metric("Latent dims", cfg.latent_dim)
+        c1.metric("Architecture", cfg.arch.upper())
+        c2.metric("Test nats", f"{m['test_nats']:.1f}" if "test_nats" in m else "–",
+                  help="Negative ELBO per test digit, in nats (lower is better). For an AE: reconstruction only.")
+        st.caption(f"Dataset: {e.meta.get('dataset', 'mnist')} · {'bundled' if e.bundled else 'saved'}"
+                   + (f" · β = {cfg.beta:g}" if cfg.kind == "vae" else ""))

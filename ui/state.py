@@ -1,0 +1,143 @@
+"""Streamlit-aware glue between the pages and the `vae` core: cached resources and the active model.
+
+Models and services are `st.cache_resource` (shared by every session, never mutated after
+loading); arrays are `st.cache_data`; a session holds only small values in `st.session_state`
+(the active model's id, the picked digits). Pages call these helpers and render.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from vae.assets import MAPS_DIR, test_set
+from vae.checkpoint import BUNDLED_DIR, CheckpointError, Entry, ModelLibrary, default_library_dir, load_checkpoint
+from vae.data import DataError, Dataset
+from vae.latent import encode
+from vae.maps import MapService, MapStore
+from vae.models import AutoEncoder
+
+DEFAULT_MODEL = "vae-2d"
+ACTIVE = "active_model"  # session_state key: the active model's library id
+PICKS = "picked_digits"  # session_state key: test-set indices picked on the map
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "latent-lab"
+
+
+@st.cache_resource(show_spinner=False)
+def library() -> ModelLibrary:
+    return ModelLibrary(default_library_dir(), BUNDLED_DIR)
+
+
+@st.cache_resource(show_spinner=False)
+def map_service() -> MapService:
+    return MapService(MapStore(cache_dir() / "maps", readonly_dirs=[MAPS_DIR]))
+
+
+@st.cache_resource(show_spinner=False, max_entries=24)
+def _load(path: str, fingerprint: str) -> tuple[AutoEncoder, dict]:
+    model, meta = load_checkpoint(path)
+    model.requires_grad_(False)
+    return model, meta
+
+
+@st.cache_resource(show_spinner="Loading the test digits…")
+def test_data(name: str) -> Dataset:
+    return test_set(name)
+
+
+@dataclass
+class Active:
+    """The active model and what every page needs of it."""
+
+    entry: Entry
+    model: AutoEncoder
+    meta: dict
+    fingerprint: str
+
+    @property
+    def config(self):
+        return self.model.config
+
+    @property
+    def dataset(self) -> str:
+        return self.meta.get("dataset", "mnist")
+
+
+def entries() -> list[Entry]:
+    return library().entries()
+
+
+def set_active(entry_id: str) -> None:
+    st.session_state[ACTIVE] = entry_id
+    st.session_state.pop(PICKS, None)
+
+
+def active_id() -> str | None:
+    ids = [e.id for e in entries()]
+    wanted = st.session_state.get(ACTIVE, DEFAULT_MODEL)
+    if wanted in ids:
+        return wanted
+    return DEFAULT_MODEL if DEFAULT_MODEL in ids else (ids[0] if ids else None)
+
+
+def get_model(entry_id: str) -> Active:
+    entry = library().get(entry_id)
+    fp = entry.fingerprint
+    model, meta = _load(str(entry.path), fp)
+    return Active(entry, model, meta, fp)
+
+
+def active() -> Active | None:
+    """The active model, or None (with a message already shown) when there is none or it is broken."""
+    entry_id = active_id()
+    if entry_id is None:
+        return None
+    try:
+        return get_model(entry_id)
+    except CheckpointError as e:
+        st.error(f"The active model could not be loaded: {e}")
+        return None
+
+
+def require_active() -> Active:
+    """The active model, or a call to action and `st.stop()`."""
+    a = active()
+    if a is None:
+        st.info("No model is loaded yet. Train one or pick one on **Train & library**.", icon="👈")
+        st.page_link("pages/train.py", label="Go to Train & library", icon="🏋️")
+        st.stop()
+    return a
+
+
+def require_test_data(a: Active) -> Dataset:
+    try:
+        return test_data(a.dataset)
+    except DataError as e:
+        st.warning(f"This model was trained on **{a.dataset}**, whose test digits are not here. {e}")
+        st.stop()
+
+
+@st.cache_data(show_spinner="Encoding the test digits…", max_entries=32)
+def codes(fingerprint: str, dataset: str, _model: AutoEncoder) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior means and log-variances of the whole test split. ((N, D), (N, D))"""
+    return encode(_model, test_data(dataset).x_test, with_logvar=True)
+
+
+def active_codes(a: Active) -> np.ndarray:
+    return codes(a.fingerprint, a.dataset, a.model)[0]
+
+
+def picks() -> list[int]:
+    return list(st.session_state.get(PICKS, []))
+
+
+def set_picks(indices) -> None:
+    st.session_state[PICKS] = [int(i) for i in indices][:500]

@@ -1,0 +1,82 @@
+"""Bundled assets: the MNIST test digits and precomputed 2-D maps of the bundled models.
+
+    python -m vae.assets --data-dir ../shared/data
+
+writes `assets/mnist-test.npz` (all 10,000 test digits, compressed) and, for every bundled
+model in `assets/models/`, `assets/maps/<fingerprint>-<method>.npz` for PCA, t-SNE and UMAP
+(and native for 2-D models) with default parameters, so the app shows real digits and
+opens its map page instantly with no data folder and no network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data import Dataset, DataError, load_dataset
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+TEST_DIGITS = ASSETS / "mnist-test.npz"
+MAPS_DIR = ASSETS / "maps"
+
+
+def bundled_test_set() -> Dataset:
+    """The bundled MNIST test split, for when no data folder is at hand."""
+    try:
+        with np.load(TEST_DIGITS) as f:
+            x, y = f["x"], f["y"]
+    except (OSError, KeyError, ValueError) as e:
+        raise DataError(f"The bundled test digits ({TEST_DIGITS}) are missing or damaged ({type(e).__name__}); "
+                        "rebuild them with `python -m vae.assets` (see assets/README.md).") from None
+    return Dataset("mnist", None, None, torch.from_numpy(x.copy()), torch.from_numpy(y.astype(np.int64)),
+                   source=str(TEST_DIGITS))
+
+
+def test_set(name: str = "mnist", root=None) -> Dataset:
+    """The test split of a dataset: from the data folder if it is there, else (MNIST) the bundled copy."""
+    try:
+        return load_dataset(name, root, download=False, require_train=False)
+    except DataError:
+        if name != "mnist":
+            raise
+        return bundled_test_set()
+
+
+def main(argv=None) -> int:
+    from .checkpoint import BUNDLED_DIR, ModelLibrary, load_checkpoint
+    from .maps import MapStore, compute_map, default_params
+    from .latent import encode
+
+    p = argparse.ArgumentParser(prog="python -m vae.assets", description="Rebuild the bundled test digits and maps.")
+    p.add_argument("--data-dir", default=None)
+    args = p.parse_args(argv)
+    try:
+        data = load_dataset("mnist", args.data_dir, download=False, require_train=False)
+    except DataError as e:
+        print(json.dumps({"error": str(e)}))
+        return 2
+    np.savez_compressed(TEST_DIGITS, x=data.x_test.numpy(), y=data.y_test.numpy().astype(np.uint8))
+    store = MapStore(MAPS_DIR)
+    report = {}
+    for entry in ModelLibrary(BUNDLED_DIR).entries():
+        model, _ = load_checkpoint(entry.path)
+        z = encode(model, data.x_test)
+        methods = ["pca", "tsne", "umap"] + (["native"] if model.latent_dim <= 2 else [])
+        for method in methods:
+            t0 = time.perf_counter()
+            params = default_params(method)
+            store.put(entry.fingerprint, method, params, compute_map(z, method, params))
+            report[f"{entry.id}/{method}"] = round(time.perf_counter() - t0, 2)
+            print(f"{entry.id} {method}: {report[f'{entry.id}/{method}']} s", file=sys.stderr)
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
