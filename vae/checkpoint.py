@@ -74,12 +74,22 @@ def atomic_write(path: Path, data: bytes) -> None:
         pass
 
 
-def checkpoint_bytes(model: AutoEncoder, **meta) -> bytes:
-    """Serialise a model and its metadata (name, dataset, metrics, history, ...) to safetensors bytes."""
+STORAGE_DTYPES = {"float32": torch.float32, "float16": torch.float16}
+
+
+def checkpoint_bytes(model: AutoEncoder, storage: str = "float32", **meta) -> bytes:
+    """Serialise a model and its metadata (name, dataset, metrics, history, ...) to safetensors bytes.
+
+    `storage="float16"` halves the file (the bundled models use it); loading casts back to float32.
+    """
+    if storage not in STORAGE_DTYPES:
+        raise CheckpointError(f"Storage must be one of {', '.join(STORAGE_DTYPES)}, not {storage!r}.")
     for k, v in model.state_dict().items():
         if not torch.isfinite(v).all():
             raise CheckpointError(f"Refusing to save: weight {k} has NaN or infinite values.")
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tensors = {k: v.detach().cpu().to(STORAGE_DTYPES[storage]).contiguous() for k, v in model.state_dict().items()}
+    if storage != "float32" and not all(torch.isfinite(t).all() for t in tensors.values()):
+        raise CheckpointError(f"Refusing to save: some weights overflow {storage}; save as float32.")
     header = {"format": FORMAT, "config": model.config.to_dict(), **meta}
     try:
         text = json.dumps(header, allow_nan=False)
@@ -88,9 +98,9 @@ def checkpoint_bytes(model: AutoEncoder, **meta) -> bytes:
     return st_save(tensors, metadata={"latent_lab": text})
 
 
-def save_checkpoint(path: str | os.PathLike, model: AutoEncoder, **meta) -> Path:
+def save_checkpoint(path: str | os.PathLike, model: AutoEncoder, storage: str = "float32", **meta) -> Path:
     path = Path(path)
-    atomic_write(path, checkpoint_bytes(model, **meta))
+    atomic_write(path, checkpoint_bytes(model, storage=storage, **meta))
     return path
 
 
@@ -140,13 +150,13 @@ def read_checkpoint(data: bytes, source: str = "the file") -> tuple[AutoEncoder,
                               f"missing {missing[:3]}, unexpected {extra[:3]}.")
     for k, ref in expected.items():
         t = tensors[k]
-        if t.shape != ref.shape or t.dtype != ref.dtype:
+        if t.shape != ref.shape or t.dtype not in (ref.dtype, torch.float16):
             raise CheckpointError(f"{source}: weight {k} has shape {tuple(t.shape)} {t.dtype}, "
                                   f"but {config.label} needs {tuple(ref.shape)} {ref.dtype}.")
         if not torch.isfinite(t).all():
             raise CheckpointError(f"{source}: weight {k} has NaN or infinite values; the model diverged. "
                                   "Retrain it with a lower learning rate.")
-    model.load_state_dict(tensors)
+    model.load_state_dict({k: t.to(expected[k].dtype) for k, t in tensors.items()})
     model.eval()
     meta["config"] = config
     return model, meta
@@ -280,11 +290,13 @@ class ModelLibrary:
         new_name = (new_name or "").strip()[:100]
         if not new_name:
             raise CheckpointError("Give the model a name that is not blank.")
-        model, meta = load_checkpoint(entry.path)
-        meta.pop("config")
-        meta.pop("format", None)
+        data = entry.path.read_bytes()
+        read_checkpoint(data, entry.path.name)  # never rewrite a file that does not validate
+        header = json.loads(data[8:8 + int.from_bytes(data[:8], "little")])
+        meta = json.loads(header["__metadata__"]["latent_lab"])
         meta["name"] = new_name
-        save_checkpoint(entry.path, model, **meta)
+        # the tensors are written back as they were (same dtypes, same bytes), so the fingerprint holds
+        atomic_write(entry.path, st_save(st_load(data), metadata={"latent_lab": json.dumps(meta)}))
         return self.get(entry_id)
 
     def delete(self, entry_id: str) -> None:

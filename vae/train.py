@@ -291,6 +291,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-download", action="store_true", help="never try to download the dataset")
     p.add_argument("--out", default=None, help="checkpoint path (default: the model library)")
     p.add_argument("--name", default=None, help="a display name stored in the checkpoint")
+    p.add_argument("--half", action="store_true", help="store the weights as float16 (half the file size)")
     p.add_argument("--events", default=None, help="also write every event as a JSON line to this file")
     p.add_argument("--no-progress", action="store_true")
     return p
@@ -360,7 +361,8 @@ def main(argv: list[str] | None = None) -> int:
                 train=dict(asdict(tcfg), stop_reason=done.reason, train_seconds=done.train_seconds))
     try:
         if out is not None:
-            path = save_checkpoint(out, model, name=args.name or mcfg.label, **meta)
+            path = save_checkpoint(out, model, storage="float16" if args.half else "float32",
+                                   name=args.name or mcfg.label, **meta)
         else:
             path = ModelLibrary(default_library_dir()).save(model, name=args.name or mcfg.label, **meta).path
     except (CheckpointError, OSError) as e:
