@@ -17,6 +17,7 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,7 +73,7 @@ def read_idx(path: Path) -> np.ndarray:
         if raw[:2] == b"\x1f\x8b":
             with gzip.open(path, "rb") as f:
                 raw = f.read(_MAX_IDX_BYTES + 1)
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
+    except (OSError, EOFError, zlib.error) as e:  # zlib.error: a damaged deflate stream inside a .gz
         raise DataError(f"Could not read {path}: {e}. Replace it with an intact copy.") from None
     if len(raw) < 8 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise DataError(f"{path} is not an unsigned-byte IDX file (wrong header). "
@@ -104,6 +105,8 @@ def read_idx_split(folder: Path, split: str) -> tuple[torch.Tensor, torch.Tensor
         raise DataError(f"{folder} is missing {' and '.join(missing)} (plain or .gz). "
                         "Put the four standard MNIST-format IDX files there.")
     x, y = read_idx(img_path), read_idx(lbl_path)
+    if len(x) == 0:
+        raise DataError(f"{img_path} holds no images; put a non-empty {split} split there.")
     if x.ndim != 3 or x.shape[1:] != (28, 28):
         raise DataError(f"{img_path} holds images of shape {x.shape[1:]}; Latent Lab needs 28x28 digits.")
     if y.ndim != 1 or len(y) != len(x):
