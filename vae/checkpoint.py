@@ -77,11 +77,16 @@ def atomic_write(path: Path, data: bytes) -> None:
 STORAGE_DTYPES = {"float32": torch.float32, "float16": torch.float16}
 
 
-def checkpoint_bytes(model: AutoEncoder, storage: str = "float32", **meta) -> bytes:
+def checkpoint_bytes(model: AutoEncoder, /, storage: str = "float32", **meta) -> bytes:
     """Serialise a model and its metadata (name, dataset, metrics, history, ...) to safetensors bytes.
 
     `storage="float16"` halves the file (the bundled models use it); loading casts back to float32.
     """
+    return _encode(model, meta, storage)
+
+
+def _encode(model: AutoEncoder, meta: dict, storage: str = "float32") -> bytes:
+    # meta arrives as a dict, not **kwargs: an uploaded file's metadata may hold any key ("model", "storage")
     if storage not in STORAGE_DTYPES:
         raise CheckpointError(f"Storage must be one of {', '.join(STORAGE_DTYPES)}, not {storage!r}.")
     for k, v in model.state_dict().items():
@@ -90,15 +95,15 @@ def checkpoint_bytes(model: AutoEncoder, storage: str = "float32", **meta) -> by
     tensors = {k: v.detach().cpu().to(STORAGE_DTYPES[storage]).contiguous() for k, v in model.state_dict().items()}
     if storage != "float32" and not all(torch.isfinite(t).all() for t in tensors.values()):
         raise CheckpointError(f"Refusing to save: some weights overflow {storage}; save as float32.")
-    header = {"format": FORMAT, "config": model.config.to_dict(), **meta}
+    header = {**meta, "format": FORMAT, "config": model.config.to_dict()}  # metadata never overrides these
     try:
         text = json.dumps(header, allow_nan=False)
-    except ValueError:
-        raise CheckpointError("Refusing to save: the metadata holds NaN or infinite numbers.") from None
+    except (TypeError, ValueError):
+        raise CheckpointError("Refusing to save: the metadata holds NaN, infinite or non-JSON values.") from None
     return st_save(tensors, metadata={"latent_lab": text})
 
 
-def save_checkpoint(path: str | os.PathLike, model: AutoEncoder, storage: str = "float32", **meta) -> Path:
+def save_checkpoint(path: str | os.PathLike, model: AutoEncoder, /, storage: str = "float32", **meta) -> Path:
     path = Path(path)
     atomic_write(path, checkpoint_bytes(model, storage=storage, **meta))
     return path
@@ -272,9 +277,13 @@ class ModelLibrary:
     def _new_path(self, name: str) -> Path:
         return self.user_dir / f"{slugify(name)}-{uuid.uuid4().hex[:8]}{SUFFIX}"
 
-    def save(self, model: AutoEncoder, name: str, **meta) -> Entry:
-        name = (name or "").strip()[:100] or model.config.label
-        path = save_checkpoint(self._new_path(name), model, name=name, **meta)
+    def save(self, model: AutoEncoder, /, name: str, **meta) -> Entry:
+        return self._write(model, {**meta, "name": name})
+
+    def _write(self, model: AutoEncoder, meta: dict) -> Entry:
+        name = str(meta.get("name") or "").strip()[:100] or model.config.label
+        path = self._new_path(name)
+        atomic_write(path, _encode(model, {**meta, "name": name}))
         return Entry(path.stem, path, self._read_meta(path))
 
     def import_bytes(self, data: bytes, filename: str = "upload") -> Entry:
@@ -283,7 +292,7 @@ class ModelLibrary:
         meta.pop("config")
         meta.pop("format", None)
         meta["name"] = str(meta.get("name") or Path(filename).stem)[:100]
-        return self.save(model, **meta)
+        return self._write(model, meta)
 
     def rename(self, entry_id: str, new_name: str) -> Entry:
         entry = self._user_entry(entry_id, "renamed")
