@@ -52,19 +52,29 @@ class TrainConfig:
     eval_batch: int = 2000
 
     def __post_init__(self) -> None:
-        if not isinstance(self.epochs, int) or not 1 <= self.epochs <= 1000:
+        if not _whole(self.epochs) or not 1 <= self.epochs <= 1000:
             raise ValueError(f"Epochs must be a whole number from 1 to 1000, not {self.epochs!r}.")
-        if not isinstance(self.batch_size, int) or not 1 <= self.batch_size <= 8192:
+        if not _whole(self.batch_size) or not 1 <= self.batch_size <= 8192:
             raise ValueError(f"Batch size must be a whole number from 1 to 8192, not {self.batch_size!r}.")
         if not (isinstance(self.lr, (int, float)) and 0 < self.lr <= 1):
             raise ValueError(f"Learning rate must be above 0 and at most 1, not {self.lr!r}.")
+        if not _whole(self.seed) or not 0 <= self.seed < 2**32:  # numpy's generators refuse negative seeds
+            raise ValueError(f"Seed must be a whole number from 0 to 2**32 - 1, not {self.seed!r}.")
         if self.time_budget is not None and not (
                 isinstance(self.time_budget, (int, float)) and 0 < self.time_budget <= 7 * 86400):
             raise ValueError(f"Time budget must be a positive number of seconds, not {self.time_budget!r}.")
-        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
+        if self.threads is not None and (not _whole(self.threads) or self.threads < 1):
             raise ValueError(f"Threads must be a whole number of at least 1, not {self.threads!r}.")
-        if self.device.split(":")[0] not in ("cpu", "cuda", "mps"):
+        if not _whole(self.warmup_steps) or self.warmup_steps < 0:
+            raise ValueError(f"Warm-up steps must be a whole number of at least 0, not {self.warmup_steps!r}.")
+        if not _whole(self.eval_batch) or self.eval_batch < 1:
+            raise ValueError(f"The evaluation batch must be a whole number of at least 1, not {self.eval_batch!r}.")
+        if not isinstance(self.device, str) or self.device.split(":")[0] not in ("cpu", "cuda", "mps"):
             raise ValueError(f"Device must be cpu, cuda or mps, not {self.device!r}.")
+
+
+def _whole(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def resolve_device(name: str) -> torch.device:
