@@ -58,7 +58,7 @@ def slerp(z0, z1, steps: int) -> np.ndarray:
     z0, z1 = np.asarray(z0, np.float64), np.asarray(z1, np.float64)
     n0, n1 = np.linalg.norm(z0), np.linalg.norm(z1)
     t = np.linspace(0.0, 1.0, steps)[:, None]
-    if n0 < 1e-8 or n1 < 1e-8:
+    if z0.size < 2 or n0 < 1e-8 or n1 < 1e-8:  # a 1-d code has no great circle to follow
         return lerp(z0, z1, steps)
     u0, u1 = z0 / n0, z1 / n1
     omega = np.arccos(np.clip(u0 @ u1, -1.0, 1.0))
