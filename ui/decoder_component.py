@@ -1,0 +1,67 @@
+"""Live latent sliders: a small st.components.v2 component that decodes in the browser.
+
+Streamlit's own slider reports only on release, so the digit could not follow a drag. This
+component receives the decoder's weights once (vae.export's packed bytes, float16), renders
+its own range inputs and decodes in JavaScript (ui/decoder_component.js) on every input event,
+drawing to a canvas. It reports the code back to Python only when a slider is released.
+
+    live = live_sliders(a, z0, dims, ranges, labels, resets=0)
+    live.z             # the code the sliders show (z0 until the first release)
+
+Streamlit caches large messages in the browser by hash, so as long as the start, the shown
+dimensions and the model stay the same, a rerun does not send the weights again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from ui.state import Active
+from vae.export import pack_decoder, with_extra
+from vae.models import decoder_layers
+
+_HERE = Path(__file__).resolve().parent
+_render = st.components.v2.component(
+    "latent_lab.live_sliders",
+    js=(_HERE / "decoder_component.js").read_text(encoding="utf-8"),
+    css=(_HERE / "decoder_component.css").read_text(encoding="utf-8"),
+)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def packed_decoder(fingerprint: str, _model, dtype: str = "float16") -> bytes:
+    """The active model's decoder packed for the browser (cached per model)."""
+    return pack_decoder(decoder_layers(_model), dtype)
+
+
+@dataclass
+class LiveCode:
+    z: np.ndarray  # (D,) the code the sliders show, as of the last release
+    moved: bool  # whether the sliders have left the start since it was set
+    payload_bytes: int  # what the component's data weighs on the wire
+
+
+def live_sliders(a: Active, start, dims: list[int], ranges, labels: list[str], resets: int = 0,
+                 key: str = "sliders_live") -> LiveCode:
+    """Mount the sliders for `dims` (ranges: (D, 2) for every dim) starting at `start`.
+
+    The component resets to `start` whenever the model, the start or `resets` changes."""
+    start = np.asarray(start, np.float32)
+    ranges = np.asarray(ranges, np.float32)
+    token = hashlib.sha1(f"{a.fingerprint}:{resets}:".encode() + start.tobytes()).hexdigest()[:12]
+    blob = with_extra(packed_decoder(a.fingerprint, a.model), {
+        "start": [float(v) for v in start], "dims": [int(d) for d in dims],
+        "ranges": [[float(lo), float(hi)] for lo, hi in ranges[list(dims)]], "labels": list(labels),
+        "token": token})
+    result = _render(key=key, data=blob, on_code_change=lambda: None)
+    code = result.get("code") if result else None
+    if isinstance(code, dict) and code.get("token") == token and len(code.get("z") or []) == len(start):
+        z = np.asarray(code["z"], np.float32)
+        if np.all(np.isfinite(z)):
+            return LiveCode(z, bool(np.any(z != start)), len(blob))
+    return LiveCode(start, False, len(blob))
