@@ -18,6 +18,8 @@ import io
 import json
 import threading
 import time
+import zipfile
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,14 +41,30 @@ def default_params(method: str) -> dict:
     return dict(DEFAULT_PARAMS[method])
 
 
+def resolve_params(method: str, params: dict | None = None) -> dict:
+    """The defaults overlaid with `params`, numbers in the defaults' types, so that a perplexity of
+    30 and of 30.0 name the same map (and find the same cached file)."""
+    defaults = DEFAULT_PARAMS.get(method, {})  # an unknown method is refused by make_projection, in words
+    out = defaults | (params or {})
+    for k, default in defaults.items():
+        v = out[k]
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue
+        if isinstance(default, float):
+            out[k] = float(v)
+        elif isinstance(default, int) and float(v).is_integer():
+            out[k] = int(v)
+    return out
+
+
 def map_key(fingerprint: str, method: str, params: dict) -> str:
-    blob = json.dumps({"m": method, "p": params}, sort_keys=True)
+    blob = json.dumps({"m": method, "p": resolve_params(method, params)}, sort_keys=True)
     return f"{fingerprint}-{method}-{hashlib.sha1(blob.encode()).hexdigest()[:10]}"
 
 
 def compute_map(z: np.ndarray, method: str, params: dict | None = None, seed: int = 0, progress=None) -> np.ndarray:
     """One projection of codes (N, D) -> (N, 2), with a progress hook (done, total, partial)."""
-    params = default_params(method) | (params or {})
+    params = resolve_params(method, params)
     return make_projection(method, seed=seed, progress=progress, **params).fit_transform(z)
 
 
@@ -70,7 +88,7 @@ class MapStore:
                         y = f["y"].astype(np.float32)
                     if y.ndim == 2 and y.shape[1] == 2 and np.isfinite(y).all():
                         return y
-                except (OSError, ValueError, KeyError):
+                except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error):
                     continue  # a damaged cache file is recomputed, never trusted
         return None
 
@@ -109,7 +127,7 @@ class MapService:
     def request(self, fingerprint: str, z: np.ndarray, method: str, params: dict | None = None,
                 seed: int = 0) -> MapJob:
         """Return the job for this map, starting it if nobody has asked before."""
-        params = default_params(method) | (params or {})
+        params = resolve_params(method, params)
         key = map_key(fingerprint, method, params)
         with self._lock:
             job = self._jobs.get(key)
@@ -125,7 +143,7 @@ class MapService:
             return job
 
     def peek(self, fingerprint: str, method: str, params: dict | None = None) -> MapJob | None:
-        params = default_params(method) | (params or {})
+        params = resolve_params(method, params)
         return self._jobs.get(map_key(fingerprint, method, params))
 
     def _run(self, job: MapJob, fingerprint: str, z: np.ndarray, seed: int) -> None:

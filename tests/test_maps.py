@@ -1,0 +1,259 @@
+"""2-D maps: every projection gives finite (N, 2) coordinates; the map store survives damaged files;
+the map service computes in the background and serves from disk; map keys are stable."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+
+import numpy as np
+import pytest
+
+from vae.maps import MapService, MapStore, compute_map, default_params, map_key, resolve_params
+from vae.projection import METHODS, make_projection
+
+FAST_TSNE = {"perplexity": 10.0, "n_iter": 50, "early_iter": 25}  # a rough map in a fraction of a second
+
+
+@pytest.fixture(scope="module", autouse=True)
+def small_and_single_threaded(request):
+    """300 points gain nothing from threads, and on a shared CI box extra threads cost several times over.
+    UMAP's JIT compile costs tens of seconds; a cache outside the per-test temp folders pays it once."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("vae.projection._threads", lambda: 1)
+        mp.setenv("NUMBA_NUM_THREADS", "1")
+        if "NUMBA_CACHE_DIR" not in os.environ:
+            mp.setenv("NUMBA_CACHE_DIR", str(request.config.cache.mkdir("numba")))
+        yield
+
+
+@pytest.fixture(scope="module")
+def z() -> np.ndarray:
+    """300 codes in 8-d from three blobs, so a good map keeps three groups apart."""
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((3, 8)) * 6
+    return (centres.repeat(100, axis=0) + rng.standard_normal((300, 8))).astype(np.float32)
+
+
+def check_map(y: np.ndarray, n: int = 300) -> None:
+    assert y.shape == (n, 2) and y.dtype == np.float32
+    assert np.isfinite(y).all()
+    assert y.std(axis=0).min() > 0  # not collapsed to a point or a line
+
+
+def wait(job, timeout=60.0):
+    t0 = time.monotonic()
+    while job.status in ("queued", "running") and time.monotonic() - t0 < timeout:
+        time.sleep(0.02)
+    return job
+
+
+# ------------------------------------------------------------------ projections
+
+
+def test_native(z):
+    proj = make_projection("native")
+    y = proj.fit_transform(z)
+    check_map(y)
+    assert np.array_equal(y, z[:, :2]) and proj.embedding_ is y
+    back = proj.inverse_transform(y)
+    assert back.shape == (300, 8) and np.array_equal(back[:, :2], y) and (back[:, 2:] == 0).all()
+
+
+def test_native_for_a_1d_model(z):
+    y = make_projection("native").fit_transform(z[:, :1])
+    assert y.shape == (300, 2) and (y[:, 1] == 0).all()
+
+
+def test_pca(z):
+    proj = make_projection("pca", seed=0)
+    y = proj.fit_transform(z)
+    check_map(y)
+    assert np.array_equal(y, make_projection("pca", seed=0).fit_transform(z))
+    assert proj.explained_variance_ratio_[0] >= proj.explained_variance_ratio_[1]
+    np.testing.assert_allclose(proj.transform(z), y, atol=1e-4)
+    assert proj.inverse_transform(y).shape == (300, 8)
+
+
+def test_tsne_reports_partial_maps(z):
+    seen = []
+    proj = make_projection("tsne", seed=0, progress=lambda done, total, y: seen.append((done, total, y)),
+                           **FAST_TSNE)
+    y = proj.fit_transform(z)
+    check_map(y)
+    assert seen, "no progress was reported"
+    dones = [d for d, _, _ in seen]
+    assert dones == sorted(dones) and dones[-1] == seen[-1][1] == 75
+    assert all(p is None or p.shape == (300, 2) for _, _, p in seen)
+
+
+def test_tsne_is_seeded(z):
+    a = make_projection("tsne", seed=1, **FAST_TSNE).fit_transform(z)
+    b = make_projection("tsne", seed=1, **FAST_TSNE).fit_transform(z)
+    np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_umap(z):
+    calls = []
+    proj = make_projection("umap", seed=0, n_neighbors=10, n_epochs=30,
+                           progress=lambda done, total, y: calls.append(done / total))
+    check_map(proj.fit_transform(z))
+    assert calls[-1] == 1.0
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_bad_codes_are_refused(method):
+    for bad in (np.zeros((2, 4)), np.zeros(10), np.full((50, 4), np.nan)):
+        with pytest.raises(ValueError):
+            make_projection(method).fit_transform(bad)
+
+
+def test_bad_parameters_are_refused(z):
+    with pytest.raises(ValueError, match="Unknown map method"):
+        make_projection("mds")
+    with pytest.raises(ValueError, match="Perplexity"):
+        make_projection("tsne", perplexity=50).fit_transform(z[:100])
+    with pytest.raises(ValueError, match="n_neighbors"):
+        make_projection("umap", n_neighbors=1).fit_transform(z)
+
+
+def test_compute_map(z):
+    check_map(compute_map(z, "pca"))
+    check_map(compute_map(z, "tsne", FAST_TSNE))
+    with pytest.raises(ValueError):
+        compute_map(z, "mds")
+
+
+# ------------------------------------------------------------------ keys
+
+
+def test_map_key_is_stable():
+    # pinned: bundled maps in assets/maps are found by these names; a change would orphan them
+    assert map_key("0123456789abcdef", "tsne", {"perplexity": 30.0}) == "0123456789abcdef-tsne-f5b3e85c47"
+    assert map_key("0123456789abcdef", "umap", default_params("umap")) == "0123456789abcdef-umap-7619ad4ca3"
+    assert map_key("0123456789abcdef", "pca", {}) == "0123456789abcdef-pca-46c08d87bd"
+
+
+def test_map_key_ignores_order_and_number_types():
+    k = map_key("fp", "umap", {"n_neighbors": 15, "min_dist": 0.1})
+    assert k == map_key("fp", "umap", {"min_dist": 0.1, "n_neighbors": 15})
+    assert k == map_key("fp", "umap", {"n_neighbors": 15.0, "min_dist": 0.1})
+    assert k == map_key("fp", "umap", {})  # the defaults
+    assert map_key("fp", "tsne", {"perplexity": 30}) == map_key("fp", "tsne", {"perplexity": 30.0})
+    assert resolve_params("umap", {"n_neighbors": 15.0})["n_neighbors"] == 15
+    assert isinstance(resolve_params("umap", {"n_neighbors": 15.0})["n_neighbors"], int)
+
+
+def test_map_key_tells_maps_apart():
+    keys = {map_key("fp", "tsne", {}), map_key("fp", "tsne", {"perplexity": 50}), map_key("fp2", "tsne", {}),
+            map_key("fp", "umap", {}), map_key("fp", "pca", {})}
+    assert len(keys) == 5
+    assert all(re.fullmatch(r"[A-Za-z0-9-]+", k) for k in keys)  # safe as a file name
+
+
+# ------------------------------------------------------------------ the store
+
+
+def test_store_round_trip(tmp_path, z):
+    store = MapStore(tmp_path / "maps")
+    assert store.get("fp", "pca", {}) is None
+    y = z[:, :2].astype(np.float64) * 3
+    path = store.put("fp", "pca", {}, y)
+    assert path.parent == tmp_path / "maps" and path.name == map_key("fp", "pca", {}) + ".npz"
+    got = store.get("fp", "pca", {})
+    assert got.dtype == np.float32 and np.array_equal(got, y.astype(np.float32))
+    assert store.get("fp", "tsne", {}) is None and store.get("other", "pca", {}) is None
+    assert [p.name for p in (tmp_path / "maps").iterdir()] == [path.name]  # no temp file left
+
+
+def test_store_reads_bundled_maps_without_writing_there(tmp_path, z):
+    bundled, user = tmp_path / "bundled", tmp_path / "user"
+    MapStore(bundled).put("fp", "pca", {}, z[:, :2])
+    before = sorted(bundled.iterdir())
+    store = MapStore(user, readonly_dirs=[bundled])
+    assert np.array_equal(store.get("fp", "pca", {}), z[:, :2])
+    store.put("fp", "tsne", {}, z[:, :2])
+    assert sorted(bundled.iterdir()) == before and (user / (map_key("fp", "tsne", {}) + ".npz")).is_file()
+
+
+def _damage(path, how):
+    data = path.read_bytes()
+    if how == "truncated":
+        path.write_bytes(data[:len(data) // 2])
+    elif how == "garbage":
+        path.write_bytes(b"not a map at all" * 10)
+    elif how == "empty":
+        path.write_bytes(b"")
+    elif how == "flipped":
+        path.write_bytes(data[:40] + bytes(b ^ 0xFF for b in data[40:80]) + data[80:])
+    elif how == "pickle":
+        np.savez(path.open("wb"), y=np.array([object()], dtype=object))
+    elif how == "wrong-shape":
+        np.savez(path.open("wb"), y=np.zeros((10, 3)))
+    elif how == "nan":
+        np.savez(path.open("wb"), y=np.full((10, 2), np.nan))
+    elif how == "no-y":
+        np.savez(path.open("wb"), x=np.zeros((10, 2)))
+
+
+DAMAGE = ["truncated", "garbage", "empty", "flipped", "pickle", "wrong-shape", "nan", "no-y"]
+
+
+@pytest.mark.parametrize("how", DAMAGE)
+def test_damaged_cache_file_is_ignored(tmp_path, z, how):
+    store = MapStore(tmp_path)
+    _damage(store.put("fp", "pca", {}, z[:, :2]), how)
+    assert store.get("fp", "pca", {}) is None
+
+
+# ------------------------------------------------------------------ the service
+
+
+def test_service_computes_then_serves_from_disk(tmp_path, z):
+    store = MapStore(tmp_path / "maps")
+    service = MapService(store)
+    job = service.request("fp", z, "tsne", FAST_TSNE)
+    assert service.request("fp", z, "tsne", FAST_TSNE) is job  # asked twice, computed once
+    assert service.peek("fp", "tsne", FAST_TSNE) is job
+    wait(job)
+    assert job.status == "done", job.error
+    assert job.progress == 1.0 and job.seconds > 0 and job.n_points == 300
+    check_map(job.embedding)
+    assert np.array_equal(store.get("fp", "tsne", FAST_TSNE), job.embedding)
+
+    fresh = MapService(MapStore(tmp_path / "maps"))  # after a restart
+    again = fresh.request("fp", z, "tsne", FAST_TSNE)
+    assert again.status == "done" and np.array_equal(again.embedding, job.embedding)
+
+
+def test_service_recomputes_over_a_damaged_file(tmp_path, z):
+    store = MapStore(tmp_path)
+    _damage(store.put("fp", "pca", {}, np.zeros((300, 2))), "truncated")
+    job = wait(MapService(store).request("fp", z, "pca"))
+    assert job.status == "done"
+    check_map(job.embedding)
+    assert store.get("fp", "pca", {}) is not None  # repaired on disk
+
+
+def test_service_reports_errors_and_retries(tmp_path, z):
+    service = MapService(MapStore(tmp_path))
+    job = wait(service.request("fp", z[:20], "tsne", {"perplexity": 30.0}))
+    assert job.status == "error" and "Perplexity" in job.error and job.embedding is None
+    retry = service.request("fp", z[:20], "tsne", {"perplexity": 30.0})
+    assert retry is not job  # a failed map may be asked for again
+    wait(retry)
+
+
+def test_service_survives_a_read_only_cache(tmp_path, z):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    job = wait(MapService(MapStore(blocker)).request("fp", z, "pca"))
+    assert job.status == "done"
+    check_map(job.embedding)
+
+
+def test_no_map_for_unknown_method(tmp_path, z):
+    job = wait(MapService(MapStore(tmp_path)).request("fp", z, "mds"))
+    assert job.status == "error" and "Unknown map method" in job.error
