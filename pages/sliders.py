@@ -28,8 +28,8 @@ d, kind = a.config.latent_dim, a.config.kind
 
 scores = dim_scores(kind, codes, logvars, kl_per_dim=a.meta.get("metrics", {}).get("kl_per_dim"))
 ranked = rank_dims(scores)
-unit = "nats" if kind == "vae" else "var"
-score_label = {i: f"z{i} · {scores[i]:.2f} {unit}" for i in range(d)}
+score_label = {i: f"z{i} · " + (f"{scores[i]:.2f} nats" if kind == "vae" else f"var {scores[i]:.3g}")
+               for i in range(d)}
 
 picks = [i for i in state.picks() if 0 <= i < len(codes)]
 sources = (["picked"] if picks else []) + ["digit", "class", "origin", "prior"]
@@ -98,5 +98,5 @@ st.caption(f"Each row keeps the code where the sliders were last released and sw
 strips = decode(a.model, traversal_codes(z, dims, ranges, STEPS)).reshape(len(dims), STEPS, 28, 28)
 for i, strip in zip(dims, strips):
     name, img = st.columns([1, 6], vertical_alignment="center")
-    name.markdown(f"**z{i}**  \n{ranges[i, 0]:.1f} → {ranges[i, 1]:.1f}")
+    name.markdown(f"**z{i}**  \n{ranges[i, 0]:.3g} → {ranges[i, 1]:.3g}")
     img.image(image_grid(strip, cols=STEPS, scale=2), width="content")

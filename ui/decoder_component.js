@@ -46,14 +46,23 @@ export function parseDecoder(bytes) {
     const w = take(spec.weight), b = take(spec.bias);
     if (spec.type === "linear") {
       const [nOut, nIn] = spec.weight[1];
-      layers.push({ type: "linear", relu: spec.relu, w, b, nIn, nOut, out: new Float32Array(nOut) });
+      // Stored transposed, (nIn, nOut): decode() adds one input's column at a time, contiguously,
+      // and skips the inputs a ReLU zeroed.
+      const wT = new Float32Array(w.length);
+      for (let o = 0; o < nOut; o++) for (let i = 0; i < nIn; i++) wT[i * nOut + o] = w[o * nIn + i];
+      layers.push({ type: "linear", relu: spec.relu, w: wT, b, nIn, nOut, out: new Float32Array(nOut) });
       size = nOut; side = 0;
     } else {
       const [cIn, cOut, k] = spec.weight[1];
       if (!side) { channels = cIn; side = Math.round(Math.sqrt(size / cIn)); }
       const s = spec.stride, p = spec.padding;
       const hOut = (side - 1) * s + k - 2 * p;
-      layers.push({ type: "convT", relu: spec.relu, w, b, cIn, cOut, k, s, p, hIn: side, hOut,
+      // Reorder the weight from (cIn, cOut, k, k) to (cIn, k, k, cOut): the innermost loop of
+      // decode() then runs over output channels through contiguous memory.
+      const wT = new Float32Array(w.length);
+      for (let c = 0; c < cIn; c++) for (let o = 0; o < cOut; o++) for (let t = 0; t < k * k; t++)
+        wT[(c * k * k + t) * cOut + o] = w[(c * cOut + o) * k * k + t];
+      layers.push({ type: "convT", relu: spec.relu, w: wT, b, cIn, cOut, k, s, p, hIn: side, hOut,
                     out: new Float32Array(cOut * hOut * hOut) });
       side = hOut; channels = cOut; size = cOut * hOut * hOut;
     }
@@ -69,15 +78,16 @@ export function decode(model, z) {
     const out = L.out;
     if (L.type === "linear") {
       const { w, b, nIn, nOut } = L;
-      for (let o = 0; o < nOut; o++) {
-        let acc = b[o];
-        const row = o * nIn;
-        for (let i = 0; i < nIn; i++) acc += w[row + i] * h[i];
-        out[o] = acc;
+      out.set(b);
+      for (let i = 0; i < nIn; i++) {
+        const v = h[i];
+        if (v === 0) continue;
+        const col = i * nOut;
+        for (let o = 0; o < nOut; o++) out[o] += v * w[col + o];
       }
     } else {
-      // Transposed convolution, weight (cIn, cOut, k, k): input pixel (i, j) of channel c adds
-      // h * w[c, o, ky, kx] to output pixel (i*s + ky - p, j*s + kx - p) of every channel o.
+      // Transposed convolution: input pixel (i, j) of channel c adds h * weight[c, o, ky, kx] to
+      // output pixel (i*s + ky - p, j*s + kx - p) of every channel o (w is stored (c, ky, kx, o)).
       const { w, b, cIn, cOut, k, s, p, hIn, hOut } = L;
       const plane = hOut * hOut;
       for (let o = 0; o < cOut; o++) out.fill(b[o], o * plane, (o + 1) * plane);
@@ -86,16 +96,14 @@ export function decode(model, z) {
           for (let j = 0; j < hIn; j++) {
             const v = h[(c * hIn + i) * hIn + j];
             if (v === 0) continue; // after a ReLU most inputs are zero
-            for (let o = 0; o < cOut; o++) {
-              const wBase = (c * cOut + o) * k * k, oBase = o * plane;
-              for (let ky = 0; ky < k; ky++) {
-                const y = i * s + ky - p;
-                if (y < 0 || y >= hOut) continue;
-                for (let kx = 0; kx < k; kx++) {
-                  const x = j * s + kx - p;
-                  if (x < 0 || x >= hOut) continue;
-                  out[oBase + y * hOut + x] += v * w[wBase + ky * k + kx];
-                }
+            for (let ky = 0; ky < k; ky++) {
+              const y = i * s + ky - p;
+              if (y < 0 || y >= hOut) continue;
+              for (let kx = 0; kx < k; kx++) {
+                const x = j * s + kx - p;
+                if (x < 0 || x >= hOut) continue;
+                const wBase = ((c * k + ky) * k + kx) * cOut, pos = y * hOut + x;
+                for (let o = 0; o < cOut; o++) out[o * plane + pos] += v * w[wBase + o];
               }
             }
           }

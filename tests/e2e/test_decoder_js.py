@@ -50,3 +50,19 @@ def test_js_decoder_matches_numpy(blank, arch, latent_dim, hidden, dtype):
     assert got.shape == want.shape == (3, 784)
     np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)
     assert want.std() > 1e-2  # a varied image, not a constant one that would match anything
+
+
+BUNDLED = sorted((Path(__file__).resolve().parents[2] / "assets" / "models").glob("*.safetensors"))
+
+
+@pytest.mark.parametrize("path", BUNDLED, ids=lambda p: p.stem)
+def test_js_decoder_matches_numpy_on_bundled_models(blank, path):
+    """Trained weights: larger activations and real ReLU sparsity, as the page meets them."""
+    from vae.checkpoint import load_checkpoint
+
+    model, _ = load_checkpoint(path)
+    blob = pack_decoder(decoder_layers(model), "float16")
+    spec, _ = unpack_decoder(blob)
+    codes = np.random.default_rng(0).normal(0, 1.5, (4, model.latent_dim)).astype(np.float32)
+    got = np.asarray(blank.evaluate(RUN, [JS, base64.b64encode(blob).decode(), codes.tolist()]), np.float32)
+    np.testing.assert_allclose(got, run_decoder_layers(spec, codes).reshape(len(codes), -1), atol=1e-4, rtol=0)
