@@ -81,7 +81,8 @@ def test_16d_shows_the_8_most_informative_and_others_on_request():
     assert any("at least one dimension" in i.value for i in at.info)
 
 
-@pytest.mark.parametrize("kind,arch,d", [("ae", "conv", 1), ("ae", "mlp", 16), ("vae", "conv", 3)])
+@pytest.mark.parametrize("kind,arch,d", [("ae", "conv", 1), ("ae", "mlp", 16), ("vae", "conv", 3),
+                                         ("vae", "mlp", 128)])
 def test_ae_and_vae_any_size(kind, arch, d):
     at = open_page(saved(kind, arch, d))
     h = payload(at)
