@@ -1,0 +1,93 @@
+"""Latent map: all test digits as dots, placed by their codes; hover to see one, pick some, export."""
+
+import streamlit as st
+
+from ui import map_view, state
+from ui.figures import image_grid, png_bytes
+from vae.mapview import map_csv, selected_indices
+from vae.projection import METHOD_LABELS
+
+st.title("🗺️ Latent map")
+a = state.require_active()
+data = state.require_test_data(a)
+z = state.active_codes(a)
+labels = data.y_test.numpy()
+names = data.class_names
+dim = a.config.latent_dim
+
+st.markdown(
+    f"Every dot is one of the **{len(labels):,} test digits**, placed where the encoder puts its code and "
+    "coloured by its true label. The model never saw the labels: where colours form clean islands, it has "
+    "learned on its own which digits are alike. Hover a dot to see the digit; click it or draw a lasso to "
+    "pick digits and compare them with their reconstructions.")
+method, params = map_view.controls(dim)
+st.caption(map_view.ABOUT[method] + ("" if dim <= 2 else f" This model has {dim} latent dimensions, so every "
+                                     "view is a projection."))
+job = map_view.request(a, z, method, params)
+noun = "digit" if a.dataset in ("mnist", "custom") else ""
+
+if job.status == "error":
+    st.error(f"The {METHOD_LABELS[method]} map could not be computed ({job.error}). Try other settings or "
+             "another method.")
+    st.stop()
+if job.status != "done":
+    map_view.live_map(a, method, params, labels, names)
+    map_view.hover_digits(a.dataset, noun)
+    st.stop()
+
+y = job.embedding
+native = method == "native"
+if native:
+    grid, region = map_view.manifold(a, z)
+    left, right = st.columns([3, 2], gap="medium")
+else:
+    region, left = None, st.container()
+with left:
+    event = st.plotly_chart(
+        map_view.scatter(y, labels, names, map_view.axis_titles(method, dim), region),
+        key="map_scatter", on_select="rerun", selection_mode=("points", "box", "lasso"),
+        config=map_view.image_config(f"latent-map-{a.entry.id}-{method}"))
+    map_view.hover_digits(a.dataset, noun)
+    st.caption(f"{METHOD_LABELS[method]} of all {len(y):,} test digits · "
+               + (f"computed in {job.seconds:.1f} s" if job.started else "precomputed, loaded from disk")
+               + ". Save the picture with the camera button in the map's corner.")
+if native:
+    with right:
+        kind = ("evenly spaced in probability under the prior N(0, 1), so the centre is magnified"
+                if a.config.kind == "vae" else "evenly spaced over the 1st–99th percentile of the codes")
+        st.image(grid, width="stretch")
+        st.caption(f"What the decoder draws at each point of the dashed square, {map_view.GRID_N} per side, "
+                   f"{kind}. Same orientation as the map: right = higher z₁"
+                   + (", up = higher z₂." if dim == 2 else "; a 1-d model has only this one row."))
+        st.download_button("Download the grid (PNG)", png_bytes(grid), f"manifold-{a.entry.id}.png", "image/png",
+                           key="map_grid_png")
+
+st.download_button("Download the map's coordinates (CSV)", map_csv(y, labels), f"latent-map-{a.entry.id}-{method}.csv",
+                   "text/csv", key="map_csv", help="One row per test digit: index, label, x, y.")
+
+st.subheader("Picked digits")
+# In test-set order: plotly lists the points class by class, so the first ones would all be 0s.
+picked = sorted(selected_indices(event.selection.points if event else [], len(labels)))
+if not picked:
+    st.caption("Click a dot to pick its digit, or choose the lasso or box in the map's corner and draw around "
+               "a group. Double-click the map to clear the pick.")
+    st.stop()
+shown = picked[:map_view.PICKS_SHOWN]
+x, x_hat = map_view.picked_images(a, shown)
+scale = 3 if len(shown) <= 4 else 2
+c1, c2 = st.columns(2)
+for col, title, imgs in ((c1, "Originals", x), (c2, "Reconstructions", x_hat)):
+    img = image_grid(imgs, cols=min(6, len(shown)), scale=scale)
+    col.markdown(f"**{title}**")
+    col.image(img, width=img.width)
+sent = min(len(picked), map_view.MAX_PICKS)
+if len(picked) > len(shown):
+    st.caption(f"Showing {len(shown)} of the {len(picked):,} picked digits (those with the lowest test-set numbers)"
+               + (f"; the first {sent} are sent on." if sent < len(picked) else "; all of them are sent on."))
+b1, b2, _ = st.columns([1, 1, 2])
+if b1.button(f"Send {sent:,} to Sliders", key="map_to_sliders", icon="🎚️"):
+    state.set_picks(picked)
+    st.switch_page("pages/sliders.py")
+if b2.button(f"Send {sent:,} to Interpolate", key="map_to_interpolate", icon="↔️"):
+    state.set_picks(picked)
+    st.switch_page("pages/interpolate.py")

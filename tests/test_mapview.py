@@ -1,0 +1,118 @@
+"""The map page's pure helpers: manifold region and codes, sprite sheets, CSV, selections."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy.stats import norm
+
+from vae.mapview import (SPRITE_CHUNK, manifold_codes, manifold_region, map_csv, selected_indices, sprite_chunks,
+                         sprite_png, sprite_sheet)
+
+
+def test_region_of_a_vae_is_the_priors_central_mass():
+    z = np.random.default_rng(0).standard_normal((500, 2)).astype(np.float32) * 5  # ignored for a VAE
+    (x0, x1), (y0, y1) = manifold_region(z, probabilistic=True)
+    assert x0 == pytest.approx(norm.ppf(0.01)) and x1 == pytest.approx(norm.ppf(0.99))
+    assert (y0, y1) == (x0, x1)
+
+
+def test_region_of_an_ae_is_the_codes_percentiles():
+    rng = np.random.default_rng(0)
+    z = np.c_[rng.uniform(10, 20, 10_000), rng.uniform(-1, 0, 10_000)].astype(np.float32)
+    (x0, x1), (y0, y1) = manifold_region(z, probabilistic=False)
+    assert x0 == pytest.approx(10.1, abs=0.1) and x1 == pytest.approx(19.9, abs=0.1)
+    assert y0 == pytest.approx(-0.99, abs=0.02) and y1 == pytest.approx(-0.01, abs=0.02)
+    assert np.mean((z[:, 0] >= x0) & (z[:, 0] <= x1)) == pytest.approx(0.98, abs=0.005)
+
+
+def test_region_of_a_collapsed_axis_is_still_visible():
+    z = np.c_[np.linspace(0, 1, 100), np.zeros(100)].astype(np.float32)
+    (_, _), (y0, y1) = manifold_region(z, probabilistic=False)
+    assert y1 - y0 == pytest.approx(1.0)
+
+
+def test_region_of_a_1d_model():
+    z = np.linspace(-2, 2, 101, dtype=np.float32)[:, None]
+    (x0, x1), (y0, y1) = manifold_region(z, probabilistic=False)
+    assert x0 < -1.9 and x1 > 1.9 and (y0, y1) == (0.0, 0.0)
+
+
+@pytest.mark.parametrize("bad", [np.zeros((5, 3)), np.zeros(5), np.zeros((0, 2))])
+def test_region_refuses_codes_that_are_not_1d_or_2d(bad):
+    with pytest.raises(ValueError, match="1-d or 2-d"):
+        manifold_region(bad, probabilistic=False)
+
+
+@pytest.mark.parametrize("probabilistic", [False, True])
+def test_manifold_codes_read_like_the_scatter(probabilistic):
+    region = ((-2.0, 2.0), (-1.0, 1.0))
+    codes = manifold_codes(5, region, latent_dim=2, probabilistic=probabilistic).reshape(5, 5, 2)
+    assert np.all(np.diff(codes[:, :, 0], axis=1) > 0)  # left -> right: z1 grows
+    assert np.all(np.diff(codes[:, :, 1], axis=0) < 0)  # top -> bottom: z2 falls
+    assert codes[0, 0, 0] == pytest.approx(-2) and codes[0, 0, 1] == pytest.approx(1)
+    assert codes[-1, -1, 0] == pytest.approx(2) and codes[-1, -1, 1] == pytest.approx(-1)
+
+
+def test_probabilistic_codes_are_evenly_spaced_in_probability():
+    region = ((norm.ppf(0.05), norm.ppf(0.95)),) * 2
+    codes = manifold_codes(7, region, latent_dim=2, probabilistic=True)
+    p = norm.cdf(np.unique(codes[:, 0]))
+    assert np.allclose(np.diff(p), np.diff(p)[0], atol=1e-5)
+
+
+def test_manifold_codes_of_a_1d_model_are_a_strip():
+    codes = manifold_codes(9, ((-3.0, 3.0), (0.0, 0.0)), latent_dim=1, probabilistic=False)
+    assert codes.shape == (9, 1) and codes[0, 0] == -3 and codes[-1, 0] == 3
+    with pytest.raises(ValueError, match="1-d and 2-d"):
+        manifold_codes(9, ((-3.0, 3.0), (0.0, 0.0)), latent_dim=3, probabilistic=False)
+
+
+def test_sprite_sheet_places_digit_i_at_row_i_div_cols():
+    x = (np.arange(7)[:, None, None] * 10 + np.zeros((7, 4, 3))).astype(np.uint8)
+    sheet = sprite_sheet(x, cols=3)
+    assert sheet.shape == (3 * 4, 3 * 3)
+    for i in range(7):
+        r, c = divmod(i, 3)
+        assert np.all(sheet[r * 4:(r + 1) * 4, c * 3:(c + 1) * 3] == i * 10)
+    assert np.all(sheet[8:, 3:] == 0)  # padding after the last digit
+
+
+def test_sprite_png_round_trips_one_chunk():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (2 * SPRITE_CHUNK + 10, 28, 28), dtype=np.uint8)
+    assert sprite_chunks(len(x)) == 3
+    png = sprite_png(x, chunk=1)
+    sheet = np.asarray(Image.open(io.BytesIO(png)))
+    assert np.array_equal(sprite_sheet(x[SPRITE_CHUNK:2 * SPRITE_CHUNK]), sheet)
+    last = np.asarray(Image.open(io.BytesIO(sprite_png(x, chunk=2))))
+    assert np.array_equal(last[:28, :28], x[2 * SPRITE_CHUNK])
+    with pytest.raises(ValueError, match="out of range"):
+        sprite_png(x, chunk=3)
+
+
+def test_sprite_sheet_refuses_floats():
+    with pytest.raises(ValueError, match="uint8"):
+        sprite_sheet(np.zeros((2, 28, 28), np.float32))
+
+
+def test_map_csv_has_one_row_per_point():
+    y = np.array([[0.5, -1.25], [3.0, 4.0], [1e-7, 2.0]], np.float32)
+    text = map_csv(y, np.array([7, 0, 3]))
+    lines = text.strip().split("\n")
+    assert lines[0] == "index,label,x,y"
+    assert lines[1] == "0,7,0.5,-1.25" and lines[2] == "1,0,3,4"
+    back = np.loadtxt(io.StringIO(text), delimiter=",", skiprows=1)
+    assert np.allclose(back[:, 2:], y, rtol=1e-5) and back[:, 0].tolist() == [0, 1, 2]
+    with pytest.raises(ValueError):
+        map_csv(y, np.array([1, 2]))
+
+
+def test_selected_indices_from_plotly_points():
+    points = [{"customdata": 5}, {"customdata": [9]}, {"customdata": 5}, {"customdata": None}, {"x": 1},
+              {"customdata": 10_000}, {"customdata": -1}, {"customdata": "12"}]
+    assert selected_indices(points, 10_000) == [5, 9, 12]
+    assert selected_indices(None, 10) == []

@@ -1,0 +1,207 @@
+"""The Latent map page under AppTest: every bundled model with every method that applies, the live
+view while a map computes, errors as sentences, a 1-d AE, no model at all, and the payload size.
+
+Slow maps (t-SNE, UMAP) are never computed here: the test writes a stand-in embedding into the
+private map cache first (or stubs the map service), so these tests check the page, not the maths.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import plotly.io
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import ROOT
+from vae.checkpoint import BUNDLED_DIR
+from vae.maps import MapJob, MapStore, default_params
+
+BUNDLED = ["vae-2d", "ae-2d", "vae-16d", "ae-16d"]
+N_TEST = 10_000
+
+
+@pytest.fixture(autouse=True)
+def fresh_app(data_root, monkeypatch):
+    monkeypatch.setenv("LATENT_LAB_DATA", str(data_root))
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def app(model_id: str | None = None) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    if model_id:
+        at.session_state["active_model"] = model_id
+    at.switch_page("pages/map.py")
+    return at
+
+
+def captions(at) -> str:
+    return " | ".join(c.value for c in at.caption)
+
+
+def run_until_done(at, timeout: float = 60) -> AppTest:
+    """Rerun while the page shows the live view (AppTest does not run fragments on a timer)."""
+    deadline = time.time() + timeout
+    while ("Meanwhile" in captions(at) or "as it forms" in captions(at)) and time.time() < deadline:
+        time.sleep(0.3)
+        at.run()
+    return at
+
+
+def seed_slow_maps(model_id: str) -> None:
+    """Stand-in t-SNE and UMAP maps in the private cache, so the page finds them finished."""
+    from ui.state import cache_dir, library
+
+    fp = library().get(model_id).fingerprint
+    store = MapStore(cache_dir() / "maps")
+    y = np.random.default_rng(0).standard_normal((N_TEST, 2)).astype(np.float32)
+    for method in ("tsne", "umap"):
+        store.put(fp, method, default_params(method), y)
+
+
+def assert_finished_map(at, method_label: str) -> None:
+    assert not at.exception, at.exception[0].value
+    assert f"{method_label} of all 10,000 test digits" in captions(at)
+    charts = at.get("plotly_chart")
+    assert len(charts) == 1
+    assert len(charts[0].proto.spec) < 1_000_000  # what the browser receives for the map
+    assert [b.label for b in at.get("download_button")][-1].startswith("Download the map's coordinates")
+
+
+@pytest.mark.parametrize("model_id", BUNDLED)
+def test_every_method_of_every_bundled_model(model_id):
+    if not (BUNDLED_DIR / f"{model_id}.safetensors").is_file():
+        pytest.skip(f"bundled model {model_id} is not built yet")
+    seed_slow_maps(model_id)
+    at = app(model_id)
+    at.run()
+    assert not at.exception, at.exception[0].value
+    radio = at.radio[0]
+    two_d = model_id.endswith("2d")
+    assert radio.options == (["Native latent plane"] if two_d else []) + ["PCA", "t-SNE", "UMAP"]
+    assert radio.value == ("native" if two_d else "tsne")
+    for method, label in [("native", "Native latent plane"), ("pca", "PCA"), ("tsne", "t-SNE"), ("umap", "UMAP")]:
+        if method == "native" and not two_d:
+            continue
+        radio = at.radio[0]
+        radio.set_value(method).run()
+        run_until_done(at)
+        assert_finished_map(at, label)
+        grid_shown = any("What the decoder draws" in c.value for c in at.caption)
+        assert grid_shown == (method == "native")
+
+
+def test_live_view_then_the_finished_map(monkeypatch):
+    """While t-SNE runs: the PCA view at once, then the partial embedding, with a progress bar."""
+    from ui import state
+
+    job = MapJob("k", "tsne", {"perplexity": 30.0}, N_TEST, status="running", started=time.perf_counter())
+    asked = []
+
+    class Stub:
+        def request(self, fingerprint, z, method, params=None, seed=0):
+            asked.append((method, params))
+            return job
+
+    monkeypatch.setattr(state, "map_service", lambda: Stub())
+    at = app("vae-2d")
+    at.run()
+    at.radio[0].set_value("tsne").run()
+    assert not at.exception
+    assert "Meanwhile, the PCA view of all 10,000 digits" in captions(at)
+    assert len(at.get("progress")) == 1 and len(at.get("plotly_chart")) == 1
+
+    job.progress, job.embedding = 0.4, np.random.default_rng(1).standard_normal((N_TEST, 2)).astype(np.float32)
+    at.run()
+    assert "t-SNE as it forms: all 10,000 digits" in captions(at)
+    assert "40%" in at.get("progress")[0].proto.text
+
+    job.status, job.progress, job.started = "done", 1.0, 0.0
+    at.run()
+    assert_finished_map(at, "t-SNE")
+    assert ("tsne", {"perplexity": 30.0}) in asked
+
+
+def test_parameters_reach_the_map_service(monkeypatch):
+    from ui import state
+
+    asked = []
+    y = np.zeros((N_TEST, 2), np.float32)
+
+    class Stub:
+        def request(self, fingerprint, z, method, params=None, seed=0):
+            asked.append((method, dict(params)))
+            return MapJob("k", method, params, len(z), status="done", progress=1.0, embedding=y)
+
+    monkeypatch.setattr(state, "map_service", lambda: Stub())
+    at = app("vae-2d")
+    at.run()
+    at.radio[0].set_value("tsne").run()
+    at.select_slider(key="map_perplexity").set_value(50).run()
+    assert asked[-1] == ("tsne", {"perplexity": 50.0})
+    at.radio[0].set_value("umap").run()
+    at.select_slider(key="map_n_neighbors").set_value(30).run()
+    at.select_slider(key="map_min_dist").set_value(0.5).run()
+    assert asked[-1] == ("umap", {"n_neighbors": 30, "min_dist": 0.5})
+    assert not at.exception
+
+
+def test_a_failed_map_is_one_sentence(monkeypatch):
+    from ui import state
+
+    class Stub:
+        def request(self, fingerprint, z, method, params=None, seed=0):
+            return MapJob("k", method, params, len(z), status="error",
+                          error="ValueError: The codes contain NaN or infinite values; the model may have diverged.")
+
+    monkeypatch.setattr(state, "map_service", lambda: Stub())
+    at = app("vae-2d")
+    at.run()
+    assert not at.exception
+    assert len(at.error) == 1 and "could not be computed" in at.error[0].value
+    assert "diverged" in at.error[0].value
+
+
+def test_a_1d_autoencoder_is_drawn_against_zero():
+    from ui.state import library
+    from vae.models import ModelConfig, build_model
+
+    entry = library().save(build_model(ModelConfig(kind="ae", latent_dim=1, hidden=(32,)), seed=0),
+                           name="tiny 1-d AE", dataset="mnist")
+    at = app(entry.id)
+    at.run()
+    run_until_done(at)
+    assert_finished_map(at, "Native latent plane")
+    assert any("only this one row" in c.value for c in at.caption)
+    at.radio[0].set_value("pca").run()
+    run_until_done(at)
+    assert_finished_map(at, "PCA")
+
+
+def test_no_model_is_a_call_to_action(monkeypatch):
+    from ui import state
+
+    monkeypatch.setattr(state, "entries", lambda: [])
+    at = app()
+    at.run()
+    assert not at.exception
+    assert any("No model is loaded yet" in i.value for i in at.info)
+
+
+def test_the_figure_of_10000_points_is_compact():
+    from ui.map_view import axis_titles, scatter
+
+    rng = np.random.default_rng(0)
+    y = rng.standard_normal((N_TEST, 2)).astype(np.float32) * 30
+    labels = rng.integers(0, 10, N_TEST)
+    fig = scatter(y, labels, [str(i) for i in range(10)], axis_titles("tsne", 16))
+    size = len(plotly.io.to_json(fig, validate=False))
+    assert size < 250_000, size
+    assert sum(len(t.x) for t in fig.data) == N_TEST  # every point, none dropped
+    assert sorted(np.concatenate([t.customdata for t in fig.data]).tolist()) == list(range(N_TEST))

@@ -1,0 +1,242 @@
+"""The Latent map page's widgets, figures and cached pictures (rendering only; numbers from `vae`).
+
+    method, params = map_view.controls(latent_dim)
+    job = map_view.request(a, z, method, params)     # state.map_service(), briefly awaited if fast
+    fig = map_view.scatter(job.embedding, labels, class_names, map_view.axis_titles(method, dim))
+    map_view.hover_digits(dataset)   # the hover card with the digit image (ui/map_hover.js)
+
+The scatter is one WebGL trace per class with float32 coordinates and uint16 indices, which
+plotly sends as base64 typed arrays: about 170 KB for 10,000 digits. Digit images are not in the
+figure; the hover card fetches them in sprite sheets the first time one is hovered.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from pathlib import Path
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+from PIL import Image
+
+from ui import state
+from ui.figures import image_grid
+from vae.latent import decode
+from vae.mapview import SPRITE_CHUNK, SPRITE_COLS, manifold_codes, manifold_region, sprite_chunks, sprite_png
+from vae.maps import compute_map, default_params
+from vae.models import AutoEncoder
+from vae.projection import METHOD_LABELS
+
+# The same ten colours as the other pages' maps, so a digit keeps its colour across the app.
+DIGIT_COLORS = ["#4C78A8", "#F58518", "#E45756", "#72B7B2", "#54A24B",
+                "#EECA3B", "#B279A2", "#FF9DA6", "#9D755D", "#7F7F7F"]
+MAP_HEIGHT = 560
+GRID_N = 20
+PICKS_SHOWN = 24
+MAX_PICKS = 500  # what ui.state.set_picks keeps
+
+ABOUT = {
+    "native": "The model's own latent plane: each axis is one latent dimension, so distances are real distances "
+              "between codes.",
+    "pca": "PCA: the flat view that keeps the most spread of the codes. Distances are faithful, but clusters that "
+           "differ along the hidden dimensions can overlap.",
+    "tsne": "t-SNE: keeps each digit's nearest neighbours together. Cluster sizes and the gaps between clusters "
+            "mean little; which dots sit together means a lot.",
+    "umap": "UMAP: like t-SNE it keeps neighbours together, and it keeps a little more of the global layout. "
+            "Gaps and sizes are still not distances.",
+}
+
+
+def methods_for(latent_dim: int) -> list[str]:
+    return (["native"] if latent_dim <= 2 else []) + ["pca", "tsne", "umap"]
+
+
+def controls(latent_dim: int) -> tuple[str, dict]:
+    """Method selector and its main parameters. -> (method, params) in the map service's key format."""
+    options = methods_for(latent_dim)
+    c1, c2, c3 = st.columns([2.2, 1, 1], vertical_alignment="bottom")
+    # One key per kind of model, so switching from a 2-D to a 16-D model never keeps "native".
+    method = c1.radio("Map", options, format_func=METHOD_LABELS.get, horizontal=True,
+                      key=f"map_method_{'plane' if latent_dim <= 2 else 'proj'}",
+                      index=0 if latent_dim <= 2 else options.index("tsne"),
+                      help="How the codes are laid out on the page. Native and PCA are instant; t-SNE and UMAP "
+                           "take seconds the first time and are then kept on disk.")
+    params = default_params(method)
+    if method == "tsne":
+        params["perplexity"] = float(c2.select_slider(
+            "Perplexity", [5, 10, 20, 30, 50, 100], value=30, key="map_perplexity",
+            help="Roughly how many neighbours each digit tries to keep close. Small: many tight clumps; "
+                 "large: smoother, more global layout."))
+    elif method == "umap":
+        params["n_neighbors"] = int(c2.select_slider(
+            "Neighbours", [5, 10, 15, 30, 50, 100], value=15, key="map_n_neighbors",
+            help="How many neighbours define each digit's surroundings. Small: local detail; large: global shape."))
+        params["min_dist"] = round(float(c3.select_slider(
+            "Min. distance", [0.0, 0.05, 0.1, 0.25, 0.5, 0.8, 0.99], value=0.1, key="map_min_dist",
+            help="How tightly UMAP may pack dots. Small: dense clumps; large: evenly spread.")), 2)
+    return method, params
+
+
+def axis_titles(method: str, latent_dim: int) -> tuple[str, str]:
+    if method == "native":
+        return ("z₁", "z₂") if latent_dim >= 2 else ("z₁", "(none: a 1-d code)")
+    name = METHOD_LABELS[method].replace("Native latent plane", "z")
+    return f"{name} 1", f"{name} 2"
+
+
+def scatter(y: np.ndarray, labels: np.ndarray, class_names: list[str], axes: tuple[str, str],
+            region=None, height: int = MAP_HEIGHT) -> go.Figure:
+    """All points as one WebGL trace per class; customdata = test-set index (for hover and picks)."""
+    y = np.asarray(y, np.float32)
+    index_dtype = np.uint16 if len(y) < 65536 else np.uint32
+    fig = go.Figure()
+    for c, name in enumerate(class_names):
+        idx = np.flatnonzero(labels == c)
+        if len(idx):
+            fig.add_trace(go.Scattergl(
+                x=y[idx, 0], y=y[idx, 1], customdata=idx.astype(index_dtype), mode="markers", name=name,
+                marker=dict(size=4, color=DIGIT_COLORS[c % len(DIGIT_COLORS)], opacity=0.75), hoverinfo="none"))
+    if region is not None:
+        (x0, x1), (y0, y1) = region
+        fig.add_shape(type="rect", x0=x0, x1=x1, y0=y0, y1=y1, line=dict(color="#222", width=1.5, dash="dash"))
+    fig.update_layout(
+        height=height, margin=dict(l=10, r=10, t=36, b=10), hovermode="closest",
+        legend=dict(title=dict(text="label"), itemsizing="constant", font=dict(size=14), tracegroupgap=2),
+        uirevision="map",
+        xaxis=dict(title=axes[0], zeroline=False), yaxis=dict(title=axes[1], zeroline=False))
+    if region is not None:  # the native plane: equal units on both axes, like the grid beside it
+        fig.update_yaxes(scaleanchor="x", scaleratio=1)
+    return fig
+
+
+def image_config(filename: str) -> dict:
+    """plotly config: the modebar's camera button saves a PNG at twice the screen size."""
+    return {"displaylogo": False,
+            "toImageButtonOptions": {"format": "png", "filename": filename, "scale": 2}}
+
+
+# --- cached pictures -------------------------------------------------------------------------------
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _pca_preview(fingerprint: str, dataset: str, _model: AutoEncoder) -> np.ndarray:
+    return compute_map(state.codes(fingerprint, dataset, _model)[0], "pca")
+
+
+def pca_preview(a: state.Active) -> np.ndarray:
+    """The instant PCA view shown while a slower map computes. (N, 2)"""
+    return _pca_preview(a.fingerprint, a.dataset, a.model)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _manifold(fingerprint: str, region, latent_dim: int, probabilistic: bool, n: int, _model: AutoEncoder):
+    images = decode(_model, manifold_codes(n, region, latent_dim, probabilistic))
+    return image_grid(images, cols=n, scale=1, pad=0)
+
+
+def manifold(a: state.Active, z: np.ndarray, n: int = GRID_N) -> tuple[Image.Image, tuple]:
+    """The decoded grid over the region of the native plane (top row = highest z₂). -> (image, region)"""
+    probabilistic = a.config.kind == "vae"
+    region = manifold_region(z[:, :2], probabilistic)
+    region = tuple(tuple(round(v, 6) for v in r) for r in region)
+    return _manifold(a.fingerprint, region, a.config.latent_dim, probabilistic, n, a.model), region
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _picked(fingerprint: str, dataset: str, indices: tuple[int, ...], _model: AutoEncoder):
+    x = state.test_data(dataset).x_test[list(indices)].numpy().astype(np.float32) / 255.0
+    z = state.codes(fingerprint, dataset, _model)[0][list(indices)]
+    return x, decode(_model, z)
+
+
+def picked_images(a: state.Active, indices) -> tuple[np.ndarray, np.ndarray]:
+    """Originals and reconstructions (from the posterior mean) of picked digits. ((K,28,28), (K,28,28))"""
+    return _picked(a.fingerprint, a.dataset, tuple(int(i) for i in indices), a.model)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _sheet(dataset: str, chunk: int) -> str:
+    return base64.b64encode(sprite_png(state.test_data(dataset).x_test.numpy(), chunk)).decode("ascii")
+
+
+# --- the hover card ---------------------------------------------------------------------------------
+
+_HOVER = st.components.v2.component(
+    "latent_lab_map_hover",
+    html='<div class="ll-status"></div>',
+    css=".ll-status { font-size: 0.85rem; opacity: 0.65; }",
+    js=(Path(__file__).with_name("map_hover.js")).read_text(),
+)
+_WANT = "map_hover_want"
+
+
+def _on_want() -> None:
+    value = (st.session_state.get("map_hover") or {}).get("want")
+    if isinstance(value, int):
+        st.session_state[_WANT] = value
+
+
+@st.fragment
+def hover_digits(dataset: str, noun: str = "") -> None:
+    """Mount the hover card for the map on this page. Runs as a fragment: fetching a sprite sheet
+    reruns only this, not the page (and never resends the figure)."""
+    n = len(state.test_data(dataset).x_test)
+    chunk = st.session_state.pop(_WANT, None)
+    png = _sheet(dataset, chunk) if isinstance(chunk, int) and 0 <= chunk < sprite_chunks(n) else None
+    _HOVER(key="map_hover", on_want_change=_on_want, data={
+        "key": f"{dataset}-{n}", "n": n, "size": SPRITE_CHUNK, "cols": SPRITE_COLS, "noun": noun,
+        "bytes_per_sheet": sheet_bytes(dataset), "chunk": chunk if png else None, "png": png})
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def sheet_bytes(dataset: str) -> int:
+    """The PNG size of the first sprite sheet, to tell the user what a hover costs."""
+    return len(sprite_png(state.test_data(dataset).x_test.numpy(), 0))
+
+
+# --- the map while it computes ---------------------------------------------------------------------
+
+FAST = ("native", "pca")
+
+
+def request(a: state.Active, z: np.ndarray, method: str, params: dict, wait_s: float = 1.5):
+    """The map job from the shared map service. A fast method (native, PCA: a fraction of a second) is
+    waited for briefly, so it appears finished rather than flashing the live view."""
+    job = state.map_service().request(a.fingerprint, z, method, params)
+    deadline = time.perf_counter() + (wait_s if method in FAST else 0.0)
+    while job.status in ("queued", "running") and time.perf_counter() < deadline:
+        time.sleep(0.02)
+    return job
+
+
+def progress_text(job, label: str) -> str:
+    elapsed = f"{time.perf_counter() - job.started:.1f} s" if job.started else ""
+    if job.status == "queued":
+        return f"{label} is waiting for another map to finish…"
+    if job.method == "tsne" and job.progress > 0:
+        return f"{label}: {job.progress:.0%} of the optimisation · {elapsed}"
+    if job.method == "tsne":
+        return f"{label}: finding each digit's neighbours · {elapsed}"
+    return f"{label} is computing · {elapsed}"
+
+
+@st.fragment(run_every=0.5)
+def live_map(a: state.Active, method: str, params: dict, labels: np.ndarray, class_names: list[str]) -> None:
+    """Poll the map job twice a second and draw what there is: t-SNE's embedding as it forms, else the
+    PCA view. When the job ends, rerun the page, which then draws the finished, pickable map."""
+    job = state.map_service().request(a.fingerprint, state.active_codes(a), method, params)
+    if job.status in ("done", "error"):
+        st.rerun()
+    label = METHOD_LABELS[method]
+    st.progress(min(max(job.progress, 0.02), 1.0), text=progress_text(job, label))
+    if job.embedding is not None:
+        y, axes = job.embedding, axis_titles(method, a.config.latent_dim)
+        st.caption(f"{label} as it forms: all {len(y):,} digits, redrawn as the optimisation goes on. "
+                   "Picking digits works once it is done.")
+    else:
+        y, axes = pca_preview(a), axis_titles("pca", a.config.latent_dim)
+        st.caption(f"Meanwhile, the PCA view of all {len(y):,} digits (instant). {label} replaces it when it is "
+                   "ready; picking digits works then.")
+    st.plotly_chart(scatter(y, labels, class_names, axes), key="map_scatter_live",
+                    config=image_config(f"latent-map-{a.entry.id}-preview"))
