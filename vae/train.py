@@ -307,6 +307,13 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _parse_hidden(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(h) for h in text.split(",") if h.strip())
+    except ValueError:
+        raise ValueError(f"--hidden takes whole numbers separated by commas, like 512,256, not {text!r}.") from None
+
+
 def _fail(message: str, code: int = 2) -> int:
     print(f"error: {message}", file=sys.stderr)
     print(json.dumps({"error": message}))
@@ -319,10 +326,10 @@ def main(argv: list[str] | None = None) -> int:
     from .evaluate import evaluate
 
     try:
-        hidden = tuple(int(h) for h in args.hidden.split(",") if h.strip())
+        hidden = _parse_hidden(args.hidden)
         mcfg = ModelConfig(kind=args.model, arch=args.arch, latent_dim=args.latent_dim, hidden=hidden,
                            beta=args.beta, input_noise=args.input_noise)
-        epochs = args.epochs or (1000 if args.time_budget else 20)
+        epochs = args.epochs if args.epochs is not None else (1000 if args.time_budget else 20)
         tcfg = TrainConfig(epochs=epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                            device=args.device, time_budget=args.time_budget, threads=args.threads)
         out = Path(args.out) if args.out else None

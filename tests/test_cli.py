@@ -1,0 +1,160 @@
+"""The command line: `python -m vae.train` and `python -m vae.evaluate` end with exactly one JSON line
+on stdout; every user error is exit code 2, one line on stderr and {"error": ...}, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from vae.checkpoint import load_checkpoint
+from vae.evaluate import main as evaluate_main
+from vae.train import main as train_main
+
+ROOT = Path(__file__).resolve().parent.parent
+METRICS = ("test_nats", "recon_nats", "kl_nats", "active_units", "train_seconds", "epochs", "checkpoint")
+TINY = ["--model", "vae", "--arch", "mlp", "--latent-dim", "2", "--hidden", "64", "--threads", "1"]
+
+
+def run(module: str, *args, home: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "LATENT_LAB_HOME": str(home),
+           "PYTHONWARNINGS": "ignore"}
+    return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def one_json_line(p: subprocess.CompletedProcess) -> dict:
+    lines = p.stdout.splitlines()
+    assert len(lines) == 1, p.stdout + p.stderr
+    return json.loads(lines[0])
+
+
+def assert_user_error(p: subprocess.CompletedProcess, *words: str) -> None:
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert "Traceback" not in p.stderr, p.stderr
+    err = [line for line in p.stderr.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith("error: "), p.stderr
+    msg = one_json_line(p)["error"]
+    assert msg and "\n" not in msg and msg in err[0]
+    for w in words:
+        assert w in msg, msg
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, data_root):
+    """One real CLI run, shared by the tests below: a 3-second budget on the full MNIST."""
+    tmp = tmp_path_factory.mktemp("cli")
+    out = tmp / "cli.safetensors"
+    p = run("vae.train", *TINY, "--epochs", 1, "--time-budget", 3, "--data-dir", data_root, "--dataset", "mnist",
+            "--out", out, "--name", "from the CLI", home=tmp / "home")
+    return p, out, tmp
+
+
+@pytest.mark.slow
+def test_train_prints_one_json_line(trained):
+    p, out, _ = trained
+    assert p.returncode == 0, p.stderr
+    assert "Traceback" not in p.stderr
+    result = one_json_line(p)
+    for k in METRICS:
+        assert k in result, k
+    assert result["checkpoint"] == str(out)
+    assert result["epochs"] in (0, 1) and 0 < result["train_seconds"] < 60
+    assert 0 < result["test_nats"] < 550  # it learned something in 3 s (a random decoder is ~540)
+    assert abs(result["test_nats"] - result["recon_nats"] - result["kl_nats"]) < 0.01
+    assert 0 <= result["active_units"] <= 2
+
+
+@pytest.mark.slow
+def test_trained_checkpoint_loads(trained):
+    p, out, _ = trained
+    model, meta = load_checkpoint(out)
+    assert model.config.latent_dim == 2 and model.config.hidden == (64,)
+    assert meta["name"] == "from the CLI" and meta["dataset"] == "mnist"
+    assert meta["metrics"]["test_nats"] == one_json_line(p)["test_nats"]
+    assert meta["history"]["test_nats"]
+
+
+@pytest.mark.slow
+def test_evaluate_prints_one_json_line(trained, data_root):
+    _, out, tmp = trained
+    p = run("vae.evaluate", out, "--data-dir", data_root, home=tmp / "home")
+    assert p.returncode == 0, p.stderr
+    assert "Traceback" not in p.stderr
+    result = one_json_line(p)
+    for k in ("test_nats", "recon_nats", "kl_nats", "kl_per_dim", "active_units", "knn_acc"):
+        assert k in result, k
+    assert result["test_nats"] == load_checkpoint(out)[1]["metrics"]["test_nats"]  # same seed, same numbers
+    assert 0.1 <= result["knn_acc"] <= 1.0
+
+
+@pytest.fixture(scope="module")
+def user_errors(tmp_path_factory, data_root):
+    """The user errors that need a real process (exit code, clean stderr), run side by side."""
+    tmp = tmp_path_factory.mktemp("cli-errors")
+    bad = tmp / "bad.safetensors"
+    bad.write_bytes(b"\x80\x04not really a pickle")
+    cases = {
+        "nowhere": ("vae.train", *TINY, "--epochs", 1, "--data-dir", tmp / "nowhere", "--no-download"),
+        "latent-0": ("vae.train", *TINY, "--latent-dim", 0, "--epochs", 1, "--data-dir", data_root),
+        "bad-checkpoint": ("vae.evaluate", bad, "--data-dir", data_root),
+    }
+    with ThreadPoolExecutor(len(cases)) as pool:
+        futures = {k: pool.submit(run, *args, home=tmp / "home") for k, args in cases.items()}
+        return {k: f.result() for k, f in futures.items()} | {"tmp": tmp}
+
+
+def test_train_bad_data_dir(user_errors):
+    assert_user_error(user_errors["nowhere"], str(user_errors["tmp"] / "nowhere"))
+
+
+def test_train_latent_dim_0(user_errors):
+    assert_user_error(user_errors["latent-0"], "Latent dimension")
+    assert not (user_errors["tmp"] / "home").exists()  # nothing saved
+
+
+def test_evaluate_bad_checkpoint(user_errors):
+    assert_user_error(user_errors["bad-checkpoint"], "pickle")
+
+
+def in_process(main, argv, capsys) -> subprocess.CompletedProcess:
+    """The same checks without starting Python again: main() returns before training starts."""
+    code = main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return subprocess.CompletedProcess(argv, code, out.out, out.err)
+
+
+def test_train_broken_data(tmp_path, capsys):
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte"):
+        (raw / name).write_bytes(b"\x00\x00\x08\x03\x00")  # cut inside the header
+    p = in_process(train_main, [*TINY, "--epochs", 1, "--data-dir", tmp_path / "data"], capsys)
+    assert_user_error(p, str(raw))
+
+
+@pytest.mark.parametrize("args,word", [
+    (["--latent-dim", "129"], "Latent dimension"),
+    (["--hidden", "abc"], "--hidden"),
+    (["--beta", "-1"], "Beta"),
+    (["--epochs", "0"], "Epochs"),
+    (["--lr", "5"], "Learning rate"),
+    (["--seed", "-1"], "Seed"),
+    (["--device", "tpu"], "Device"),
+    (["--out", "/no/such/folder/m.safetensors"], "--out"),
+], ids=["latent-129", "hidden", "beta", "epochs", "lr", "seed", "device", "out"])
+def test_train_bad_settings(tmp_path, data_root, capsys, args, word):
+    p = in_process(train_main, [*TINY, "--epochs", 1, "--data-dir", data_root, *args], capsys)
+    assert_user_error(p, word)
+    assert not (tmp_path / "home").exists()  # nothing saved
+
+
+def test_evaluate_missing_checkpoint(tmp_path, capsys):
+    p = in_process(evaluate_main, [tmp_path / "missing.safetensors"], capsys)
+    assert_user_error(p, "No checkpoint")
