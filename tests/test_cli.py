@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -158,3 +159,13 @@ def test_train_bad_settings(tmp_path, data_root, capsys, args, word):
 def test_evaluate_missing_checkpoint(tmp_path, capsys):
     p = in_process(evaluate_main, [tmp_path / "missing.safetensors"], capsys)
     assert_user_error(p, "No checkpoint")
+
+
+def test_train_events_file_that_cannot_be_opened(tmp_path, data_root, capsys):
+    handler = signal.getsignal(signal.SIGTERM)
+    try:
+        p = in_process(train_main, [*TINY, "--epochs", 1, "--data-dir", data_root,
+                                    "--events", tmp_path / "no" / "such" / "events.jsonl"], capsys)
+    finally:
+        signal.signal(signal.SIGTERM, handler)  # main() installs its own
+    assert_user_error(p, "--events")

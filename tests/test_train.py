@@ -14,6 +14,7 @@ import torch
 
 import vae.train as train_mod
 from vae.data import DataError, Dataset
+from vae.evaluate import active_units, evaluate, knn_accuracy
 from vae.models import AutoEncoder, LossOutput, ModelConfig, build_model
 from vae.train import (
     DoneEvent, EpochEvent, StepEvent, TrainConfig, TrainingError, event_to_dict, iter_train, train,
@@ -217,3 +218,34 @@ def test_train_config_rejects_bad_values(kw):
         TrainConfig(**kw)
     msg = str(e.value)
     assert msg[0].isupper() and msg.endswith(".") and "\n" not in msg
+
+
+# ------------------------------------------------------------------ evaluation
+
+
+def test_active_units():
+    rng = np.random.default_rng(0)
+    mu = np.zeros((1000, 4), np.float32)
+    mu[:, 0] = rng.standard_normal(1000)  # used
+    mu[:, 1] = 0.01 * rng.standard_normal(1000)  # variance 1e-4: collapsed to the prior
+    mu[:, 2] = 5.0  # constant
+    mu[:, 3] = 0.5 * rng.standard_normal(1000)  # variance 0.25: used
+    assert active_units(mu) == 2
+
+
+def test_evaluate_metrics(small):
+    model = build_model(tiny(), seed=0)
+    m = evaluate(model, small, seed=0)
+    assert set(m) >= {"test_nats", "recon_nats", "kl_nats", "kl_per_dim", "active_units", "knn_acc"}
+    json.dumps(m, allow_nan=False)
+    assert len(m["kl_per_dim"]) == 4 and 0 <= m["active_units"] <= 4 and 0 <= m["knn_acc"] <= 1
+    assert abs(m["test_nats"] - m["recon_nats"] - m["kl_nats"]) < 0.01
+    assert evaluate(model, small, seed=0) == m  # seeded: the same numbers every time
+
+
+def test_knn_with_scarce_labels(small):
+    """A small custom set may hold fewer than 10 digits of a class, and only a test split."""
+    keep = torch.cat([torch.nonzero(small.y_test == 0).flatten()[:2], torch.nonzero(small.y_test != 0).flatten()])
+    data = Dataset("custom", None, None, small.x_test[keep], small.y_test[keep])
+    acc = knn_accuracy(build_model(tiny(), seed=0), data)
+    assert 0 <= acc <= 1

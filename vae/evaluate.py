@@ -44,9 +44,9 @@ def knn_accuracy(model: AutoEncoder, data: Dataset, per_class: int = LABELS_PER_
     rng = np.random.default_rng(seed)
     pool_x, pool_y = (data.x_train, data.y_train) if data.x_train is not None else (data.x_test, data.y_test)
     labels = pool_y.numpy()
-    picks = np.concatenate([rng.choice(np.flatnonzero(labels == c), per_class, replace=False)
-                            for c in np.unique(labels)])
-    clf = KNeighborsClassifier(n_neighbors=k).fit(encode(model, pool_x[picks]), labels[picks])
+    picks = np.concatenate([rng.choice(pool, min(per_class, len(pool)), replace=False)  # a small custom set
+                            for pool in (np.flatnonzero(labels == c) for c in np.unique(labels))])
+    clf = KNeighborsClassifier(n_neighbors=min(k, len(picks))).fit(encode(model, pool_x[picks]), labels[picks])
     test_mask = np.ones(len(data.x_test), bool)
     if data.x_train is None:
         test_mask[picks] = False

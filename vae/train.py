@@ -341,7 +341,10 @@ def main(argv: list[str] | None = None) -> int:
 
     cancel = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: cancel.set())  # the app's Cancel button sends SIGTERM
-    events = open(args.events, "a", buffering=1) if args.events else None
+    try:
+        events = open(args.events, "a", buffering=1) if args.events else None
+    except OSError as e:
+        return _fail(f"Could not open the --events file {args.events}: {e.strerror}.")
     bar = None
     if not args.no_progress:
         from tqdm import tqdm
