@@ -16,6 +16,7 @@ import streamlit as st
 
 from vae.assets import MAPS_DIR, test_set
 from vae.checkpoint import BUNDLED_DIR, CheckpointError, Entry, ModelLibrary, default_library_dir, load_checkpoint
+from vae.classifier import DigitClassifier, load_classifier
 from vae.data import DataError, Dataset
 from vae.latent import encode
 from vae.maps import MapService, MapStore
@@ -46,6 +47,14 @@ def _load(path: str, fingerprint: str) -> tuple[AutoEncoder, dict]:
     model, meta = load_checkpoint(path)
     model.requires_grad_(False)
     return model, meta
+
+
+@st.cache_resource(show_spinner=False)
+def classifier() -> DigitClassifier:
+    """The bundled digit classifier (raises CheckpointError with a sentence when it is missing)."""
+    clf = load_classifier()
+    clf.requires_grad_(False)
+    return clf
 
 
 @st.cache_resource(show_spinner="Loading the test digits…")

@@ -1,0 +1,141 @@
+"""AE vs VAE: two models of the same shape side by side, and the holes in their latent spaces measured."""
+
+import streamlit as st
+
+from ui import explore, state
+from ui.figures import image_grid
+from vae.checkpoint import CheckpointError
+from vae.compare import BUNDLED_PAIRS, pair_mismatch
+
+N_PRIOR = 400  # prior samples scored per model; the first SHOWN are drawn
+SHOWN = 40
+STEPS = 10
+
+st.title("⚖️ AE vs VAE")
+st.markdown(
+    "A plain **autoencoder** (AE) and a **variational** autoencoder (VAE) with the same layers, latent size "
+    "and seed differ only in how they were trained. Here both decode the same kind of region, the same random "
+    "codes and the same walk between two digits, and a digit classifier counts how often the result is a clear digit."
+)
+
+entries = state.entries()
+by_id = {e.id: e for e in entries}
+if len(entries) < 2:
+    st.info("Comparing needs two models in the library: train an AE and a VAE on **Train & library**.", icon="👈")
+    st.page_link("pages/train.py", label="Go to Train & library", icon="🏋️")
+    st.stop()
+
+pairs = {k: ids for k, ids in BUNDLED_PAIRS.items() if all(i in by_id for i in ids)}
+choice = st.radio("Models", [*pairs, "any"], horizontal=True, key="compare_pair",
+                  format_func=lambda k: f"Bundled {k} pair (AE and VAE)" if k in pairs else "Any two from the library")
+if choice == "any":
+    ids = [e.id for e in entries]
+    first_ae = next((i for i in ids if by_id[i].config.kind == "ae"), ids[0])
+    first_vae = next((i for i in ids if by_id[i].config.kind == "vae" and i != first_ae), ids[-1])
+    s1, s2 = st.columns(2)
+    left_id = s1.selectbox("Left model", ids, index=ids.index(first_ae), key="compare_left",
+                           format_func=lambda i: by_id[i].name)
+    right_id = s2.selectbox("Right model", ids, index=ids.index(first_vae), key="compare_right",
+                            format_func=lambda i: by_id[i].name)
+else:
+    left_id, right_id = pairs[choice]
+if left_id == right_id:
+    st.info("Pick two different models to compare.")
+    st.stop()
+try:
+    models = [state.get_model(left_id), state.get_model(right_id)]
+except CheckpointError as e:
+    st.error(f"A model could not be loaded: {e}")
+    st.stop()
+if (warning := pair_mismatch(models[0].config, models[1].config)) is not None:
+    st.warning(warning)
+labels = [state.require_test_data(m).y_test.numpy() for m in models]
+n = min(len(y) for y in labels)
+
+with st.expander("Region, grid, seed and path", expanded=False):
+    r1, r2, r3, r4 = st.columns(4)
+    mode = r1.radio("Region to decode", ["codes", "box"], key="compare_region",
+                    format_func={"codes": "where each model's codes are", "box": "the same fixed box"}.get,
+                    help="Each model's own range (1st to 99th percentile of its test codes on the map), or the "
+                         "same ± half-width square around the map's origin for both.")
+    extent = r2.slider("Box half-width", 0.5, 10.0, 3.0, 0.5, key="compare_extent", disabled=mode != "box")
+    n_grid = r3.slider("Grid points per side", 6, 24, 14, key="compare_grid")
+    seed = int(r4.number_input("Seed for prior samples", 0, 2**31 - 1, 0, key="compare_seed"))
+    p1, p2, p3 = st.columns(3)
+    start = int(p1.number_input(f"Walk from test digit # (0 to {n - 1})", 0, n - 1, min(3, n - 1), key="compare_from"))
+    end = int(p2.number_input(f"to test digit # (0 to {n - 1})", 0, n - 1, min(2, n - 1), key="compare_to"))
+    method = p3.radio("Path", ["linear", "spherical"], horizontal=True, key="compare_method")
+
+clf = explore.scorer()
+with st.spinner("Decoding grids, prior samples and paths, and scoring them…"):
+    reports = [explore.holes(m, clf, mode, extent, n_grid, N_PRIOR, seed) for m in models]
+    paths = [explore.path(m, clf, start, end, STEPS, method) for m in models]
+    planes = [explore.plane(m) for m in models]
+
+st.subheader("The gap, measured")
+if clf is None:
+    st.caption(explore.NO_CLASSIFIER)
+else:
+    st.caption(f"Share of decoded images that a digit classifier calls a confident digit (top class probability ≥ "
+               f"{reports[0].threshold:g}): over the {n_grid}×{n_grid} grid of the region, over {N_PRIOR} codes drawn "
+               f"from the prior N(0, I), and over the {STEPS} steps of the walk. Under each: the difference to the "
+               "other model, in percentage points.")
+    cols = st.columns(2, border=True)
+    for k, col in enumerate(cols):
+        rep, other, path, other_path = reports[k], reports[1 - k], paths[k], paths[1 - k]
+        col.markdown(f"**{models[k].config.kind.upper()}** · {models[k].entry.name}")
+        g1, g2, g3 = col.columns(3)
+        g1.metric("Grid points → digit", f"{rep.grid_share:.0%}",
+                  f"{100 * (rep.grid_share - other.grid_share):+.0f} pts")
+        g2.metric("Prior samples → digit", f"{rep.prior_share:.0%}",
+                  f"{100 * (rep.prior_share - other.prior_share):+.0f} pts")
+        g3.metric("Walk steps → digit", f"{path.share:.0%}",
+                  f"{100 * (path.share - other_path.share):+.0f} pts")
+
+with st.container(border=True):
+    st.markdown(
+        "**Why the AE's space has holes and the VAE's does not.** An autoencoder is only asked to redraw its "
+        "training digits, so it may put their codes anywhere: clusters end up scattered, with empty gaps whose "
+        "codes no digit ever used, and decoding a code from a gap gives a blur. A VAE pays a KL penalty that "
+        "pulls every code's distribution toward the bell curve N(0, I), so codes pack around the origin without "
+        "gaps; and because it decodes a *noisy* sample of each code while training, every neighbourhood of a code "
+        "must decode to something sensible. Random codes from N(0, I), grid points and in-between steps therefore "
+        "land on digits far more often."
+    )
+
+st.subheader("Latent maps")
+st.caption("Each dot is a test digit, coloured by its label, in the model's own plane (2-D models) or the first "
+           "two principal components of its codes. The dashed box is the region decoded below; the line is the walk, "
+           "with green steps that look like a digit and red ones that do not.")
+cols = st.columns(2)
+for k, col in enumerate(cols):
+    p, y = planes[k]
+    col.plotly_chart(explore.latent_map(y, labels[k], explore.axis_names(p), path_y=p.transform(paths[k].z),
+                                        path_scores=paths[k].scores, region=reports[k].region, height=420,
+                                        max_points=3000), key=f"compare_map_{k}")
+
+st.subheader("The region, decoded")
+st.caption(f"A {n_grid}×{n_grid} grid of points evenly spaced over the dashed box, each decoded" +
+           ("; a red frame marks an image the classifier does not call a confident digit." if clf else "."))
+cols = st.columns(2)
+for k, col in enumerate(cols):
+    col.image(explore.scored_grid(reports[k].grid_images, reports[k].grid_scores, cols=n_grid,
+                                  threshold=reports[k].threshold), width="stretch")
+
+st.subheader("Dreams from the prior")
+st.caption(f"The same {SHOWN} random codes from N(0, I) (seed {seed}) decoded by each model: what you get if you "
+           "use it as a generator without looking at any data.")
+cols = st.columns(2)
+for k, col in enumerate(cols):
+    col.image(explore.scored_grid(reports[k].prior_images[:SHOWN], None if clf is None else
+                                  reports[k].prior_scores[:SHOWN], cols=10, threshold=reports[k].threshold),
+              width="stretch")
+
+st.subheader(f"The same walk, from test #{start} (a {labels[0][start]}) to test #{end} (a {labels[0][end]})")
+st.caption(f"{method.capitalize()} interpolation in {STEPS} steps between the two digits' codes, in each model's space.")
+cols = st.columns(2)
+for k, col in enumerate(cols):
+    col.image(image_grid(paths[k].images, cols=STEPS, scale=2), width="stretch")
+    if paths[k].scores is not None:
+        col.plotly_chart(explore.score_chart(paths[k].scores, paths[k].threshold, height=180),
+                         key=f"compare_scores_{k}", config={"displayModeBar": False})

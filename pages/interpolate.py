@@ -1,0 +1,90 @@
+"""Interpolate: walk from one digit's code to another's, decode every step, and score how digit-like it is."""
+
+import streamlit as st
+
+from ui import explore, state
+from ui.figures import gif_bytes, image_grid, png_bytes
+from vae.compare import representative
+
+st.title("↔️ Interpolate")
+st.markdown(
+    "Take the codes of two digits and walk between them in latent space: every step is decoded back into "
+    "an image. **Linear** goes in a straight line; **spherical** follows an arc that keeps the code's length "
+    "close to what a bell-curve prior expects. Where the path crosses a *hole* (a region no training digit "
+    "was mapped to), the in-between images stop looking like digits, and the classifier's score drops."
+)
+
+a = state.require_active()
+data = state.require_test_data(a)
+labels = data.y_test.numpy()
+z = state.active_codes(a)
+n = len(labels)
+
+c1, c2, c3 = st.columns([3, 2, 2])
+source = c1.radio("Pick the two digits", ["class", "index", "map"], horizontal=True, key="interp_source",
+                  format_func={"class": "by class", "index": "by test index", "map": "from the map"}.get,
+                  help="By class: the test digit closest to that class's mean code.")
+method = c2.radio("Path", ["linear", "spherical"], horizontal=True, key="interp_method")
+steps = c3.slider("Steps", 3, 30, 10, key="interp_steps")
+
+if source == "class":
+    d1, d2 = st.columns(2)
+    i0 = representative(z, labels, d1.selectbox("From digit", range(10), index=0, key="interp_from_class"))
+    i1 = representative(z, labels, d2.selectbox("To digit", range(10), index=1, key="interp_to_class"))
+elif source == "index":
+    d1, d2 = st.columns(2)
+    i0 = int(d1.number_input(f"From test digit # (0 to {n - 1})", 0, n - 1, min(3, n - 1), key="interp_from_index"))
+    i1 = int(d2.number_input(f"To test digit # (0 to {n - 1})", 0, n - 1, min(2, n - 1), key="interp_to_index"))
+else:
+    picks = [i for i in state.picks() if 0 <= i < n]
+    if len(picks) < 2:
+        st.info("Pick at least two digits on the **Latent map** first (click or lasso); the first two are used "
+                "here. Until then, pick by class or by test index.", icon="🗺️")
+        st.page_link("pages/map.py", label="Go to the Latent map", icon="🗺️")
+        st.stop()
+    i0, i1 = picks[:2]
+    st.caption(f"Using the first two of the {len(picks)} digits picked on the map.")
+
+if i0 == i1:
+    st.info("Start and end are the same digit, so every step shows it; pick two different digits.")
+
+clf = explore.scorer()
+with st.spinner("Decoding the path…"):
+    report = explore.path(a, clf, i0, i1, steps, method)
+    p, y = explore.plane(a)
+
+st.subheader(f"From test #{i0} (a {labels[i0]}) to test #{i1} (a {labels[i1]})")
+strip = image_grid(report.images, cols=steps, scale=3)
+st.image(strip, width="stretch" if steps > 12 else "content",
+         caption=f"{steps} steps, {method}, from test #{i0} (left) to test #{i1} (right)")
+if report.scores is None:
+    st.caption(explore.NO_CLASSIFIER)
+else:
+    k = int((report.scores >= report.threshold).sum())
+    w = report.weakest
+    st.plotly_chart(explore.score_chart(report.scores, report.threshold), key="interp_scores",
+                    config={"displayModeBar": False})
+    st.caption(f"{k} of {steps} steps look like a confident digit (score ≥ {report.threshold:g}, the dashed line); the weakest is "
+               f"step {w + 1}, at {report.scores[w]:.2f}. The score is a digit classifier's top class probability: "
+               "near 1 for a clear digit, near 0.1 for a blur.")
+
+e1, e2, _ = st.columns([1, 1, 3])
+e1.download_button("Strip as PNG", png_bytes(strip), f"interpolation-{i0}-{i1}-{method}.png", "image/png",
+                   key="interp_png", on_click="ignore", icon="🖼️")
+e2.download_button("Animated GIF", gif_bytes(explore.frames(report.images)), f"interpolation-{i0}-{i1}-{method}.gif",
+                   "image/gif", key="interp_gif", on_click="ignore", icon="🎞️")
+
+st.subheader("The path over the latent map")
+st.caption(("The model's own 2-D latent plane" if p.name == "native" else
+             f"A {a.config.latent_dim}-d space seen through PCA of the test codes (the path is projected the same "
+            "way, so it can look shorter or bend)") + ": each dot is a test digit, coloured by its label" +
+           ("." if report.scores is None else
+            "; the path's steps are green where the decoded image looks like a digit and red where it does not."))
+m1, m2 = st.columns([3, 2])
+m1.plotly_chart(explore.latent_map(y, labels, explore.axis_names(p), path_y=p.transform(report.z),
+                                   path_scores=report.scores, threshold=report.threshold),
+                key="interp_map")
+originals, _ = explore.reconstructions(a, [i0, i1])
+m2.image(image_grid(originals, cols=2, scale=4), caption="the two test digits")
+m2.markdown("A straight line between two clusters often crosses empty space. In a plain autoencoder that "
+            "space is undefined, so the strip goes blurry mid-way; a VAE's prior keeps it filled.")

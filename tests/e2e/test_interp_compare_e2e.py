@@ -1,0 +1,110 @@
+"""In a real browser: Interpolate (method, steps, GIF download), AE vs VAE and Samples & errors.
+
+Screenshots go to test-artifacts/ (interpolate-*.png, compare.png, gallery.png).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.e2e.conftest import assert_no_exception, shot, wait_for_app
+
+STRIP_CAPTION = '[data-testid="stImageCaption"]'
+
+
+def open_page(page, server, link: str) -> None:
+    """Open the app at its root (so a fresh server switches to app.py's navigation), then a page."""
+    page.goto(server)
+    page.wait_for_selector('[data-testid="stSidebarNav"] a:has-text("Samples & errors")', timeout=90_000)
+    wait_for_app(page)
+    page.locator('[data-testid="stSidebarNav"] a', has_text=link).click()
+    page.wait_for_selector("h1", timeout=90_000)
+    wait_for_app(page, timeout=120_000)
+    page.wait_for_selector('[data-testid="stSpinner"]', state="detached", timeout=120_000)
+
+
+def tall(page) -> None:
+    """Make the viewport as tall as the page, so a screenshot shows all of it (Streamlit scrolls inside)."""
+    h = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+    page.set_viewport_size({"width": 1400, "height": max(1000, min(h + 40, 6000))})
+    page.wait_for_timeout(800)
+
+
+def download(page, label: str) -> bytes:
+    with page.expect_download(timeout=30_000) as info:
+        page.get_by_role("button", name=label).click()
+    return Path(info.value.path()).read_bytes()
+
+
+def path_lengths(page) -> list[int]:
+    """Number of steps of each interpolation path drawn on a plotly map, once one is drawn."""
+    js = """() => [...document.querySelectorAll('.js-plotly-plot')]
+        .flatMap(p => p._fullData || []).filter(t => t.name === 'path').map(t => t.x.length)"""
+    page.wait_for_function(f"() => ({js})().length > 0", timeout=60_000)
+    return page.evaluate(js)
+
+
+def test_interpolate_in_the_browser(page, server):
+    open_page(page, server, "Interpolate")
+    assert_no_exception(page)
+    page.wait_for_selector(f'{STRIP_CAPTION}:has-text("10 steps, linear")', timeout=60_000)
+    assert path_lengths(page) == [10]  # the path drawn over the map, one marker per step
+    shot(page, "interpolate-linear")
+
+    page.locator(".st-key-interp_method").get_by_text("spherical", exact=True).click()
+    page.wait_for_selector(f'{STRIP_CAPTION}:has-text("spherical")', timeout=60_000)
+    wait_for_app(page)
+    thumb = page.locator('.st-key-interp_steps input[type=range]')
+    thumb.focus()
+    for _ in range(4):
+        page.keyboard.press("ArrowRight")
+    page.wait_for_selector(f'{STRIP_CAPTION}:has-text("14 steps, spherical")', timeout=60_000)
+    wait_for_app(page)
+    assert_no_exception(page)
+    assert path_lengths(page) == [14]
+
+    gif = download(page, "Animated GIF")
+    assert gif[:6] in (b"GIF87a", b"GIF89a") and len(gif) > 1000
+    png = download(page, "Strip as PNG")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    tall(page)
+    shot(page, "interpolate-spherical")
+
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    page.locator(".st-key-interp_source").get_by_text("by test index", exact=True).click()
+    page.wait_for_selector(".st-key-interp_from_index input", timeout=60_000)
+    box = page.locator(".st-key-interp_from_index input")
+    box.fill("42")
+    box.press("Enter")
+    page.wait_for_selector(f'{STRIP_CAPTION}:has-text("from test #42")', timeout=60_000)
+    wait_for_app(page)
+    assert_no_exception(page)
+
+
+def test_compare_in_the_browser(page, server):
+    open_page(page, server, "AE vs VAE")
+    assert_no_exception(page)
+    if page.get_by_text("Comparing needs two models").count():  # only one bundled model was built
+        shot(page, "compare-one-model")
+        return
+    page.wait_for_selector('[data-testid="stMain"] [data-testid="stMetric"]', timeout=120_000)
+    wait_for_app(page)
+    metrics = page.locator('[data-testid="stMain"] [data-testid="stMetricValue"]').all_inner_texts()
+    assert len(metrics) == 6 and all(m.strip().endswith("%") for m in metrics), metrics
+    assert path_lengths(page) == [10, 10]  # the same walk over both latent maps
+    assert page.get_by_text("Why the AE's space has holes").count() == 1
+    tall(page)
+    shot(page, "compare")
+
+
+def test_gallery_in_the_browser(page, server):
+    open_page(page, server, "Samples & errors")
+    assert_no_exception(page)
+    page.wait_for_selector('[data-testid="stMain"] [data-testid="stMetric"]', timeout=120_000)
+    page.wait_for_selector('[data-testid="stSpinner"]', state="detached", timeout=120_000)
+    wait_for_app(page)
+    assert page.locator('[data-testid="stMain"] img').count() >= 2 + 16  # samples, reconstructions, 16 worst
+    png = download(page, "Samples as PNG")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    tall(page)
+    shot(page, "gallery")

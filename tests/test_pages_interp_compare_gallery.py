@@ -1,0 +1,175 @@
+"""AppTest of the Interpolate, AE vs VAE and Samples & errors pages: smoke per page and model, and their state.
+
+Each test gets a private library with tiny untrained models (so nothing depends on the bundled
+assets) and a tiny stand-in digit classifier; the real MNIST test digits come from LATENT_LAB_DATA.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import numpy as np
+import pytest
+import streamlit as st
+import torch
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import ROOT
+
+import ui.state
+from vae.checkpoint import CheckpointError, ModelLibrary, default_library_dir
+from vae.classifier import DigitClassifier
+from vae.models import ModelConfig, build_model
+
+PAGES = ["pages/interpolate.py", "pages/compare.py", "pages/gallery.py"]
+
+
+@pytest.fixture
+def lib(data_root, monkeypatch):
+    """Ids of tiny models in the private library: a 2-d AE, a 2-d VAE and a 5-d VAE."""
+    monkeypatch.setenv("LATENT_LAB_DATA", str(data_root))
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    torch.manual_seed(0)
+    clf = DigitClassifier().eval()
+    monkeypatch.setattr(ui.state, "load_classifier", lambda: clf)
+    library = ModelLibrary(default_library_dir())
+    ids = {}
+    for key, kind, dim in (("ae2", "ae", 2), ("vae2", "vae", 2), ("vae5", "vae", 5)):
+        model = build_model(ModelConfig(kind=kind, latent_dim=dim, hidden=(32,)), seed=0)
+        ids[key] = library.save(model, name=f"tiny {kind} {dim}-d", dataset="mnist").id
+    yield ids
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def open_page(page: str, model_id: str | None = None) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+    if model_id is not None:
+        at.session_state["active_model"] = model_id
+    at.run()
+    at.switch_page(page)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def plotly_spec(at: AppTest, key: str) -> dict:
+    for el in at.get("plotly_chart"):
+        spec = json.loads(el.proto.spec)
+        if el.proto.id and key in el.proto.id:
+            return spec
+    raise AssertionError(f"no plotly chart with key {key}")
+
+
+def values(v) -> np.ndarray:
+    """A plotly array, plain or binary-encoded ({'dtype': 'f4', 'bdata': base64})."""
+    if isinstance(v, dict):
+        return np.frombuffer(base64.b64decode(v["bdata"]), np.dtype(v["dtype"])).astype(float)
+    return np.asarray(v, float)
+
+
+def path_points(at: AppTest, key: str = "interp_map") -> np.ndarray:
+    trace = next(t for t in plotly_spec(at, key)["data"] if t.get("name") == "path")
+    return np.c_[values(trace["x"]), values(trace["y"])]
+
+
+@pytest.mark.parametrize("page", PAGES)
+@pytest.mark.parametrize("model", ["ae2", "vae5"])
+def test_page_runs_without_exception(lib, page, model):
+    at = open_page(page, lib[model])
+    assert at.title and at.title[0].value
+
+
+def test_interpolate_steps_change_the_strip_length(lib):
+    at = open_page("pages/interpolate.py", lib["vae2"])
+    assert "10 steps" in at.image[0].captions[0]
+    assert len(values(plotly_spec(at, "interp_scores")["data"][0]["y"])) == 10
+    at.slider(key="interp_steps").set_value(5).run()
+    assert not at.exception
+    assert "5 steps" in at.image[0].captions[0]
+    assert len(values(plotly_spec(at, "interp_scores")["data"][0]["y"])) == 5
+    assert len(path_points(at)) == 5
+    assert at.get("download_button")[1].proto.label == "Animated GIF"
+
+
+def test_interpolate_method_switch_bends_the_path_but_keeps_the_ends(lib):
+    at = open_page("pages/interpolate.py", lib["vae2"])
+    linear = path_points(at)
+    at.radio(key="interp_method").set_value("spherical").run()
+    assert not at.exception
+    spherical = path_points(at)
+    np.testing.assert_allclose(spherical[[0, -1]], linear[[0, -1]], atol=1e-4)
+    assert not np.allclose(spherical, linear, atol=1e-4)
+    assert "spherical" in at.image[0].captions[0]
+
+
+def test_interpolate_by_index_and_from_the_map(lib):
+    at = open_page("pages/interpolate.py", lib["ae2"])
+    at.radio(key="interp_source").set_value("index").run()
+    at.number_input(key="interp_from_index").set_value(7).run()
+    assert not at.exception
+    assert "test #7" in at.subheader[0].value
+    at.radio(key="interp_source").set_value("map").run()
+    assert not at.exception and "Latent map" in at.info[0].value  # nothing picked yet: a call to action
+    at.session_state["picked_digits"] = [11, 42, 5]
+    at.run()
+    assert not at.exception
+    assert "test #11" in at.subheader[0].value and "test #42" in at.subheader[0].value
+
+
+def test_compare_measures_both_models_and_warns_on_mismatch(lib):
+    at = open_page("pages/compare.py")
+    at.radio(key="compare_pair").set_value("any").run()
+    at.selectbox(key="compare_left").set_value(lib["ae2"]).run()
+    at.selectbox(key="compare_right").set_value(lib["vae2"]).run()
+    assert not at.exception
+    assert not at.warning  # same architecture and latent size
+    assert len(at.metric) == 6
+    for m in at.metric:
+        assert m.value.endswith("%") and 0 <= int(m.value[:-1]) <= 100
+    at.selectbox(key="compare_right").set_value(lib["vae5"]).run()
+    assert not at.exception
+    assert "latent size (2 vs 5)" in at.warning[0].value
+
+
+def test_compare_same_model_twice_asks_for_two(lib):
+    at = open_page("pages/compare.py")
+    at.radio(key="compare_pair").set_value("any").run()
+    at.selectbox(key="compare_left").set_value(lib["vae2"]).run()
+    at.selectbox(key="compare_right").set_value(lib["vae2"]).run()
+    assert not at.exception and "two different models" in at.info[0].value
+
+
+def test_compare_fixed_box_region(lib):
+    at = open_page("pages/compare.py")
+    at.radio(key="compare_pair").set_value("any").run()
+    at.radio(key="compare_region").set_value("box").run()
+    at.slider(key="compare_extent").set_value(2.0).run()
+    assert not at.exception
+    rect = plotly_spec(at, "compare_map_0")["layout"]["shapes"][0]
+    assert (rect["x0"], rect["x1"]) == (-2.0, 2.0)
+
+
+def test_pages_without_the_classifier_show_images_and_a_sentence(lib, monkeypatch):
+    def missing():
+        raise CheckpointError("The digit classifier is missing.")
+
+    monkeypatch.setattr(ui.state, "load_classifier", missing)
+    for page in PAGES:
+        at = open_page(page, lib["vae2"])
+        assert any("classifier is missing" in c.value for c in at.caption) or page.endswith("gallery.py")
+        assert at.image
+
+
+def test_gallery_controls(lib):
+    at = open_page("pages/gallery.py", lib["vae2"])
+    assert len(at.metric) == 2
+    at.slider(key="gallery_worst").set_value(8).run()
+    assert not at.exception
+    worst = next(im for im in at.image if len(im.captions) > 1)
+    assert len(worst.captions) == 8 and "nats" in worst.captions[0]
+    at.number_input(key="gallery_first").set_value(32).run()
+    at.number_input(key="gallery_seed").set_value(5).run()
+    assert not at.exception

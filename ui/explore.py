@@ -1,0 +1,213 @@
+"""Cached measurements and plotly figures for the Interpolate, AE vs VAE and Samples & errors pages.
+
+The numbers come from `vae.compare` and `vae.latent`; this module only caches them per model
+fingerprint and parameters (`st.cache_data`, so returning to a page is instant) and draws them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+from PIL import Image
+
+from ui import state
+from ui.figures import image_grid
+from vae.checkpoint import CheckpointError
+from vae.classifier import CONFIDENT, DigitClassifier, digit_confidence
+from vae.compare import HoleReport, PathReport, code_region, hole_report, map_plane, path_report
+from vae.latent import decode, encode, prior_samples, reconstruction_errors, to_uint8
+from vae.models import AutoEncoder
+from vae.projection import Projection
+
+DIGIT_COLORS = ["#4C78A8", "#F58518", "#E45756", "#72B7B2", "#54A24B",
+                "#EECA3B", "#B279A2", "#FF9DA6", "#9D755D", "#7F7F7F"]
+GOOD, BAD = "#2E9E4F", "#D62728"
+NO_CLASSIFIER = ("The digit classifier is missing, so the \"looks like a digit\" scores are off; rebuild it with "
+                 "`python -m vae.classifier` (see assets/README.md).")
+
+
+# --- the classifier -------------------------------------------------------------------------------
+
+def scorer() -> DigitClassifier | None:
+    """The digit classifier, or None when it is missing (pages then show images without scores)."""
+    try:
+        return state.classifier()
+    except CheckpointError:
+        return None
+
+
+def scores(clf: DigitClassifier, images: np.ndarray) -> np.ndarray:
+    """How much each image looks like a digit: the classifier's top class probability. (N,)"""
+    return digit_confidence(clf, images)
+
+
+# --- cached computations (keyed by fingerprint and parameters; `_`-arguments are not hashed) --------
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _plane(fingerprint: str, dataset: str, _model: AutoEncoder) -> tuple[Projection, np.ndarray]:
+    return map_plane(state.codes(fingerprint, dataset, _model)[0])
+
+
+def plane(a: state.Active) -> tuple[Projection, np.ndarray]:
+    """The model's map plane (native for 2-D, PCA otherwise) and the test codes in it. (plane, (N, 2))"""
+    return _plane(a.fingerprint, a.dataset, a.model)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _holes(fingerprint: str, dataset: str, mode: str, extent: float, n_grid: int, n_prior: int, seed: int,
+           scored: bool, _model: AutoEncoder, _clf) -> HoleReport:
+    p, y = _plane(fingerprint, dataset, _model)
+    return hole_report(_model, _clf if scored else None, code_region(p, y, mode, extent), n_grid, n_prior, seed)
+
+
+def holes(a: state.Active, clf, mode: str = "codes", extent: float = 3.0, n_grid: int = 16, n_prior: int = 400,
+          seed: int = 0) -> HoleReport:
+    return _holes(a.fingerprint, a.dataset, mode, float(extent), int(n_grid), int(n_prior), int(seed),
+                  clf is not None, a.model, clf)
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def _path(fingerprint: str, dataset: str, i0: int, i1: int, steps: int, method: str, scored: bool,
+          _model: AutoEncoder, _clf) -> PathReport:
+    z = state.codes(fingerprint, dataset, _model)[0]
+    return path_report(_model, _clf if scored else None, z[i0], z[i1], steps, method)
+
+
+def path(a: state.Active, clf, i0: int, i1: int, steps: int, method: str) -> PathReport:
+    """Interpolation between the codes of test digits i0 and i1."""
+    return _path(a.fingerprint, a.dataset, int(i0), int(i1), int(steps), method, clf is not None, a.model, clf)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _errors(fingerprint: str, dataset: str, _model: AutoEncoder) -> np.ndarray:
+    return reconstruction_errors(_model, state.test_data(dataset).x_test)
+
+
+def errors(a: state.Active) -> np.ndarray:
+    """Reconstruction error of every test digit, in nats. (N,)"""
+    return _errors(a.fingerprint, a.dataset, a.model)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _reconstructions(fingerprint: str, dataset: str, indices: tuple[int, ...], _model: AutoEncoder):
+    x = state.test_data(dataset).x_test[list(indices)]  # (K, 28, 28) uint8
+    return x.numpy().astype(np.float32) / 255.0, decode(_model, encode(_model, x))
+
+
+def reconstructions(a: state.Active, indices) -> tuple[np.ndarray, np.ndarray]:
+    """Originals and reconstructions of the given test digits. ((K, 28, 28), (K, 28, 28))"""
+    return _reconstructions(a.fingerprint, a.dataset, tuple(int(i) for i in indices), a.model)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _prior_images(fingerprint: str, n: int, seed: int, _model: AutoEncoder) -> np.ndarray:
+    return decode(_model, prior_samples(n, _model.latent_dim, seed=seed))
+
+
+def prior_images(a: state.Active, n: int, seed: int) -> np.ndarray:
+    return _prior_images(a.fingerprint, int(n), int(seed), a.model)
+
+
+# --- images ---------------------------------------------------------------------------------------
+
+def frames(images: np.ndarray, scale: int = 5) -> list[Image.Image]:
+    """One enlarged PIL image per digit, for an animated GIF."""
+    return [image_grid(img[None], cols=1, scale=scale, pad=0) for img in images]
+
+
+def scored_grid(images: np.ndarray, scores: np.ndarray | None, cols: int, threshold: float = CONFIDENT,
+                scale: int = 2) -> Image.Image:
+    """A mosaic like `image_grid`, each digit framed: red where the classifier does not call it a confident digit."""
+    if scores is None:
+        return image_grid(images, cols=cols, scale=scale)
+    n, f = len(images), 2
+    rows = max(1, -(-n // cols))
+    tiles = np.full((rows * cols, 28 + 2 * f, 28 + 2 * f, 3), 90, np.uint8)  # (R*C, 32, 32, 3) grey frames
+    tiles[:n][np.asarray(scores) < threshold] = (214, 39, 40)
+    tiles[:n, f:-f, f:-f] = to_uint8(np.asarray(images))[..., None]
+    h = 28 + 2 * f
+    mosaic = tiles.reshape(rows, cols, h, h, 3).transpose(0, 2, 1, 3, 4).reshape(rows * h, cols * h, 3)
+    img = Image.fromarray(np.ascontiguousarray(mosaic), mode="RGB")
+    return img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+
+
+def pair_images(originals: np.ndarray, recons: np.ndarray, scale: int = 3) -> list[Image.Image]:
+    """Original and reconstruction side by side, one small picture per digit."""
+    return [image_grid(np.stack([o, r]), cols=2, scale=scale) for o, r in zip(originals, recons)]
+
+
+# --- figures --------------------------------------------------------------------------------------
+
+def axis_names(p: Projection) -> tuple[str, str]:
+    if p.name == "native":
+        return "z₁", "z₂"
+    ratio = p.explained_variance_ratio_
+    return tuple(f"PC {i + 1} ({ratio[i]:.0%} of variance)" if i < len(ratio) else f"PC {i + 1}" for i in range(2))
+
+
+def _step_colors(scores, threshold: float, n: int) -> list[str]:
+    if scores is None:
+        return ["#333333"] * n
+    return [GOOD if s >= threshold else BAD for s in scores]
+
+
+def latent_map(y: np.ndarray, labels: np.ndarray, axes: tuple[str, str], *, path_y: np.ndarray | None = None,
+               path_scores: np.ndarray | None = None, region=None, threshold: float = CONFIDENT,
+               max_points: int = 4000, height: int = 480, equal: bool = True) -> go.Figure:
+    """Test codes coloured by digit, with an optional interpolation path and region box on top."""
+    keep = np.sort(np.random.default_rng(0).permutation(len(y))[:max_points])  # same points on every run
+    fig = go.Figure()
+    for d in range(10):
+        idx = keep[labels[keep] == d]
+        if len(idx):
+            fig.add_trace(go.Scatter(
+                x=y[idx, 0], y=y[idx, 1], mode="markers", name=str(d), customdata=idx,
+                marker=dict(size=4, color=DIGIT_COLORS[d], opacity=0.55),
+                hovertemplate=f"digit {d} · test #%{{customdata}}<extra></extra>"))
+    if region is not None:
+        fig.add_shape(type="rect", x0=region.x_range[0], x1=region.x_range[1], y0=region.y_range[0],
+                      y1=region.y_range[1], line=dict(color="#555555", dash="dash", width=1.5))
+    if path_y is not None:
+        n = len(path_y)
+        colors = _step_colors(path_scores, threshold, n)
+        text = [f"step {k + 1}" + ("" if path_scores is None else f" · looks like a digit: {path_scores[k]:.2f}")
+                for k in range(n)]
+        fig.add_trace(go.Scatter(
+            x=path_y[:, 0], y=path_y[:, 1], mode="lines+markers", name="path", showlegend=False,
+            line=dict(color="#222222", width=2), hovertext=text, hoverinfo="text",
+            marker=dict(size=9, color=colors, line=dict(color="white", width=1))))
+        fig.add_trace(go.Scatter(
+            x=path_y[[0, -1], 0], y=path_y[[0, -1], 1], mode="markers+text", text=["start", "end"],
+            textposition="top center", showlegend=False, hoverinfo="skip", textfont=dict(size=13, color="#111111"),
+            marker=dict(size=16, symbol="star", color=[colors[0], colors[-1]], line=dict(color="#111111", width=1))))
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), legend=dict(title="digit", itemsizing="constant"),
+                      xaxis_title=axes[0], yaxis_title=axes[1])
+    if equal:
+        fig.update_yaxes(scaleanchor="x", scaleratio=1)
+    return fig
+
+
+def score_chart(scores: np.ndarray, threshold: float = CONFIDENT, height: int = 230) -> go.Figure:
+    """Per step, how much the decoded image looks like a digit; the confident threshold drawn across."""
+    n = len(scores)
+    fig = go.Figure(go.Bar(
+        x=np.arange(1, n + 1), y=scores, marker_color=_step_colors(scores, threshold, n),
+        hovertemplate="step %{x}: %{y:.2f}<extra></extra>"))
+    fig.add_hline(y=threshold, line=dict(color="#555555", dash="dash", width=1.5))  # the confident threshold
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), bargap=0.15,
+                      xaxis=dict(title="step", dtick=1 if n <= 30 else None),
+                      yaxis=dict(title="looks like a digit", range=[0, 1.02], tickvals=[0, 0.5, threshold, 1]))
+    return fig
+
+
+def error_histogram(errs: np.ndarray, cutoff: float | None = None, height: int = 280) -> go.Figure:
+    """Histogram of reconstruction errors, with the worst digits' cutoff marked."""
+    fig = go.Figure(go.Histogram(x=errs, nbinsx=80, marker_color="#4C78A8",
+                                 hovertemplate="%{x} nats: %{y} digits<extra></extra>"))
+    if cutoff is not None:
+        fig.add_vline(x=cutoff, line=dict(color=BAD, dash="dash", width=1.5),
+                      annotation_text="worst shown", annotation_position="top right")
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), showlegend=False,
+                      xaxis_title="reconstruction error (nats)", yaxis_title="test digits")
+    return fig
