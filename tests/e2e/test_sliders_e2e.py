@@ -32,7 +32,8 @@ FIGURES: dict[str, dict] = {}
 def bundled() -> list:
     if not BUNDLED_DIR.is_dir():
         return []
-    return [e for e in ModelLibrary(BUNDLED_DIR.parent / "no-user-models", BUNDLED_DIR).entries() if e.bundled]
+    # The bundled folder doubles as the "user" folder so that nothing is created on disk.
+    return [e for e in ModelLibrary(BUNDLED_DIR, BUNDLED_DIR).entries() if e.bundled]
 
 
 def settled(page) -> None:
