@@ -47,9 +47,11 @@ try:
 except CheckpointError as e:
     st.error(f"A model could not be loaded: {e}")
     st.stop()
-if (warning := pair_mismatch(models[0].config, models[1].config)) is not None:
+if (warning := pair_mismatch(*(m.config for m in models), *(m.dataset for m in models))) is not None:
     st.warning(warning)
-labels = [state.require_test_data(m).y_test.numpy() for m in models]
+datas = [state.require_test_data(m) for m in models]
+labels = [d.y_test.numpy() for d in datas]
+names = datas[0].class_names
 n = min(len(y) for y in labels)
 
 with st.expander("Region, grid, seed and path", expanded=False):
@@ -66,15 +68,19 @@ with st.expander("Region, grid, seed and path", expanded=False):
     end = int(p2.number_input(f"to test digit # (0 to {n - 1})", 0, n - 1, min(2, n - 1), key="compare_to"))
     method = p3.radio("Path", ["linear", "spherical"], horizontal=True, key="compare_method")
 
-clf = explore.scorer()
-with st.spinner("Decoding grids, prior samples and paths, and scoring them…"):
-    reports = [explore.holes(m, clf, mode, extent, n_grid, N_PRIOR, seed) for m in models]
-    paths = [explore.path(m, clf, start, end, STEPS, method) for m in models]
-    planes = [explore.plane(m) for m in models]
+clf, no_scores = explore.scorer(models[0].dataset if models[0].dataset != "mnist" else models[1].dataset)
+try:
+    with st.spinner("Decoding grids, prior samples and paths, and scoring them…"):
+        reports = [explore.holes(m, clf, mode, extent, n_grid, N_PRIOR, seed) for m in models]
+        paths = [explore.path(m, clf, start, end, STEPS, method) for m in models]
+        planes = [explore.plane(m) for m in models]
+except ValueError as e:  # e.g. a diverged model whose codes are not finite
+    st.error(f"These models cannot be compared: {e}")
+    st.stop()
 
 st.subheader("The gap, measured")
 if clf is None:
-    st.caption(explore.NO_CLASSIFIER)
+    st.caption(no_scores)
 else:
     st.caption(f"Share of decoded images that a digit classifier calls a confident digit (top class probability ≥ "
                f"{reports[0].threshold:g}): over the {n_grid}×{n_grid} grid of the region, over {N_PRIOR} codes drawn "
@@ -86,11 +92,10 @@ else:
         col.markdown(f"**{models[k].config.kind.upper()}** · {models[k].entry.name}")
         g1, g2, g3 = col.columns(3)
         g1.metric("Grid points → digit", f"{rep.grid_share:.0%}",
-                  f"{100 * (rep.grid_share - other.grid_share):+.0f} pts")
+                  **explore.share_delta(rep.grid_share, other.grid_share))
         g2.metric("Prior samples → digit", f"{rep.prior_share:.0%}",
-                  f"{100 * (rep.prior_share - other.prior_share):+.0f} pts")
-        g3.metric("Walk steps → digit", f"{path.share:.0%}",
-                  f"{100 * (path.share - other_path.share):+.0f} pts")
+                  **explore.share_delta(rep.prior_share, other.prior_share))
+        g3.metric("Walk steps → digit", f"{path.share:.0%}", **explore.share_delta(path.share, other_path.share))
 
 with st.container(border=True):
     st.markdown(
@@ -110,9 +115,9 @@ st.caption("Each dot is a test digit, coloured by its label, in the model's own 
 cols = st.columns(2)
 for k, col in enumerate(cols):
     p, y = planes[k]
-    col.plotly_chart(explore.latent_map(y, labels[k], explore.axis_names(p), path_y=p.transform(paths[k].z),
-                                        path_scores=paths[k].scores, region=reports[k].region, height=420,
-                                        max_points=3000), key=f"compare_map_{k}")
+    col.plotly_chart(explore.latent_map(y, labels[k], explore.axis_names(p), names=names,
+                                        path_y=p.transform(paths[k].z), path_scores=paths[k].scores,
+                                        region=reports[k].region, height=420, max_points=3000), key=f"compare_map_{k}")
 
 st.subheader("The region, decoded")
 st.caption(f"A {n_grid}×{n_grid} grid of points evenly spaced over the dashed box, each decoded" +
@@ -131,8 +136,10 @@ for k, col in enumerate(cols):
                                   reports[k].prior_scores[:SHOWN], cols=10, threshold=reports[k].threshold),
               width="stretch")
 
-st.subheader(f"The same walk, from test #{start} (a {labels[0][start]}) to test #{end} (a {labels[0][end]})")
-st.caption(f"{method.capitalize()} interpolation in {STEPS} steps between the two digits' codes, in each model's space.")
+st.subheader(f"The same walk, from test #{start} (a {names[labels[0][start]]}) to test #{end} "
+             f"(a {names[labels[0][end]]})")
+st.caption(f"{method.capitalize()} interpolation in {STEPS} steps between the two digits' codes, in each model's "
+           "own space.")
 cols = st.columns(2)
 for k, col in enumerate(cols):
     col.image(image_grid(paths[k].images, cols=STEPS, scale=2), width="stretch")

@@ -18,12 +18,13 @@ a = state.require_active()
 data = state.require_test_data(a)
 labels = data.y_test.numpy()
 n = len(labels)
-clf = explore.scorer()
+names = data.class_names
+clf, no_scores = explore.scorer(a.dataset)
 
 st.subheader("Samples from the prior")
 st.caption("Codes drawn at random from the bell curve N(0, I) and decoded. A VAE was trained so that this works; "
-           "a plain AE was not, so many of its samples are blurs. A red frame marks an image that a digit "
-           "classifier does not call a confident digit.")
+           "a plain AE was not, so many of its samples are blurs." + (
+               " A red frame marks an image that a digit classifier does not call a confident digit." if clf is not None else ""))
 c1, c2, _ = st.columns([1, 2, 3])
 seed = int(c1.number_input("Seed", 0, 2**31 - 1, 0, key="gallery_seed"))
 count = c2.slider("How many", 8, 128, 48, 8, key="gallery_count")
@@ -31,8 +32,8 @@ samples = explore.prior_images(a, count, seed)
 scores = None if clf is None else explore.scores(clf, samples)
 grid = explore.scored_grid(samples, scores, cols=16, scale=2)
 st.image(grid, width="content")
-if scores is not None:
-    st.caption(f"{(scores >= explore.CONFIDENT).mean():.0%} of these {count} samples look like a confident digit.")
+st.caption(no_scores if scores is None else
+           f"{(scores >= explore.CONFIDENT).mean():.0%} of these {count} samples look like a confident digit.")
 st.download_button("Samples as PNG", png_bytes(grid), f"prior-samples-seed{seed}.png", "image/png",
                    key="gallery_samples_png", on_click="ignore", icon="🖼️")
 
@@ -64,7 +65,7 @@ h2.metric("Median error", f"{np.median(errs):.1f} nats")
 h2.metric(f"Worst {k}, from", f"{float(errs[bad[-1]]):.1f} nats")
 originals, recons = explore.reconstructions(a, bad)
 st.image(explore.pair_images(originals, recons), width=170,
-         caption=[f"#{i} · label {labels[i]} · {errs[i]:.0f} nats" for i in bad])
+         caption=[f"#{i} · {names[labels[i]]} · {errs[i]:.0f} nats" for i in bad])
 worst_grid = image_grid(pair_rows(originals, recons, cols=16), cols=16, scale=2)
 st.download_button("Worst digits as PNG", png_bytes(worst_grid), "worst-reconstructions.png", "image/png",
                    key="gallery_worst_png", on_click="ignore", icon="🖼️")

@@ -17,6 +17,7 @@ st.markdown(
 a = state.require_active()
 data = state.require_test_data(a)
 labels = data.y_test.numpy()
+names = data.class_names
 z = state.active_codes(a)
 n = len(labels)
 
@@ -29,8 +30,11 @@ steps = c3.slider("Steps", 3, 30, 10, key="interp_steps")
 
 if source == "class":
     d1, d2 = st.columns(2)
-    i0 = representative(z, labels, d1.selectbox("From digit", range(10), index=0, key="interp_from_class"))
-    i1 = representative(z, labels, d2.selectbox("To digit", range(10), index=1, key="interp_to_class"))
+    classes = sorted(set(labels.tolist()))
+    c_from = d1.selectbox("From class", classes, index=0, key="interp_from_class", format_func=names.__getitem__)
+    c_to = d2.selectbox("To class", classes, index=min(1, len(classes) - 1), key="interp_to_class",
+                        format_func=names.__getitem__)
+    i0, i1 = representative(z, labels, c_from), representative(z, labels, c_to)
 elif source == "index":
     d1, d2 = st.columns(2)
     i0 = int(d1.number_input(f"From test digit # (0 to {n - 1})", 0, n - 1, min(3, n - 1), key="interp_from_index"))
@@ -48,25 +52,29 @@ else:
 if i0 == i1:
     st.info("Start and end are the same digit, so every step shows it; pick two different digits.")
 
-clf = explore.scorer()
-with st.spinner("Decoding the path…"):
-    report = explore.path(a, clf, i0, i1, steps, method)
-    p, y = explore.plane(a)
+clf, no_scores = explore.scorer(a.dataset)
+try:
+    with st.spinner("Decoding the path…"):
+        report = explore.path(a, clf, i0, i1, steps, method)
+        p, y = explore.plane(a)
+except ValueError as e:  # e.g. a diverged model whose codes are not finite
+    st.error(f"This model's latent space cannot be drawn: {e}")
+    st.stop()
 
-st.subheader(f"From test #{i0} (a {labels[i0]}) to test #{i1} (a {labels[i1]})")
+st.subheader(f"From test #{i0} (a {names[labels[i0]]}) to test #{i1} (a {names[labels[i1]]})")
 strip = image_grid(report.images, cols=steps, scale=3)
 st.image(strip, width="stretch" if steps > 12 else "content",
          caption=f"{steps} steps, {method}, from test #{i0} (left) to test #{i1} (right)")
 if report.scores is None:
-    st.caption(explore.NO_CLASSIFIER)
+    st.caption(no_scores)
 else:
     k = int((report.scores >= report.threshold).sum())
     w = report.weakest
     st.plotly_chart(explore.score_chart(report.scores, report.threshold), key="interp_scores",
                     config={"displayModeBar": False})
-    st.caption(f"{k} of {steps} steps look like a confident digit (score ≥ {report.threshold:g}, the dashed line); the weakest is "
-               f"step {w + 1}, at {report.scores[w]:.2f}. The score is a digit classifier's top class probability: "
-               "near 1 for a clear digit, near 0.1 for a blur.")
+    st.caption(f"{k} of {steps} steps look like a confident digit (score ≥ {report.threshold:g}, the dashed line); "
+               f"the weakest is step {w + 1}, at {report.scores[w]:.2f}. The score is a digit classifier's top class "
+               "probability: near 1 for a clear digit, near 0.1 for a blur.")
 
 e1, e2, _ = st.columns([1, 1, 3])
 e1.download_button("Strip as PNG", png_bytes(strip), f"interpolation-{i0}-{i1}-{method}.png", "image/png",
@@ -77,14 +85,14 @@ e2.download_button("Animated GIF", gif_bytes(explore.frames(report.images)), f"i
 st.subheader("The path over the latent map")
 st.caption(("The model's own 2-D latent plane" if p.name == "native" else
              f"A {a.config.latent_dim}-d space seen through PCA of the test codes (the path is projected the same "
-            "way, so it can look shorter or bend)") + ": each dot is a test digit, coloured by its label" +
+            "way, so it can look shorter or bend)") + ": each dot is a test image, coloured by its label" +
            ("." if report.scores is None else
             "; the path's steps are green where the decoded image looks like a digit and red where it does not."))
 m1, m2 = st.columns([3, 2])
-m1.plotly_chart(explore.latent_map(y, labels, explore.axis_names(p), path_y=p.transform(report.z),
+m1.plotly_chart(explore.latent_map(y, labels, explore.axis_names(p), names=names, path_y=p.transform(report.z),
                                    path_scores=report.scores, threshold=report.threshold),
                 key="interp_map")
 originals, _ = explore.reconstructions(a, [i0, i1])
-m2.image(image_grid(originals, cols=2, scale=4), caption="the two test digits")
+m2.image(image_grid(originals, cols=2, scale=4), caption="start and end: the two test images")
 m2.markdown("A straight line between two clusters often crosses empty space. In a plain autoencoder that "
             "space is undefined, so the strip goes blurry mid-way; a VAE's prior keeps it filled.")

@@ -81,7 +81,8 @@ def test_region_grid_lies_in_the_plane_and_the_box(dim):
     assert zg.shape == (36, dim)
     k = min(dim, 2)  # a 1-d model has no second axis: its grid rows repeat
     np.testing.assert_allclose(plane.transform(zg)[:, :k], points[:, :k], atol=1e-4)  # round-trip through the plane
-    assert points[:, 0].min() == pytest.approx(region.x_range[0]) and points[:, 0].max() == pytest.approx(region.x_range[1])
+    assert points[:, 0].min() == pytest.approx(region.x_range[0])
+    assert points[:, 0].max() == pytest.approx(region.x_range[1])
     assert points[0, 1] == pytest.approx(region.y_range[1])  # top row first, as on the map
     inside = ((y[:, 0] >= region.x_range[0]) & (y[:, 0] <= region.x_range[1])).mean()
     assert inside >= 0.98
@@ -161,6 +162,7 @@ def test_pair_mismatch_names_what_differs():
     assert pair_mismatch(ae, ModelConfig(kind="vae", latent_dim=2)) is None
     msg = pair_mismatch(ae, ModelConfig(kind="vae", latent_dim=16, hidden=(128,)))
     assert "architecture" in msg and "latent size (2 vs 16)" in msg and msg.endswith(".")
+    assert "training data (mnist vs fashion)" in pair_mismatch(ae, ae, "mnist", "fashion")
 
 
 @pytest.mark.parametrize("pair", sorted(BUNDLED_PAIRS))

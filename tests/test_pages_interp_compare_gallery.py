@@ -27,7 +27,7 @@ PAGES = ["pages/interpolate.py", "pages/compare.py", "pages/gallery.py"]
 
 @pytest.fixture
 def lib(data_root, monkeypatch):
-    """Ids of tiny models in the private library: a 2-d AE, a 2-d VAE and a 5-d VAE."""
+    """Ids of tiny models in the private library: a 1-d and a 2-d AE, a 2-d and a 5-d VAE."""
     monkeypatch.setenv("LATENT_LAB_DATA", str(data_root))
     st.cache_data.clear()
     st.cache_resource.clear()
@@ -36,7 +36,7 @@ def lib(data_root, monkeypatch):
     monkeypatch.setattr(ui.state, "load_classifier", lambda: clf)
     library = ModelLibrary(default_library_dir())
     ids = {}
-    for key, kind, dim in (("ae2", "ae", 2), ("vae2", "vae", 2), ("vae5", "vae", 5)):
+    for key, kind, dim in (("ae1", "ae", 1), ("ae2", "ae", 2), ("vae2", "vae", 2), ("vae5", "vae", 5)):
         model = build_model(ModelConfig(kind=kind, latent_dim=dim, hidden=(32,)), seed=0)
         ids[key] = library.save(model, name=f"tiny {kind} {dim}-d", dataset="mnist").id
     yield ids
@@ -76,7 +76,7 @@ def path_points(at: AppTest, key: str = "interp_map") -> np.ndarray:
 
 
 @pytest.mark.parametrize("page", PAGES)
-@pytest.mark.parametrize("model", ["ae2", "vae5"])
+@pytest.mark.parametrize("model", ["ae1", "ae2", "vae5"])
 def test_page_runs_without_exception(lib, page, model):
     at = open_page(page, lib[model])
     assert at.title and at.title[0].value
@@ -159,7 +159,7 @@ def test_pages_without_the_classifier_show_images_and_a_sentence(lib, monkeypatc
     monkeypatch.setattr(ui.state, "load_classifier", missing)
     for page in PAGES:
         at = open_page(page, lib["vae2"])
-        assert any("classifier is missing" in c.value for c in at.caption) or page.endswith("gallery.py")
+        assert any("classifier is missing" in c.value for c in at.caption)
         assert at.image
 
 
@@ -173,3 +173,12 @@ def test_gallery_controls(lib):
     at.number_input(key="gallery_first").set_value(32).run()
     at.number_input(key="gallery_seed").set_value(5).run()
     assert not at.exception
+
+
+def test_scores_only_for_digits(lib):
+    from ui import explore
+
+    clf, why = explore.scorer("fashion")
+    assert clf is None and "fashion" in why
+    clf, why = explore.scorer("mnist")
+    assert clf is not None and why == ""

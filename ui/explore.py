@@ -29,12 +29,16 @@ NO_CLASSIFIER = ("The digit classifier is missing, so the \"looks like a digit\"
 
 # --- the classifier -------------------------------------------------------------------------------
 
-def scorer() -> DigitClassifier | None:
-    """The digit classifier, or None when it is missing (pages then show images without scores)."""
+def scorer(dataset: str = "mnist") -> tuple[DigitClassifier | None, str]:
+    """The digit classifier and "", or None and the sentence saying why there are no scores (it is missing,
+    or the model draws something other than digits); pages then show images without scores."""
+    if dataset != "mnist":
+        return None, (f"The \"looks like a digit\" scores are off: the classifier judges handwritten digits, and "
+                      f"this model was trained on {dataset}.")
     try:
-        return state.classifier()
+        return state.classifier(), ""
     except CheckpointError:
-        return None
+        return None, NO_CLASSIFIER
 
 
 def scores(clf: DigitClassifier, images: np.ndarray) -> np.ndarray:
@@ -109,6 +113,14 @@ def prior_images(a: state.Active, n: int, seed: int) -> np.ndarray:
     return _prior_images(a.fingerprint, int(n), int(seed), a.model)
 
 
+def share_delta(share: float, other: float) -> dict:
+    """st.metric keyword arguments for the difference of two shares, in percentage points (grey when equal)."""
+    pts = round(100 * (share - other))
+    if pts == 0:
+        return dict(delta="±0 pts", delta_color="off", delta_arrow="off")
+    return dict(delta=f"{pts:+d} pts")
+
+
 # --- images ---------------------------------------------------------------------------------------
 
 def frames(images: np.ndarray, scale: int = 5) -> list[Image.Image]:
@@ -152,19 +164,22 @@ def _step_colors(scores, threshold: float, n: int) -> list[str]:
     return [GOOD if s >= threshold else BAD for s in scores]
 
 
-def latent_map(y: np.ndarray, labels: np.ndarray, axes: tuple[str, str], *, path_y: np.ndarray | None = None,
+def latent_map(y: np.ndarray, labels: np.ndarray, axes: tuple[str, str], *, names: list[str] | None = None,
+               path_y: np.ndarray | None = None,
                path_scores: np.ndarray | None = None, region=None, threshold: float = CONFIDENT,
                max_points: int = 4000, height: int = 480, equal: bool = True) -> go.Figure:
-    """Test codes coloured by digit, with an optional interpolation path and region box on top."""
+    """Test codes coloured by class (`names`, default the digits), with an optional interpolation path and
+    region box on top."""
+    names = names or [str(d) for d in range(10)]
     keep = np.sort(np.random.default_rng(0).permutation(len(y))[:max_points])  # same points on every run
     fig = go.Figure()
     for d in range(10):
         idx = keep[labels[keep] == d]
         if len(idx):
             fig.add_trace(go.Scatter(
-                x=y[idx, 0], y=y[idx, 1], mode="markers", name=str(d), customdata=idx,
+                x=y[idx, 0], y=y[idx, 1], mode="markers", name=names[d], customdata=idx,
                 marker=dict(size=4, color=DIGIT_COLORS[d], opacity=0.55),
-                hovertemplate=f"digit {d} · test #%{{customdata}}<extra></extra>"))
+                hovertemplate=f"{names[d]} · test #%{{customdata}}<extra></extra>"))
     if region is not None:
         fig.add_shape(type="rect", x0=region.x_range[0], x1=region.x_range[1], y0=region.y_range[0],
                       y1=region.y_range[1], line=dict(color="#555555", dash="dash", width=1.5))
@@ -181,8 +196,8 @@ def latent_map(y: np.ndarray, labels: np.ndarray, axes: tuple[str, str], *, path
             x=path_y[[0, -1], 0], y=path_y[[0, -1], 1], mode="markers+text", text=["start", "end"],
             textposition="top center", showlegend=False, hoverinfo="skip", textfont=dict(size=13, color="#111111"),
             marker=dict(size=16, symbol="star", color=[colors[0], colors[-1]], line=dict(color="#111111", width=1))))
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), legend=dict(title="digit", itemsizing="constant"),
-                      xaxis_title=axes[0], yaxis_title=axes[1])
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), xaxis_title=axes[0], yaxis_title=axes[1],
+                      legend=dict(title="label", itemsizing="constant"))
     if equal:
         fig.update_yaxes(scaleanchor="x", scaleratio=1)
     return fig

@@ -190,9 +190,11 @@ def pair_rows(a: np.ndarray, b: np.ndarray, cols: int) -> np.ndarray:
     return np.stack([a2, b2], axis=1).reshape(2 * rows * cols, h, w)
 
 
-def pair_mismatch(a: ModelConfig, b: ModelConfig) -> str | None:
+def pair_mismatch(a: ModelConfig, b: ModelConfig, dataset_a: str = "mnist", dataset_b: str = "mnist") -> str | None:
     """One sentence on how two models differ in what must match for a fair AE vs VAE comparison."""
     diffs = []
+    if dataset_a != dataset_b:
+        diffs.append(f"training data ({dataset_a} vs {dataset_b})")
     if a.arch != b.arch or a.hidden != b.hidden:
         diffs.append(f"architecture ({a.arch} {list(a.hidden)} vs {b.arch} {list(b.hidden)})")
     if a.latent_dim != b.latent_dim:
