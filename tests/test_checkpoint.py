@@ -21,6 +21,7 @@ from vae.checkpoint import (
 )
 from vae.models import ModelConfig, build_model
 
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 GENERATED_NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*-[0-9a-f]{8}\.safetensors$")
 
 

@@ -14,6 +14,9 @@ from vae.latent import (
 from vae.models import ModelConfig, build_model
 
 
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
+
 def codes(d: int, seed: int, n: int = 2) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((n, d)).astype(np.float32)
 

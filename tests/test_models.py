@@ -12,6 +12,7 @@ from vae.models import (
     AutoEncoder, LossOutput, ModelConfig, ModelOutput, Posterior, build_model, decoder_layers, run_decoder_layers,
 )
 
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 KINDS = ("ae", "vae")
 ARCHS = ("mlp", "conv")
 DIMS = (1, 2, 16)

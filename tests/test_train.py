@@ -21,6 +21,9 @@ from vae.train import (
 )
 
 
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
+
 def tiny(kind="vae", arch="mlp", latent_dim=4, **kw) -> ModelConfig:
     return ModelConfig(kind=kind, arch=arch, latent_dim=latent_dim, hidden=(64,), **kw)
 
@@ -28,15 +31,6 @@ def tiny(kind="vae", arch="mlp", latent_dim=4, **kw) -> ModelConfig:
 def cfg(**kw) -> TrainConfig:
     kw = {"epochs": 1, "batch_size": 100, "lr": 3e-3, "warmup_steps": 5, "eval_batch": 500, **kw}
     return TrainConfig(**kw)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from threads, and on a shared CI box extra threads cost up to 10x."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture
