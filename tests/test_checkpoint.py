@@ -278,6 +278,14 @@ def test_hostile_names_stay_inside(tmp_path, lib, model, name):
     assert_same_weights(model, loaded)
 
 
+def test_library_saves_float16_on_request(lib, model):
+    entry = lib.save(model, name="half", storage="float16")
+    assert "storage" not in entry.meta
+    assert torch.allclose(lib.load(entry.id)[0].state_dict()["decoder.0.0.weight"],
+                          model.state_dict()["decoder.0.0.weight"], atol=1e-3)
+    assert entry.path.stat().st_size < lib.save(model, name="full").path.stat().st_size * 0.6
+
+
 def test_same_name_twice_gives_two_files(lib, model):
     a, b = lib.save(model, name="twin"), lib.save(model, name="twin")
     assert a.path != b.path and a.id != b.id

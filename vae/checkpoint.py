@@ -277,13 +277,13 @@ class ModelLibrary:
     def _new_path(self, name: str) -> Path:
         return self.user_dir / f"{slugify(name)}-{uuid.uuid4().hex[:8]}{SUFFIX}"
 
-    def save(self, model: AutoEncoder, /, name: str, **meta) -> Entry:
-        return self._write(model, {**meta, "name": name})
+    def save(self, model: AutoEncoder, /, name: str, storage: str = "float32", **meta) -> Entry:
+        return self._write(model, {**meta, "name": name}, storage)
 
-    def _write(self, model: AutoEncoder, meta: dict) -> Entry:
+    def _write(self, model: AutoEncoder, meta: dict, storage: str = "float32") -> Entry:
         name = str(meta.get("name") or "").strip()[:100] or model.config.label
         path = self._new_path(name)
-        atomic_write(path, _encode(model, {**meta, "name": name}))
+        atomic_write(path, _encode(model, {**meta, "name": name}, storage))
         return Entry(path.stem, path, self._read_meta(path))
 
     def import_bytes(self, data: bytes, filename: str = "upload") -> Entry:
