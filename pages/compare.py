@@ -56,10 +56,11 @@ n = min(len(y) for y in labels)
 
 with st.expander("Region, grid, seed and path", expanded=False):
     r1, r2, r3, r4 = st.columns(4)
-    mode = r1.radio("Region to decode", ["codes", "box"], key="compare_region",
-                    format_func={"codes": "where each model's codes are", "box": "the same fixed box"}.get,
-                    help="Each model's own range (1st to 99th percentile of its test codes on the map), or the "
-                         "same ± half-width square around the map's origin for both.")
+    mode = r1.radio("Region to decode", ["box", "codes"], key="compare_region",
+                    format_func={"box": "a square around the origin", "codes": "where each model's codes are"}.get,
+                    help="A square of ± half-width around the latent origin, where the prior N(0, I) puts its "
+                         "samples (the same square for both models of a 2-D pair), or each model's own range "
+                         "(1st to 99th percentile of its test codes on the map).")
     extent = r2.slider("Box half-width", 0.5, 10.0, 3.0, 0.5, key="compare_extent", disabled=mode != "box")
     n_grid = r3.slider("Grid points per side", 6, 24, 14, key="compare_grid")
     seed = int(r4.number_input("Seed for prior samples", 0, 2**31 - 1, 0, key="compare_seed"))

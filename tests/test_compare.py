@@ -35,7 +35,7 @@ def test_hole_report_shares_in_unit_interval_and_shapes(kind, dim, clf):
     model = tiny(kind, dim)
     plane, y = map_plane(codes(dim))
     assert y.shape == (300, 2)
-    rep = hole_report(model, clf, code_region(plane, y), n_grid=5, n_prior=30, seed=0)
+    rep = hole_report(model, clf, code_region(plane, y, "codes"), n_grid=5, n_prior=30, seed=0)
     assert rep.grid_images.shape == (25, 28, 28) and rep.prior_images.shape == (30, 28, 28)
     assert rep.grid_points.shape == (25, 2) and rep.n_grid == 5
     assert 0.0 <= rep.grid_share <= 1.0 and 0.0 <= rep.prior_share <= 1.0
@@ -76,7 +76,7 @@ def test_hole_report_rejects_bad_sizes(clf):
 def test_region_grid_lies_in_the_plane_and_the_box(dim):
     z = codes(dim)
     plane, y = map_plane(z)
-    region = code_region(plane, y)
+    region = code_region(plane, y, "codes")
     points, zg = region.grid(6)
     assert zg.shape == (36, dim)
     k = min(dim, 2)  # a 1-d model has no second axis: its grid rows repeat
@@ -88,10 +88,15 @@ def test_region_grid_lies_in_the_plane_and_the_box(dim):
     assert inside >= 0.98
 
 
-def test_box_region_is_the_same_for_every_model():
+def test_box_region_is_the_same_for_every_2d_model_and_centred_on_the_origin():
     r1 = code_region(*map_plane(codes(2)), mode="box", extent=2.5)
-    r2 = code_region(*map_plane(codes(2, seed=3) * 10), mode="box", extent=2.5)
+    r2 = code_region(*map_plane(codes(2, seed=3) * 10 + 4), mode="box", extent=2.5)
     assert r1.x_range == r2.x_range == (-2.5, 2.5) and r1.y_range == (-2.5, 2.5)
+    plane, y = map_plane(codes(6) + 3)  # PCA: the map's centre is the codes' mean, not the latent origin
+    r3 = code_region(plane, y, mode="box", extent=1.0)
+    _, z_grid = r3.grid(3)
+    np.testing.assert_allclose(z_grid[4], plane.inverse_transform(plane.transform(np.zeros((1, 6))))[0], atol=1e-4)
+    assert r3.x_range[1] - r3.x_range[0] == pytest.approx(2.0)
     with pytest.raises(ValueError, match="Region"):
         code_region(*map_plane(codes(2)), mode="circle")
     with pytest.raises(ValueError, match="half-width"):

@@ -142,14 +142,20 @@ def test_compare_same_model_twice_asks_for_two(lib):
     assert not at.exception and "two different models" in at.info[0].value
 
 
-def test_compare_fixed_box_region(lib):
+def test_compare_region_box_and_codes(lib):
     at = open_page("pages/compare.py")
     at.radio(key="compare_pair").set_value("any").run()
-    at.radio(key="compare_region").set_value("box").run()
+    at.selectbox(key="compare_left").set_value(lib["ae2"]).run()
+    at.selectbox(key="compare_right").set_value(lib["vae2"]).run()
+    assert at.radio(key="compare_region").value == "box"
     at.slider(key="compare_extent").set_value(2.0).run()
     assert not at.exception
     rect = plotly_spec(at, "compare_map_0")["layout"]["shapes"][0]
-    assert (rect["x0"], rect["x1"]) == (-2.0, 2.0)
+    assert (rect["x0"], rect["x1"]) == (-2.0, 2.0)  # around the origin of a 2-d model's own plane
+    at.radio(key="compare_region").set_value("codes").run()
+    assert not at.exception
+    rects = [plotly_spec(at, f"compare_map_{k}")["layout"]["shapes"][0] for k in (0, 1)]
+    assert rects[0] != rects[1] and (rects[0]["x0"], rects[0]["x1"]) != (-2.0, 2.0)  # each model's own range
 
 
 def test_pages_without_the_classifier_show_images_and_a_sentence(lib, monkeypatch):

@@ -1,7 +1,7 @@
 """Measuring holes in a latent space: how much of it decodes to something that looks like a digit.
 
     plane, y = map_plane(z)                          # the native plane (2-D) or PCA of the codes
-    region = code_region(plane, y, mode="codes")     # a box in that plane
+    region = code_region(plane, y, mode="box")       # a square around the origin, in that plane
     report = hole_report(model, clf, region, n_grid=16, n_prior=400, seed=0)
     report.grid_share, report.prior_share            # shares judged a confident digit, in [0, 1]
     path = path_report(model, clf, z0, z1, steps=10, method="spherical")
@@ -23,7 +23,7 @@ from .latent import decode, grid_codes, interpolate, prior_samples
 from .models import AutoEncoder, ModelConfig
 from .projection import Projection, make_projection
 
-REGION_MODES = ("codes", "box")
+REGION_MODES = ("box", "codes")
 BUNDLED_PAIRS = {"2-d": ("ae-2d", "vae-2d"), "16-d": ("ae-16d", "vae-16d")}  # (AE id, VAE id)
 
 
@@ -57,15 +57,18 @@ class Region:
         return y, self.plane.inverse_transform(y).astype(np.float32)
 
 
-def code_region(plane: Projection, y: np.ndarray, mode: str = "codes", extent: float = 3.0) -> Region:
-    """The box to probe. "codes": where the test codes lie (1st to 99th percentile on each axis, 5 % margin);
-    "box": a fixed square of +-extent around the plane's origin (the same numbers for every model)."""
+def code_region(plane: Projection, y: np.ndarray, mode: str = "box", extent: float = 3.0) -> Region:
+    """The box to probe. "box": a square of +-extent around the latent origin, where the prior N(0, I) puts
+    its mass (the same square for every model of a 2-D space); "codes": where the test codes lie (1st to 99th
+    percentile on each axis, with a 5 % margin)."""
     if mode not in REGION_MODES:
         raise ValueError(f"Region must be one of {REGION_MODES}, not {mode!r}.")
     if mode == "box":
         if not (np.isfinite(extent) and extent > 0):
             raise ValueError("The box half-width must be a positive number.")
-        return Region((-float(extent), float(extent)), (-float(extent), float(extent)), plane)
+        dim = plane.inverse_transform(np.zeros((1, 2), np.float32)).shape[1]
+        cx, cy = (float(v) for v in plane.transform(np.zeros((1, dim), np.float32))[0])  # the origin on the map
+        return Region((cx - extent, cx + extent), (cy - extent, cy + extent), plane)
     y = np.asarray(y, np.float32)
     if len(y) < 2 or not np.isfinite(y).all():
         raise ValueError("A region from the codes needs at least two finite codes.")
