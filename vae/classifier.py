@@ -116,6 +116,7 @@ def main(argv=None) -> int:
     p.add_argument("--data-dir", default=None)
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="torch threads (1 makes a run reproducible)")
     p.add_argument("--out", default=str(DEFAULT_PATH))
     args = p.parse_args(argv)
     try:
@@ -123,7 +124,8 @@ def main(argv=None) -> int:
     except DataError as e:
         print(json.dumps({"error": str(e)}))
         return 2
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    if args.threads:
+        torch.set_num_threads(max(1, args.threads))
     t0 = time.time()
     clf, acc = train_classifier(data, args.epochs, args.seed,
                                 progress=lambda e, n: print(f"epoch {e}/{n}", file=sys.stderr))
