@@ -92,10 +92,11 @@ def test_box_region_is_the_same_for_every_2d_model_and_centred_on_the_origin():
     r1 = code_region(*map_plane(codes(2)), mode="box", extent=2.5)
     r2 = code_region(*map_plane(codes(2, seed=3) * 10 + 4), mode="box", extent=2.5)
     assert r1.x_range == r2.x_range == (-2.5, 2.5) and r1.y_range == (-2.5, 2.5)
-    plane, y = map_plane(codes(6) + 3)  # PCA: the map's centre is the codes' mean, not the latent origin
+    plane, y = map_plane(codes(6) + 3)  # PCA: the map's plane passes through the codes' mean, not the origin
     r3 = code_region(plane, y, mode="box", extent=1.0)
-    _, z_grid = r3.grid(3)
-    np.testing.assert_allclose(z_grid[4], plane.inverse_transform(plane.transform(np.zeros((1, 6))))[0], atol=1e-4)
+    points, z_grid = r3.grid(3)
+    np.testing.assert_allclose(z_grid[4], np.zeros(6), atol=1e-4)  # the centre decodes the latent origin itself
+    np.testing.assert_allclose(plane.transform(z_grid), points, atol=1e-4)  # and the slice is drawn where it is
     assert r3.x_range[1] - r3.x_range[0] == pytest.approx(2.0)
     with pytest.raises(ValueError, match="Region"):
         code_region(*map_plane(codes(2)), mode="circle")

@@ -182,7 +182,7 @@ def latent_map(y: np.ndarray, labels: np.ndarray, axes: tuple[str, str], *, name
                 hovertemplate=f"{names[d]} · test #%{{customdata}}<extra></extra>"))
     if region is not None:
         fig.add_shape(type="rect", x0=region.x_range[0], x1=region.x_range[1], y0=region.y_range[0],
-                      y1=region.y_range[1], line=dict(color="#555555", dash="dash", width=1.5))
+                      y1=region.y_range[1], line=dict(color="#111111", dash="dash", width=2))
     if path_y is not None:
         n = len(path_y)
         colors = _step_colors(path_scores, threshold, n)

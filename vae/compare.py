@@ -40,11 +40,16 @@ def map_plane(z: np.ndarray) -> tuple[Projection, np.ndarray]:
 
 @dataclass(frozen=True, eq=False)
 class Region:
-    """A box in a map plane; its grid points are decoded through the plane back to latent codes."""
+    """A box in a map plane; its grid points are decoded through the plane back to latent codes.
+
+    `shift` (D,) moves the decoded slice off the map's own plane, parallel to it: a PCA map's plane passes
+    through the codes' mean, and a box around the latent origin should slice through the origin itself.
+    """
 
     x_range: tuple[float, float]
     y_range: tuple[float, float]
     plane: Projection = field(repr=False)
+    shift: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         for lo, hi in (self.x_range, self.y_range):
@@ -54,7 +59,8 @@ class Region:
     def grid(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """An n x n grid, row-major with the top row at the highest y: (plane points (n*n, 2), codes (n*n, D))."""
         y = grid_codes(n, self.x_range, self.y_range)
-        return y, self.plane.inverse_transform(y).astype(np.float32)
+        z = self.plane.inverse_transform(y)
+        return y, (z if self.shift is None else z + self.shift).astype(np.float32)
 
 
 def code_region(plane: Projection, y: np.ndarray, mode: str = "box", extent: float = 3.0) -> Region:
@@ -67,8 +73,10 @@ def code_region(plane: Projection, y: np.ndarray, mode: str = "box", extent: flo
         if not (np.isfinite(extent) and extent > 0):
             raise ValueError("The box half-width must be a positive number.")
         dim = plane.inverse_transform(np.zeros((1, 2), np.float32)).shape[1]
-        cx, cy = (float(v) for v in plane.transform(np.zeros((1, dim), np.float32))[0])  # the origin on the map
-        return Region((cx - extent, cx + extent), (cy - extent, cy + extent), plane)
+        centre = plane.transform(np.zeros((1, dim), np.float32))  # the latent origin, seen on the map
+        shift = -plane.inverse_transform(centre)[0]  # what the map plane misses of the origin (0 for 2-D)
+        cx, cy = (float(v) for v in centre[0])
+        return Region((cx - extent, cx + extent), (cy - extent, cy + extent), plane, shift.astype(np.float32))
     y = np.asarray(y, np.float32)
     if len(y) < 2 or not np.isfinite(y).all():
         raise ValueError("A region from the codes needs at least two finite codes.")

@@ -96,6 +96,20 @@ def test_compare_in_the_browser(page, server):
     tall(page)
     shot(page, "compare")
 
+    pair16 = page.locator(".st-key-compare_pair").get_by_text("Bundled 16-d pair", exact=False)
+    if pair16.count():  # the 16-d pair: maps through PCA
+        page.set_viewport_size({"width": 1400, "height": 1000})
+        pair16.click()
+        page.wait_for_function("""() => [...document.querySelectorAll('.js-plotly-plot')]
+            .filter(p => p._fullLayout && String(p._fullLayout.xaxis.title.text).startsWith('PC 1')).length == 2""",
+                               timeout=120_000)  # both maps now drawn through PCA
+        page.wait_for_selector('[data-testid="stSpinner"]', state="detached", timeout=120_000)
+        wait_for_app(page)
+        assert_no_exception(page)
+        assert path_lengths(page) == [10, 10]
+        tall(page)
+        shot(page, "compare-16d")
+
 
 def test_gallery_in_the_browser(page, server):
     open_page(page, server, "Samples & errors")
