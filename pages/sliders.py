@@ -23,6 +23,7 @@ st.markdown(
 a = state.require_active()
 data = state.require_test_data(a)
 labels = data.y_test.numpy()
+names = data.class_names
 codes, logvars = state.codes(a.fingerprint, a.dataset, a.model)
 d, kind = a.config.latent_dim, a.config.kind
 
@@ -33,22 +34,23 @@ score_label = {i: f"z{i} · " + (f"{scores[i]:.2f} nats" if kind == "vae" else f
 
 picks = [i for i in state.picks() if 0 <= i < len(codes)]
 sources = (["picked"] if picks else []) + ["digit", "class", "origin", "prior"]
-names = {"picked": "map pick", "digit": "test digit", "class": "class mean", "origin": "origin",
-         "prior": "prior sample"}
+starts = {"picked": "map pick", "digit": "test digit", "class": "class mean", "origin": "origin",
+          "prior": "prior sample"}
 c1, c2, c3 = st.columns([4, 2, 1], vertical_alignment="bottom")
-source = c1.radio("Start from", sources, format_func=names.get, horizontal=True, key="sliders_start",
+source = c1.radio("Start from", sources, format_func=starts.get, horizontal=True, key="sliders_start",
                   help="Where the sliders start. A map pick is a digit picked on the Latent map; a class mean "
                        "is the average code of that class's test digits; a prior sample is a code drawn from N(0, I).")
 try:
     if source == "picked":
         index = c2.selectbox("Picked digit", picks, key="sliders_pick",
-                             format_func=lambda i: f"test #{i} (a {labels[i]})")
+                             format_func=lambda i: f"test #{i} (a {names[labels[i]]})")
         z0 = start_code("digit", codes, index=index)
     elif source == "digit":
         index = c2.number_input(f"Test digit (0 to {len(codes) - 1})", 0, len(codes) - 1, 0, key="sliders_index")
         z0 = start_code("digit", codes, index=index)
     elif source == "class":
-        z0 = start_code("class", codes, labels, digit=c2.selectbox("Digit", range(10), key="sliders_class"))
+        digit = c2.selectbox("Class", range(len(names)), key="sliders_class", format_func=names.__getitem__)
+        z0 = start_code("class", codes, labels, digit=digit)
     elif source == "prior":
         z0 = start_code("prior", codes, seed=c2.number_input("Seed", 0, 10_000, 0, key="sliders_seed"))
     else:
@@ -56,7 +58,8 @@ try:
 except ValueError as e:
     st.warning(str(e))
     st.stop()
-c3.button("Reset", key="sliders_reset", icon=":material/restart_alt:", width="stretch", help="Put every slider back at the start.",
+c3.button("Reset", key="sliders_reset", icon=":material/restart_alt:", width="stretch",
+          help="Put every slider back at the start.",
           on_click=lambda: st.session_state.update({RESETS: st.session_state.get(RESETS, 0) + 1}))
 
 if d > SHOWN:
@@ -85,7 +88,8 @@ with right:
     j = nearest(codes, z)
     st.markdown("**Closest real digit**" + (" to where you released the sliders" if live.moved else ""))
     st.image(image_grid(data.x_test[j:j + 1].numpy() / 255.0, cols=1, scale=4), width=120)
-    st.caption(f"Test #{j}, a {labels[j]}: the test digit whose code is nearest (Euclidean distance in latent space).")
+    st.caption(f"Test #{j}, a {names[labels[j]]}: the test digit whose code is nearest (Euclidean distance in "
+               "latent space).")
     st.button("Send to Interpolate", key="sliders_send", icon="↔️", help="Adds this test digit to the picks that "
               "Interpolate (and the map) use.",
               disabled=j in picks, on_click=lambda: state.set_picks(picks + [j]))
