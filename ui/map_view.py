@@ -218,6 +218,9 @@ def progress_text(job, label: str) -> str:
         return f"{label}: {job.progress:.0%} of the optimisation · {elapsed}"
     if job.method == "tsne":
         return f"{label}: finding each digit's neighbours · {elapsed}"
+    if job.method == "umap":
+        return (f"{label} is computing · {elapsed} (it shows no intermediate picture; the first UMAP after a "
+                "server start also compiles its code, once)")
     return f"{label} is computing · {elapsed}"
 
 
@@ -230,13 +233,22 @@ def live_map(a: state.Active, method: str, params: dict, labels: np.ndarray, cla
         st.rerun()
     label = METHOD_LABELS[method]
     st.progress(min(max(job.progress, 0.02), 1.0), text=progress_text(job, label))
-    if job.embedding is not None:
-        y, axes = job.embedding, axis_titles(method, a.config.latent_dim)
-        st.caption(f"{label} as it forms: all {len(y):,} digits, redrawn as the optimisation goes on. "
+    partial = job.embedding  # read once: the worker thread replaces it every few iterations
+    if partial is not None:
+        fig = _live_figure(f"{job.key}@{job.progress:.4f}@{id(partial)}", partial, labels, tuple(class_names),
+                           axis_titles(method, a.config.latent_dim))
+        st.caption(f"{label} as it forms: all {len(partial):,} digits, redrawn as the optimisation goes on. "
                    "Picking digits works once it is done.")
     else:
-        y, axes = pca_preview(a), axis_titles("pca", a.config.latent_dim)
-        st.caption(f"Meanwhile, the PCA view of all {len(y):,} digits (instant). {label} replaces it when it is "
-                   "ready; picking digits works then.")
-    st.plotly_chart(scatter(y, labels, class_names, axes), key="map_scatter_live",
-                    config=image_config(f"latent-map-{a.entry.id}-preview"))
+        fig = _live_figure(f"{a.fingerprint}-pca-preview", pca_preview(a), labels, tuple(class_names),
+                           axis_titles("pca", a.config.latent_dim))
+        st.caption(f"Meanwhile, the PCA view of all {len(labels):,} digits (instant). {label} replaces it when it "
+                   "is ready; picking digits works then.")
+    st.plotly_chart(fig, key="map_scatter_live", config=image_config(f"latent-map-{a.entry.id}-preview"))
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _live_figure(version: str, _y: np.ndarray, _labels: np.ndarray, class_names: tuple, axes: tuple) -> go.Figure:
+    """The live view's figure, built once per intermediate embedding (`version`) rather than on every
+    poll: polling twice a second must not slow the map it waits for. Never mutated after building."""
+    return scatter(_y, _labels, list(class_names), axes)

@@ -112,12 +112,18 @@ def test_tsne_map_forms_then_finishes(page, server):
                  document.body.innerText.includes('t-SNE of all 10,000 test digits')""", timeout=60_000)
     print(f"t-SNE: first picture after {time.perf_counter() - t0:.1f} s")
     if page.locator(".st-key-map_scatter_live .js-plotly-plot").count():
-        page.wait_for_timeout(1500)
+        assert page.locator('[data-testid="stProgress"]').count() == 1
+        shot(page, "map-tsne-preview")
+        page.get_by_text("t-SNE as it forms").wait_for(timeout=180_000)
+        print(f"t-SNE: first intermediate embedding after {time.perf_counter() - t0:.1f} s")
+        page.wait_for_timeout(1000)
         shot(page, "map-tsne-forming")
-    page.get_by_text("t-SNE of all 10,000 test digits").wait_for(timeout=300_000)
-    page.wait_for_selector(CHART, timeout=30_000)
+    try:
+        page.get_by_text("t-SNE of all 10,000 test digits").wait_for(timeout=600_000)
+    finally:
+        shot(page, "map-tsne")
     print(f"t-SNE: finished map after {time.perf_counter() - t0:.1f} s")
+    page.wait_for_selector(CHART, timeout=30_000)
     wait_for_app(page)
     assert_no_exception(page)
-    assert page.get_by_text("t-SNE of all 10,000 test digits").count() == 1
     shot(page, "map-tsne")
