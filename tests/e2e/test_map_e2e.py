@@ -1,5 +1,6 @@
-"""The Latent map in a real browser: the WebGL scatter, the hover card with the digit, a click that
-picks a digit (original vs reconstruction), sending the pick on, and a t-SNE map as it forms.
+"""The Latent map in a real browser: the WebGL scatter, PNG and CSV export, the hover card with the
+digit, a click and a box that pick digits (originals vs reconstructions), sending the pick on, and a
+t-SNE map as it forms.
 
 Screenshots: test-artifacts/map-*.png.
 """
@@ -7,6 +8,7 @@ Screenshots: test-artifacts/map-*.png.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -38,23 +40,39 @@ POINT_JS = """() => {
 }""" % CHART
 
 
-def open_map(page, server):
+def open_map(page, server) -> float:
+    """Open the app, then the map page from the sidebar (the way a student does); -> seconds from the
+    click to the finished, pickable map."""
     page.goto(server)
     wait_for_app(page)
+    t0 = time.perf_counter()
     page.locator('[data-testid="stSidebarNav"] a', has_text="Latent map").click()
     page.wait_for_selector(CHART, timeout=120_000)
+    seconds = time.perf_counter() - t0
     wait_for_app(page)
+    return seconds
 
 
 def test_scatter_hover_and_pick(page, server):
-    t0 = time.perf_counter()
-    open_map(page, server)
-    print(f"map page of vae-2d: finished, pickable map after {time.perf_counter() - t0:.1f} s")
+    print(f"map page of vae-2d: finished, pickable map {open_map(page, server):.1f} s after the click")
     assert_no_exception(page)
     assert page.locator(".st-key-map_scatter canvas").count() > 0  # WebGL scatter
     n = page.evaluate(f"() => document.querySelector('{CHART}')._fullData.reduce((s, t) => s + t.x.length, 0)")
     assert n == 10_000
     shot(page, "map-native")
+
+    # Export: the modebar's camera saves a PNG (plotly toImage, WebGL included); the CSV has every point.
+    page.locator(CHART).hover()
+    with page.expect_download(timeout=30_000) as png:
+        page.locator('.st-key-map_scatter .modebar-btn[data-title="Download plot as a PNG"]').click()
+    assert png.value.suggested_filename == "latent-map-vae-2d-native.png"
+    data = Path(png.value.path()).read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+    with page.expect_download(timeout=30_000) as csv:
+        page.get_by_role("button", name="Download the map's coordinates (CSV)").click()
+    lines = Path(csv.value.path()).read_text().splitlines()
+    assert lines[0] == "index,label,x,y" and len(lines) == 10_001
+    wait_for_app(page)
 
     pt = page.evaluate(POINT_JS)
     page.mouse.move(pt["x"] - 30, pt["y"] - 30)
