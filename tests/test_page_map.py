@@ -205,3 +205,21 @@ def test_the_figure_of_10000_points_is_compact():
     assert size < 250_000, size
     assert sum(len(t.x) for t in fig.data) == N_TEST  # every point, none dropped
     assert sorted(np.concatenate([t.customdata for t in fig.data]).tolist()) == list(range(N_TEST))
+
+
+def test_a_busy_map_service_does_not_hold_up_native_or_pca(monkeypatch):
+    """With the service's worker busy (another session's t-SNE), the instant maps are computed in place."""
+    from ui import state
+
+    class Busy:
+        def request(self, fingerprint, z, method, params=None, seed=0):
+            return MapJob("k", method, params, len(z), status="queued")
+
+    monkeypatch.setattr(state, "map_service", lambda: Busy())
+    at = app("vae-2d")
+    at.run()
+    assert_finished_map(at, "Native latent plane")
+    at.radio[0].set_value("pca").run()
+    assert_finished_map(at, "PCA")
+    at.radio[0].set_value("umap").run()
+    assert "waiting for another map" in at.get("progress")[0].proto.text

@@ -25,7 +25,7 @@ from ui import state
 from ui.figures import image_grid
 from vae.latent import decode
 from vae.mapview import SPRITE_CHUNK, SPRITE_COLS, manifold_codes, manifold_region, sprite_chunks, sprite_png
-from vae.maps import compute_map, default_params
+from vae.maps import MapJob, compute_map, default_params
 from vae.models import AutoEncoder
 from vae.projection import METHOD_LABELS
 
@@ -119,14 +119,9 @@ def image_config(filename: str) -> dict:
 
 # --- cached pictures -------------------------------------------------------------------------------
 
-@st.cache_data(show_spinner=False, max_entries=32)
-def _pca_preview(fingerprint: str, dataset: str, _model: AutoEncoder) -> np.ndarray:
-    return compute_map(state.codes(fingerprint, dataset, _model)[0], "pca")
-
-
 def pca_preview(a: state.Active) -> np.ndarray:
     """The instant PCA view shown while a slower map computes. (N, 2)"""
-    return _pca_preview(a.fingerprint, a.dataset, a.model)
+    return _fast_map(a.fingerprint, a.dataset, "pca", a.model)[0]
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -200,14 +195,28 @@ def sheet_bytes(dataset: str) -> int:
 FAST = ("native", "pca")
 
 
-def request(a: state.Active, z: np.ndarray, method: str, params: dict, wait_s: float = 1.5):
-    """The map job from the shared map service. A fast method (native, PCA: a fraction of a second) is
-    waited for briefly, so it appears finished rather than flashing the live view."""
+def request(a: state.Active, z: np.ndarray, method: str, params: dict, wait_s: float = 0.5) -> MapJob:
+    """The map job from the shared map service. A fast method (native, PCA: a fraction of a second) never
+    shows the live view: it is waited for briefly and, if the service is still busy (say, with another
+    session's t-SNE), computed right here instead of queueing behind it."""
     job = state.map_service().request(a.fingerprint, z, method, params)
-    deadline = time.perf_counter() + (wait_s if method in FAST else 0.0)
+    if method not in FAST:
+        return job
+    deadline = time.perf_counter() + wait_s
     while job.status in ("queued", "running") and time.perf_counter() < deadline:
         time.sleep(0.02)
+    if job.status in ("queued", "running"):
+        y, seconds = _fast_map(a.fingerprint, a.dataset, method, a.model)
+        job = MapJob(job.key, method, params, len(y), status="done", progress=1.0, embedding=y, started=1.0,
+                     seconds=seconds)
     return job
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _fast_map(fingerprint: str, dataset: str, method: str, _model: AutoEncoder) -> tuple[np.ndarray, float]:
+    t0 = time.perf_counter()
+    y = compute_map(state.codes(fingerprint, dataset, _model)[0], method)
+    return y, time.perf_counter() - t0
 
 
 def progress_text(job, label: str) -> str:
