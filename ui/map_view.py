@@ -13,6 +13,7 @@ figure; the hover card fetches them in sprite sheets the first time one is hover
 from __future__ import annotations
 
 import base64
+import hashlib
 import time
 from pathlib import Path
 
@@ -176,11 +177,14 @@ def _on_want() -> None:
 def hover_digits(dataset: str, noun: str = "") -> None:
     """Mount the hover card for the map on this page. Runs as a fragment: fetching a sprite sheet
     reruns only this, not the page (and never resends the figure)."""
-    n = len(state.test_data(dataset).x_test)
+    data = state.test_data(dataset)
+    n = len(data.x_test)
     chunk = st.session_state.pop(_WANT, None)
     png = _sheet(dataset, chunk) if isinstance(chunk, int) and 0 <= chunk < sprite_chunks(n) else None
+    # The browser keeps sheets for the whole visit, keyed by where the digits came from.
+    source = hashlib.sha1(f"{dataset}|{data.source}|{n}".encode()).hexdigest()[:12]
     _HOVER(key="map_hover", on_want_change=_on_want, data={
-        "key": f"{dataset}-{n}", "n": n, "size": SPRITE_CHUNK, "cols": SPRITE_COLS, "noun": noun,
+        "key": source, "n": n, "size": SPRITE_CHUNK, "cols": SPRITE_COLS, "noun": noun,
         "bytes_per_sheet": sheet_bytes(dataset), "chunk": chunk if png else None, "png": png})
 
 
