@@ -23,12 +23,12 @@ def sidebar() -> None:
             return
         ids = [e.id for e in entries]
         by_id = {e.id: e for e in entries}
-        current = state.active_id()
-        choice = st.selectbox("Active model", ids, index=ids.index(current), key="sidebar_model",
-                              format_func=lambda i: by_id[i].name,
+        # The picker follows state.set_active() from any page (a trained or uploaded model becomes
+        # active); a pick here goes through the callback, which runs before the next script run.
+        st.session_state["sidebar_model"] = state.active_id()
+        choice = st.selectbox("Active model", ids, key="sidebar_model", format_func=lambda i: by_id[i].name,
+                              on_change=lambda: state.set_active(st.session_state["sidebar_model"]),
                               help="Every page shows this model. Train or upload more on Train & library.")
-        if choice != current:
-            state.set_active(choice)
         e = by_id[choice]
         cfg = e.config
         m = e.metrics

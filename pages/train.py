@@ -1,0 +1,202 @@
+"""Train & library: train a new AE/VAE in the background, watch it learn, and manage saved models."""
+
+import streamlit as st
+
+from ui import state, training
+from vae.checkpoint import MAX_BYTES, CheckpointError, slugify
+from vae.data import DATASETS, DataError
+from vae.jobs import parse_hidden
+
+JOBS = "train_jobs"  # session_state: ids of the trainings this session started (newest last)
+ADOPTED = "train_adopted"  # session_state: finished job ids already activated
+FLASH = "train_flash"  # session_state: (level, message) shown once above the library
+UPLOADED = "train_uploaded"  # session_state: file ids of uploads already stored
+FOLLOW = "train_follow_active"  # session_state: set when a model became active; the manage picker follows
+
+st.title("🏋️ Train & library")
+st.markdown("Train your own autoencoder and watch it learn, or pick, rename, download and upload models. "
+            "Training runs on the server in the background, so you can explore other pages meanwhile.")
+
+q = training.queue()
+form_col, job_col = st.columns([2, 3], gap="large")
+
+# ---------------------------------------------------------------- the form
+with form_col:
+    st.subheader("New training")
+    with st.container(border=True):
+        kind = st.radio("Model", ["vae", "ae"], horizontal=True, key="train_kind",
+                        format_func={"vae": "VAE (variational)", "ae": "AE (plain)"}.get,
+                        help="A VAE encodes each digit as a small cloud and is pushed towards N(0, I); "
+                             "an AE encodes it as a single point.")
+        arch = st.radio("Architecture", ["mlp", "conv"], horizontal=True, key="train_arch",
+                        format_func={"mlp": "MLP (fully connected)", "conv": "Convolutional"}.get)
+        c1, c2 = st.columns(2)
+        latent_dim = c1.number_input("Latent dimensions", 1, 128, 2, key="train_latent_dim",
+                                     help="2 gives a map you can see directly; more gives sharper digits.")
+        hidden_text = c2.text_input("Hidden layer sizes", "512,256", key="train_hidden",
+                                    help="Comma-separated, 1 to 4 layers of 8 to 4096 units "
+                                         "(for the convolutional model: its dense layer).")
+        beta = c1.number_input("β (KL weight)", 0.0, 100.0, 1.0, 0.1, key="train_beta", disabled=kind == "ae",
+                               help="VAE only. Above 1 trades sharpness for a tidier latent space.")
+        stop = c2.radio("Stop after", ["time", "epochs"], horizontal=True, key="train_stop",
+                        format_func={"time": "a time budget", "epochs": "N epochs"}.get)
+        if stop == "time":
+            budget = c1.number_input("Time budget (seconds)", 1, 86_400, 60, step=10, key="train_budget")
+            epochs = None
+        else:
+            epochs = c1.number_input("Epochs", 1, 1000, 5, key="train_epochs",
+                                     help="One epoch is one pass over the 60,000 training digits.")
+            budget = None
+        batch = c2.number_input("Batch size", 8, 8192, 128, step=32, key="train_batch")
+        lr = c1.number_input("Learning rate", 1e-5, 1.0, 1e-3, step=1e-4, format="%.4f", key="train_lr")
+        seed = c2.number_input("Seed", 0, 2**31 - 1, 0, key="train_seed",
+                               help="The same seed and settings train the same model.")
+        dataset = st.selectbox("Dataset", DATASETS, format_func=training.DATASET_NAMES.get, key="train_dataset")
+        data_dir = None
+        if dataset == "custom":
+            data_dir = st.text_input("Folder with the four IDX files", key="train_custom_dir",
+                                     placeholder="/path/to/folder", help="train-images-idx3-ubyte, "
+                                     "train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte "
+                                     "(.gz is fine), 28×28 images with labels 0-9.")
+        if dataset != "custom" and (problem := training.data_problem(dataset)):
+            st.warning(f"No training data yet. {problem}", icon="📂")
+        name = st.text_input("Name (optional)", key="train_name", max_chars=100,
+                             placeholder="e.g. my first VAE")
+        if st.button("Start training", type="primary", icon="▶️", key="train_start", width="stretch"):
+            try:
+                job_id = q.submit(
+                    dict(kind=kind, arch=arch, latent_dim=int(latent_dim), hidden=parse_hidden(hidden_text),
+                         beta=float(beta)),
+                    dict(epochs=int(epochs) if epochs else None, time_budget=float(budget) if budget else None,
+                         batch_size=int(batch), lr=float(lr), seed=int(seed)),
+                    dataset, (data_dir or "").strip() or None, name)
+            except (ValueError, DataError) as e:
+                st.error(str(e), icon="⚠️")
+            else:
+                st.session_state[JOBS] = [*st.session_state.get(JOBS, []), job_id]
+                st.rerun()
+
+
+# ---------------------------------------------------------------- the session's training
+def server_load() -> None:
+    c = q.counts()
+    st.caption(f"This server trains up to {q.max_running} model{'s' if q.max_running > 1 else ''} at once, "
+               f"with {q.threads_per_job} CPU thread{'s' if q.threads_per_job > 1 else ''} each; more wait in "
+               f"line. Now: {c['running']} running, {c['queued']} waiting.")
+
+
+def show_job() -> None:
+    jobs = [j for j in map(q.status, st.session_state.get(JOBS, [])) if j is not None]  # a restart forgets
+    st.session_state[JOBS] = [j.job_id for j in jobs]
+    if not jobs:
+        st.info("Choose the settings and press **Start training**. Its progress, live loss curves and "
+                "reconstructions appear here, and the finished model joins the library below.", icon="👈")
+        server_load()
+        return
+    adopted = st.session_state.setdefault(ADOPTED, [])
+    fresh = [j for j in jobs if j.finished and j.job_id not in adopted]
+    if fresh:  # a training ended since the last look: its model becomes the active one
+        adopted += [j.job_id for j in fresh]
+        for j in fresh:
+            if j.state == "done":
+                training.adopt(j.entry_id)
+                st.session_state[FOLLOW] = True
+        st.rerun()  # the whole app: the sidebar shows the new active model, the refresh stops
+
+    job = next((j for j in reversed(jobs) if not j.finished), jobs[-1])  # one still going, else the latest
+    training.job_panel(job)
+    if not job.finished:
+        st.button("Cancel training", icon="⏹️", key="train_cancel", disabled=job.cancelling,
+                  on_click=q.cancel, args=(job.job_id,))
+    server_load()
+    others = [j for j in jobs if j is not job]
+    if others:
+        with st.expander(f"Your other trainings in this session ({len(others)})"):
+            for j in reversed(others):
+                st.markdown(f"- **{j.name}** ({j.label}): {j.state}"
+                            + (f", number {j.position} in the queue" if j.state == "queued" else ""))
+
+
+with job_col:
+    st.subheader("Progress")
+    live = any(j is not None and not j.finished for j in map(q.status, st.session_state.get(JOBS, [])))
+    st.fragment(show_job, run_every=1.0 if live else None)()
+
+# ---------------------------------------------------------------- the library
+st.divider()
+st.subheader("Model library")
+st.caption("Bundled models come with Latent Lab; saved ones are those trained or uploaded here. Test nats: lower "
+           "is better; active units: latent dimensions the model really uses; kNN accuracy: digits told apart "
+           "from their codes with only 10 labels per class.")
+if flash := st.session_state.pop(FLASH, None):
+    getattr(st, flash[0])(flash[1])
+
+entries = state.entries()
+active_id = state.active_id()
+if not entries:
+    st.info("The library is empty: train a model above or upload a checkpoint below.", icon="📭")
+else:
+    st.dataframe(training.library_rows(entries, active_id), hide_index=True, key="train_library_table",
+                 column_config=training.LIBRARY_COLUMNS)
+    by_id = {e.id: e for e in entries}
+    ids = list(by_id)
+    if st.session_state.pop(FOLLOW, False) or st.session_state.get("train_pick") not in ids:
+        st.session_state["train_pick"] = active_id if active_id in ids else ids[0]  # start from the active model
+    pick = st.selectbox("Model to manage", ids, format_func=lambda i: by_id[i].name, key="train_pick")
+    entry = by_id[pick]
+    with st.container(border=True):
+        a, b, c = st.columns(3, gap="medium")
+        with a:
+            st.markdown("**Use**")
+            if st.button("Make active", icon="🎯", key="train_activate", disabled=pick == active_id,
+                         help="Every page then shows this model."):
+                training.adopt(pick)
+                st.session_state[FLASH] = ("success", f"**{entry.name}** is now the active model.")
+                st.rerun()
+            st.download_button("Download .safetensors", data=entry.path.read_bytes, icon="⬇️",
+                               file_name=f"{slugify(entry.name)}.safetensors", mime="application/octet-stream",
+                               key="train_download", on_click="ignore")
+        with b:
+            st.markdown("**Rename**")
+            new_name = st.text_input("New name", entry.name, max_chars=100, key=f"train_rename_{pick}",
+                                     disabled=entry.bundled, label_visibility="collapsed")
+            if st.button("Rename", icon="✏️", key="train_rename", disabled=entry.bundled or new_name == entry.name):
+                try:
+                    state.library().rename(pick, new_name)
+                except CheckpointError as e:
+                    st.error(str(e))
+                else:
+                    st.session_state[FLASH] = ("success", f"Renamed to **{new_name.strip()}**.")
+                    st.rerun()
+        with c:
+            st.markdown("**Delete**")
+            if entry.bundled:
+                st.caption("Bundled models cannot be deleted.")
+            else:
+                sure = st.checkbox("Yes, delete this file for good", key=f"train_confirm_delete_{pick}")
+                if st.button("Delete", icon="🗑️", key="train_delete", disabled=not sure):
+                    try:
+                        state.library().delete(pick)
+                    except CheckpointError as e:
+                        st.error(str(e))
+                    else:
+                        st.session_state[FLASH] = ("info", f"Deleted **{entry.name}**.")
+                        st.session_state[FOLLOW] = True
+                        st.rerun()
+
+st.markdown("**Upload a checkpoint**")
+upload = st.file_uploader("A .safetensors file saved by Latent Lab", type=["safetensors"], key="train_upload",
+                          max_upload_size=MAX_BYTES // 2**20,
+                          help=f"Up to {MAX_BYTES // 2**20} MB. Only Latent Lab checkpoints are accepted; "
+                               "the file is checked before anything is stored.")
+if upload is not None and upload.file_id not in st.session_state.get(UPLOADED, []):
+    try:
+        added = state.library().import_bytes(upload.getvalue(), upload.name)
+    except CheckpointError as e:
+        st.error(str(e), icon="⚠️")
+    else:
+        st.session_state[UPLOADED] = [*st.session_state.get(UPLOADED, []), upload.file_id]
+        training.adopt(added.id)
+        st.session_state[FOLLOW] = True
+        st.session_state[FLASH] = ("success", f"Added **{added.name}** to the library; it is now the active model.")
+        st.rerun()

@@ -1,0 +1,185 @@
+"""Streamlit-side helpers of the Train & library page: the shared queue, figures and table rows.
+
+The queue itself (`vae.jobs.TrainingQueue`) is pure Python; here it becomes one
+`st.cache_resource` for the whole server, so every session sees the same queue.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.subplots import make_subplots
+
+from ui import state
+from ui.figures import image_grid
+from vae.checkpoint import CheckpointError, Entry
+from vae.data import DataError, default_root, load_dataset
+from vae.jobs import JobStatus, TrainingQueue
+
+TRAIN_COLOR, TEST_COLOR = "#1f77b4", "#ff7f0e"
+DATASET_NAMES = {"mnist": "MNIST digits", "fashion": "Fashion-MNIST", "custom": "Custom folder (IDX files)"}
+
+
+@st.cache_resource(show_spinner=False)
+def queue() -> TrainingQueue:
+    """The server's training queue (limits from LATENT_LAB_MAX_TRAININGS / LATENT_LAB_TRAIN_THREADS)."""
+    return TrainingQueue(state.cache_dir() / "jobs")
+
+
+def data_problem(dataset: str) -> str | None:
+    """Why the training data cannot be read (the core's sentence), or None when it is there."""
+    return _data_problem(dataset, str(default_root()))
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def _data_problem(dataset: str, root: str) -> str | None:
+    try:
+        load_dataset(dataset, root, download=False)
+    except DataError as e:
+        return str(e)
+    return None
+
+
+def duration(seconds: float | None) -> str:
+    """42 -> '0:42', 3725 -> '1:02:05'; unknown -> '–'."""
+    if seconds is None:
+        return "–"
+    s = int(round(seconds))
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def progress_text(job: JobStatus) -> str:
+    """One line under the progress bar: epoch, step, ETA and speed."""
+    if job.epoch == 0:
+        return "Starting: loading PyTorch and the training digits…"
+    epochs = f"epoch {job.epoch}" + ("" if job.time_budget else f" of {job.epochs}")
+    parts = [epochs, f"step {job.step:,} of {job.steps_per_epoch:,}"]
+    if job.time_budget:
+        parts.append(f"time budget {duration(job.time_budget)}")
+    parts.append(f"ETA {duration(job.eta_s)}")
+    if job.samples_per_s:
+        parts.append(f"{job.samples_per_s:,.0f} digits/s")
+    text = " · ".join(parts)
+    return text[0].upper() + text[1:]
+
+
+def loss_figure(job: JobStatus) -> go.Figure:
+    """Reconstruction and KL per digit (nats): live training batches as a line, test set per epoch as dots."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Reconstruction (nats)", "KL divergence (nats)"),
+                        horizontal_spacing=0.12)
+    h, s = job.history, job.steps
+    for col, key in ((1, "recon"), (2, "kl")):
+        show = col == 1
+        if s["epoch"]:
+            fig.add_trace(go.Scatter(x=s["epoch"], y=s[key], mode="lines", name="train (batches)",
+                                     line=dict(color=TRAIN_COLOR, width=1.5), showlegend=show,
+                                     legendgroup="train"), row=1, col=col)
+        if h["epoch"]:
+            fig.add_trace(go.Scatter(x=h["x"], y=h[f"train_{key}"], mode="markers", name="train (epoch mean)",
+                                     marker=dict(color=TRAIN_COLOR, size=8, symbol="circle-open"), cliponaxis=False,
+                                     showlegend=show, legendgroup="train_mean"), row=1, col=col)
+            fig.add_trace(go.Scatter(x=h["x"], y=h[f"test_{key}"], mode="lines+markers", name="test",
+                                     marker=dict(color=TEST_COLOR, size=8), line=dict(color=TEST_COLOR, width=2),
+                                     cliponaxis=False, showlegend=show, legendgroup="test"), row=1, col=col)
+    fig.update_xaxes(title_text="epoch", rangemode="tozero")
+    fig.update_yaxes(rangemode="tozero")
+    fig.update_layout(height=300, margin=dict(l=10, r=10, t=40, b=10), uirevision=job.job_id,
+                      legend=dict(orientation="h", yanchor="bottom", y=-0.45, x=0))
+    return fig
+
+
+def preview_image(job: JobStatus):
+    """Originals over their reconstructions, one PIL mosaic (2 rows of 8)."""
+    both = np.concatenate([job.originals, job.reconstructions]).astype(np.float32) / 255.0  # (16, 28, 28)
+    return image_grid(both, cols=len(job.originals), scale=3)
+
+
+def library_rows(entries: list[Entry], active_id: str | None) -> list[dict]:
+    """One table row per model, with the metrics the checkpoint carries."""
+    rows = []
+    for e in entries:
+        cfg, m = e.config, e.metrics
+        rows.append({
+            "Name": e.name,
+            "Active": e.id == active_id,
+            "Model": f"{cfg.kind.upper()} · {cfg.arch.upper()}",
+            "Latent dims": cfg.latent_dim,
+            "β": cfg.beta if cfg.kind == "vae" else None,
+            "Dataset": e.meta.get("dataset", "mnist"),
+            "Test nats": m.get("test_nats"),
+            "KL nats": m.get("kl_nats"),
+            "Active units": m.get("active_units"),
+            "kNN acc": m.get("knn_acc"),
+            "Source": "bundled" if e.bundled else "saved",
+        })
+    return rows
+
+
+LIBRARY_COLUMNS = {
+    "Name": st.column_config.TextColumn("Name", width="medium"),
+    "Active": st.column_config.CheckboxColumn("Active", width="small", help="The model every page shows"),
+    "Model": st.column_config.TextColumn("Model", width="small", help="AE or VAE, MLP or convolutional"),
+    "Latent dims": st.column_config.NumberColumn("Dims", width="small", help="Latent dimensions"),
+    "Dataset": st.column_config.TextColumn("Dataset", width="small"),
+    "Source": st.column_config.TextColumn("Source", width="small", help="Bundled with the app, or saved here"),
+    "β": st.column_config.NumberColumn("β", format="%.2g", width="small", help="KL weight (VAE only)"),
+    "Test nats": st.column_config.NumberColumn("Test nats", format="%.1f",
+                                               help="Negative ELBO per test digit (lower is better)"),
+    "KL nats": st.column_config.NumberColumn("KL nats", format="%.2f", help="KL term per test digit"),
+    "Active units": st.column_config.NumberColumn("Active units", help="Latent dimensions the codes really use"),
+    "kNN acc": st.column_config.ProgressColumn("kNN acc", format="percent", min_value=0.0, max_value=1.0,
+                                               width="small", help="3-NN accuracy from 10 labelled codes per class"),
+}
+
+
+def adopt(entry_id: str) -> None:
+    """Make a model the session's active one and start its default maps in the background."""
+    state.set_active(entry_id)
+    try:
+        a = state.get_model(entry_id)
+        state.map_service().warm_up(a.fingerprint, state.codes(a.fingerprint, a.dataset, a.model)[0])
+    except (CheckpointError, DataError):
+        pass  # the map page computes maps on demand and explains why when it cannot
+
+
+def job_panel(job: JobStatus) -> None:
+    """One training at a glance: its state, progress, test metrics, loss curves and reconstructions."""
+    st.markdown(f"#### {job.name}")
+    st.caption(f"{job.label} · {DATASET_NAMES[job.dataset]} · submitted at "
+               f"{datetime.fromtimestamp(job.submitted_at):%H:%M:%S}")
+    if job.state == "queued":
+        st.info(f"Waiting for a free slot: **number {job.position}** in the queue. Trainings take turns "
+                "so that a whole class cannot overload the server.", icon="⏳")
+    elif job.state == "running":
+        st.progress(job.progress, text="Cancelling…" if job.cancelling else progress_text(job))
+    elif job.state == "done":
+        st.success(f"Done in {duration(job.elapsed_s)}: **{job.name}** is saved in the library and is now "
+                   "the active model on every page.", icon="✅")
+        st.page_link("pages/map.py", label="See its latent map", icon="🗺️")
+    elif job.state == "cancelled":
+        st.warning("Training was cancelled; nothing was saved.", icon="⏹️")
+    else:
+        st.error(job.error, icon="⚠️")
+
+    h, m = job.history, job.metrics or {}
+    if h["epoch"]:
+        c = st.columns(4)
+        c[0].metric("Test nats", f"{m.get('test_nats', h['test_nats'][-1]):.1f}",
+                    help="Reconstruction + KL per test digit, in nats (lower is better).")
+        c[1].metric("Reconstruction", f"{h['test_recon'][-1]:.1f}", help="Test reconstruction term, in nats.")
+        c[2].metric("KL", f"{h['test_kl'][-1]:.2f}", help="Test KL term, in nats (zero for an AE).")
+        c[3].metric("kNN accuracy", f"{m['knn_acc']:.0%}" if "knn_acc" in m else "–",
+                    help="How well 10 labelled digits per class classify the rest from their codes alone "
+                         "(measured when the training ends).")
+    if job.steps["epoch"] or h["epoch"]:
+        st.plotly_chart(loss_figure(job), key="train_loss_chart", config={"displaylogo": False})
+        st.caption("The line follows the training batches as they go; the dots are whole epochs, with "
+                   "the test digits in orange. Both should fall and then level off.")
+    if job.originals is not None:
+        st.image(preview_image(job), caption="Top: test digits. Bottom: how the model redraws them after "
+                 f"epoch {h['epoch'][-1] if h['epoch'] else job.epoch}.")
