@@ -19,6 +19,8 @@ def nav(page, label: str) -> None:
 
 
 def test_train_a_model_and_watch_it_finish(server, page):
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout  # here: without Playwright this skips
+
     page.set_viewport_size({"width": 1400, "height": 2100})  # Streamlit scrolls inside; a tall window shows all
     page.goto(server)  # the app's entry first: it registers the navigation, then the page is one click away
     wait_for_app(page)
@@ -38,6 +40,11 @@ def test_train_a_model_and_watch_it_finish(server, page):
     page.get_by_role("button", name="Start training").click()
     page.get_by_role("button", name="Cancel training").wait_for(timeout=60_000)
     page.get_by_text(re.compile(r"Starting|Epoch \d|Waiting for a free slot")).first.wait_for(timeout=60_000)
+    try:  # the first steps draw the live curves; on a slow machine the run may end before that
+        page.get_by_text(re.compile(r"^Epoch \d")).first.wait_for(timeout=30_000)
+        page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for(timeout=10_000)
+    except PlaywrightTimeout:
+        pass
     assert_no_exception(page)
     shot(page, "train-2-running")
 
