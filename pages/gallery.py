@@ -54,7 +54,7 @@ st.subheader("Worst-reconstructed test digits")
 st.caption("Reconstruction error per digit, in nats (how surprised the decoder is by the real pixels). "
            "The highest ones are the digits this model finds strangest: odd shapes, thick strokes, or mislabelled.")
 c1, _ = st.columns([2, 4])
-k = c1.slider("How many to show", 4, 48, 16, 4, key="gallery_worst")
+k = c1.slider("How many to show", 4, 48, 20, 4, key="gallery_worst")
 with st.spinner("Reconstructing all test digits…"):
     errs = explore.errors(a)
 bad = worst(errs, k)
@@ -65,7 +65,7 @@ h2.metric("Median error", f"{np.median(errs):.1f} nats")
 h2.metric(f"Worst {k}, from", f"{float(errs[bad[-1]]):.1f} nats")
 originals, recons = explore.reconstructions(a, bad)
 st.image(explore.pair_images(originals, recons), width=170,
-         caption=[f"#{i} · {names[labels[i]]} · {errs[i]:.0f} nats" for i in bad])
+         caption=[f"#{i} · a {names[labels[i]]} · {errs[i]:.0f} nats" for i in bad])
 worst_grid = image_grid(pair_rows(originals, recons, cols=16), cols=16, scale=2)
 st.download_button("Worst digits as PNG", png_bytes(worst_grid), "worst-reconstructions.png", "image/png",
                    key="gallery_worst_png", on_click="ignore", icon="🖼️")

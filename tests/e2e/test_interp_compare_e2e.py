@@ -117,7 +117,7 @@ def test_gallery_in_the_browser(page, server):
     page.wait_for_selector('[data-testid="stMain"] [data-testid="stMetric"]', timeout=120_000)
     page.wait_for_selector('[data-testid="stSpinner"]', state="detached", timeout=120_000)
     wait_for_app(page)
-    assert page.locator('[data-testid="stMain"] img').count() >= 2 + 16  # samples, reconstructions, 16 worst
+    assert page.locator('[data-testid="stMain"] img').count() >= 2 + 20  # samples, reconstructions, 20 worst
     png = download(page, "Samples as PNG")
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     tall(page)
