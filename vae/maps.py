@@ -16,11 +16,11 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import queue
 import threading
 import time
 import zipfile
 import zlib
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,6 +66,9 @@ def compute_map(z: np.ndarray, method: str, params: dict | None = None, seed: in
     """One projection of codes (N, D) -> (N, 2), with a progress hook (done, total, partial)."""
     params = resolve_params(method, params)
     return make_projection(method, seed=seed, progress=progress, **params).fit_transform(z)
+
+
+FAST_METHODS = ("native", "pca")
 
 
 class MapStore:
@@ -122,7 +125,14 @@ class MapService:
         self.store = store
         self._jobs: dict[str, MapJob] = {}
         self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="latent-lab-map")
+        # Daemon threads: a server being stopped never waits for a half-done t-SNE.
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        for i in range(workers):
+            threading.Thread(target=self._work, name=f"latent-lab-map-{i}", daemon=True).start()
+
+    def _work(self) -> None:
+        while True:
+            self._run(*self._queue.get())
 
     def request(self, fingerprint: str, z: np.ndarray, method: str, params: dict | None = None,
                 seed: int = 0) -> MapJob:
@@ -135,12 +145,15 @@ class MapService:
                 return job
             cached = self.store.get(fingerprint, method, params)
             job = MapJob(key, method, params, len(z))
+            run_here = cached is None and method in FAST_METHODS
             if cached is not None:
                 job.status, job.progress, job.embedding = "done", 1.0, cached
-            else:
-                self._pool.submit(self._run, job, fingerprint, np.array(z, np.float32), seed)
+            elif not run_here:
+                self._queue.put((job, fingerprint, np.array(z, np.float32), seed))
             self._jobs[key] = job
-            return job
+        if run_here:  # milliseconds: never queued behind a t-SNE or UMAP that takes seconds
+            self._run(job, fingerprint, np.array(z, np.float32), seed)
+        return job
 
     def peek(self, fingerprint: str, method: str, params: dict | None = None) -> MapJob | None:
         params = resolve_params(method, params)
