@@ -8,16 +8,16 @@ import streamlit as st
 
 from ui.layout import sidebar
 
-st.set_page_config(page_title="Latent Lab", page_icon="🧪", layout="wide")
+st.set_page_config(page_title="Latent Lab", page_icon=":material/science:", layout="wide")
 
 PAGES = [
-    st.Page("pages/home.py", title="Welcome", icon="🧪", default=True),
-    st.Page("pages/map.py", title="Latent map", icon="🗺️"),
-    st.Page("pages/sliders.py", title="Sliders", icon="🎚️"),
-    st.Page("pages/interpolate.py", title="Interpolate", icon="↔️"),
-    st.Page("pages/compare.py", title="AE vs VAE", icon="⚖️"),
-    st.Page("pages/gallery.py", title="Samples & errors", icon="🖼️"),
-    st.Page("pages/train.py", title="Train & library", icon="🏋️"),
+    st.Page("pages/home.py", title="Welcome", icon=":material/science:", default=True),
+    st.Page("pages/map.py", title="Latent map", icon=":material/scatter_plot:"),
+    st.Page("pages/sliders.py", title="Sliders", icon=":material/tune:"),
+    st.Page("pages/interpolate.py", title="Interpolate", icon=":material/timeline:"),
+    st.Page("pages/compare.py", title="AE vs VAE", icon=":material/compare:"),
+    st.Page("pages/gallery.py", title="Samples & errors", icon=":material/photo_library:"),
+    st.Page("pages/train.py", title="Train & library", icon=":material/model_training:"),
 ]
 
 page = st.navigation(PAGES)

@@ -4,7 +4,10 @@ import streamlit as st
 
 from ui import state
 from ui.figures import image_grid
+from ui.layout import ensure_frame
 from vae.latent import decode, prior_samples
+
+ensure_frame()
 
 st.title("🧪 Latent Lab")
 st.markdown(

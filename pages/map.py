@@ -6,7 +6,9 @@ from ui import map_view, state
 from ui.figures import image_grid, png_bytes
 from vae.mapview import map_csv, selected_indices
 from vae.projection import METHOD_LABELS
+from ui.layout import ensure_frame
 
+ensure_frame()
 st.title("🗺️ Latent map")
 a = state.require_active()
 data = state.require_test_data(a)

@@ -6,6 +6,7 @@ from ui import state, training
 from vae.checkpoint import MAX_BYTES, CheckpointError, slugify
 from vae.data import DATASETS, DataError
 from vae.jobs import parse_hidden
+from ui.layout import ensure_frame
 
 JOBS = "train_jobs"  # session_state: ids of the trainings this session started (newest last)
 ADOPTED = "train_adopted"  # session_state: finished job ids already activated
@@ -13,6 +14,7 @@ FLASH = "train_flash"  # session_state: (level, message) shown once above the li
 UPLOADED = "train_uploaded"  # session_state: file ids of uploads already stored
 FOLLOW = "train_follow_active"  # session_state: set when a model became active; the manage picker follows
 
+ensure_frame()
 st.title("🏋️ Train & library")
 st.markdown("Train your own autoencoder and watch it learn, or pick, rename, download and upload models. "
             "Training runs on the server in the background, so you can explore other pages meanwhile.")

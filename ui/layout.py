@@ -15,6 +15,23 @@ def model_caption(entry) -> str:
         f" · {nats:.1f} nats" if nats is not None else "") + f" · {tag}"
 
 
+def ensure_frame() -> None:
+    """Make sure this run came through app.py's navigation; call first thing in every page.
+
+    Streamlit treats a folder named `pages/` as its old multipage mode until `st.navigation` has
+    run once in the server process: the first visitor of a deep link (say /map, right after a
+    restart) would get the page alone, without the sidebar or the layout. Leaving that mode and
+    rerunning sends the run through app.py, which then shows the same page in its frame.
+    """
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # a Streamlit without it has no such mode
+        return
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def sidebar() -> None:
     with st.sidebar:
         entries = state.entries()
