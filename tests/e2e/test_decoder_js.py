@@ -52,10 +52,15 @@ def test_js_decoder_matches_numpy(blank, arch, latent_dim, hidden, dtype):
     assert want.std() > 1e-2  # a varied image, not a constant one that would match anything
 
 
-BUNDLED = sorted((Path(__file__).resolve().parents[2] / "assets" / "models").glob("*.safetensors"))
+def bundled_models() -> list[Path]:
+    from vae.checkpoint import BUNDLED_DIR, ModelLibrary
+
+    if not BUNDLED_DIR.is_dir():
+        return []
+    return [e.path for e in ModelLibrary(BUNDLED_DIR, BUNDLED_DIR).entries() if e.bundled]  # autoencoders only
 
 
-@pytest.mark.parametrize("path", BUNDLED, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", bundled_models(), ids=lambda p: p.stem)
 def test_js_decoder_matches_numpy_on_bundled_models(blank, path):
     """Trained weights: larger activations and real ReLU sparsity, as the page meets them."""
     from vae.checkpoint import load_checkpoint
