@@ -7,11 +7,13 @@ from ui.decoder_component import live_sliders
 from ui.figures import image_grid
 from vae.dims import dim_ranges, dim_scores, include, nearest, rank_dims, start_code, traversal_codes
 from vae.latent import decode
+from ui.layout import ensure_frame
 
 SHOWN = 8  # sliders shown by default: the most informative dimensions
 STEPS = 9  # images per traversal strip
 RESETS = "sliders_resets"  # session_state: how often Reset was pressed (a new value restarts the sliders)
 
+ensure_frame()
 st.title("🎚️ Sliders")
 st.markdown(
     "A digit's **latent code** is a short list of numbers; the decoder turns any such list back into an image. "
