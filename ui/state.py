@@ -8,6 +8,7 @@ loading); arrays are `st.cache_data`; a session holds only small values in `st.s
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from vae.data import DataError, Dataset
 from vae.latent import encode
 from vae.maps import MapService, MapStore
 from vae.models import AutoEncoder
+from vae.projection import warm_up_umap
 
 DEFAULT_MODEL = "vae-2d"
 ACTIVE = "active_model"  # session_state key: the active model's library id
@@ -39,6 +41,9 @@ def library() -> ModelLibrary:
 
 @st.cache_resource(show_spinner=False)
 def map_service() -> MapService:
+    # numba compiles umap once per machine (cached on disk) and loads it once per process: do that
+    # now, in the background, rather than when the first person asks for a UMAP.
+    threading.Thread(target=warm_up_umap, name="latent-lab-umap-warmup", daemon=True).start()
     return MapService(MapStore(cache_dir() / "maps", readonly_dirs=[MAPS_DIR]))
 
 

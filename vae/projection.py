@@ -13,6 +13,7 @@ Fitted state ends in `_`.
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Callable
 
 import numpy as np
@@ -109,16 +110,40 @@ class PCAProjection(Projection):
         return self.pca_.explained_variance_ratio_
 
 
+def nearest_neighbors(z: np.ndarray, k: int, chunk: int = 2500) -> tuple[np.ndarray, np.ndarray]:
+    """Exact k nearest neighbours by Euclidean distance, each point itself excluded.
+
+    Brute force in chunks with torch's threaded matmul and top-k: for 10,000 codes this takes
+    about 0.6 s on 2 cores, several times faster than Annoy's approximate index here, and exact.
+    Returns (indices (N, k) int64, distances (N, k) float32), nearest first.
+    """
+    import torch
+
+    t = torch.from_numpy(np.ascontiguousarray(z, np.float32))
+    sq = (t * t).sum(1)
+    idx, dist = [], []
+    for i in range(0, len(t), chunk):
+        d = sq[i:i + chunk, None] + sq[None] - 2 * t[i:i + chunk] @ t.T  # (chunk, N) squared distances
+        rows = torch.arange(d.shape[0])
+        d[rows, rows + i] = float("inf")
+        v, j = torch.topk(d, k, dim=1, largest=False, sorted=True)
+        idx.append(j)
+        dist.append(v.clamp_min(0).sqrt())
+    return torch.cat(idx).numpy(), torch.cat(dist).numpy()
+
+
 class TSNEProjection(Projection):
     """openTSNE with FFT-accelerated gradients, PCA initialisation and exact kNN affinities.
 
-    The schedule (early exaggeration, then the normal phase) is shorter than openTSNE's default
-    750 iterations; at 10,000 points the picture is settled well before (see benchmarks/).
+    The schedule (100 early-exaggeration iterations, then 150 normal ones) is shorter than
+    openTSNE's default 250 + 500: on 10,000 MNIST codes it draws the same clusters (KL 2.23 vs
+    2.10) in about 4.5 s instead of 37 s on 2 cores; `n_iter` buys more polish. Measured in
+    benchmarks/bench_app.py.
     """
 
     name = "tsne"
 
-    def __init__(self, perplexity: float = 30.0, n_iter: int = 400, early_iter: int = 125, seed: int = 0,
+    def __init__(self, perplexity: float = 30.0, n_iter: int = 150, early_iter: int = 100, seed: int = 0,
                  progress: Progress | None = None, report_every: int = 25):
         super().__init__(seed, progress)
         self.perplexity, self.n_iter, self.early_iter, self.report_every = perplexity, n_iter, early_iter, report_every
@@ -139,26 +164,24 @@ class TSNEProjection(Projection):
             done[0] += self.report_every
             self._report(min(done[0], total), total, np.asarray(embedding, np.float32).copy())
 
-        aff = openTSNE.affinity.PerplexityBasedNN(
-            z, perplexity=self.perplexity, method="exact" if len(z) <= 2000 else "annoy", n_jobs=n_jobs,
-            random_state=self.seed)
+        k = min(len(z) - 1, int(3 * self.perplexity))
+        neighbors = openTSNE.nearest_neighbors.PrecomputedNeighbors(*nearest_neighbors(z, k))
+        aff = openTSNE.affinity.PerplexityBasedNN(perplexity=self.perplexity, knn_index=neighbors, n_jobs=n_jobs)
         init = openTSNE.initialization.pca(z, random_state=self.seed)
         emb = openTSNE.TSNEEmbedding(init, aff, negative_gradient_method="fft", n_jobs=n_jobs,
                                      random_state=self.seed, callbacks=callback if self.progress else None,
                                      callbacks_every_iters=self.report_every)
         emb = emb.optimize(n_iter=self.early_iter, exaggeration=12, momentum=0.5)
         emb = emb.optimize(n_iter=self.n_iter, momentum=0.8)
-        self.embedding_obj_ = emb
         return np.asarray(emb)
-
-    def transform(self, z):
-        return np.asarray(self.embedding_obj_.transform(np.asarray(z, np.float32)), np.float32)
 
 
 class UMAPProjection(Projection):
     name = "umap"
 
-    def __init__(self, n_neighbors: int = 15, min_dist: float = 0.1, n_epochs: int | None = None, seed: int = 0,
+    # umap-learn itself runs 200 epochs above 10,000 points but 500 at exactly 10,000 (the test set);
+    # 200 draws the same picture in under half the time.
+    def __init__(self, n_neighbors: int = 15, min_dist: float = 0.1, n_epochs: int | None = 200, seed: int = 0,
                  progress: Progress | None = None):
         super().__init__(seed, progress)
         self.n_neighbors, self.min_dist, self.n_epochs = n_neighbors, min_dist, n_epochs
@@ -177,17 +200,29 @@ class UMAPProjection(Projection):
         self._report(0, 1, None)
         # A fixed random_state makes umap single-threaded; we pass it anyway, since the map must be
         # reproducible (the class must not get a different picture on every refresh).
+        idx, dist = nearest_neighbors(z, self.n_neighbors - 1)  # umap counts each point as its own neighbour
+        idx = np.c_[np.arange(len(z)), idx]
+        dist = np.c_[np.zeros(len(z), np.float32), dist]
         self.umap_ = umap.UMAP(n_neighbors=self.n_neighbors, min_dist=self.min_dist, n_epochs=self.n_epochs,
-                               random_state=self.seed, n_jobs=1)
-        y = self.umap_.fit_transform(z)
+                               random_state=self.seed, n_jobs=1, precomputed_knn=(idx, dist, None))
+        with warnings.catch_warnings():  # "no search index: transform unavailable" - we never transform
+            warnings.simplefilter("ignore", UserWarning)
+            y = self.umap_.fit_transform(z)
         self._report(1, 1, None)
         return y
 
-    def transform(self, z):
-        return self.umap_.transform(np.asarray(z, np.float32)).astype(np.float32)
-
     def inverse_transform(self, y):
         return self.umap_.inverse_transform(np.asarray(y, np.float32)).astype(np.float32)
+
+
+def warm_up_umap() -> None:
+    """Compile (or load from the disk cache) umap's numba functions on a toy problem, so the first
+    real UMAP of a server does not pay numba's ~30 s compile. Safe to call from a background thread."""
+    z = np.random.default_rng(0).standard_normal((64, 4)).astype(np.float32)
+    try:
+        UMAPProjection(n_neighbors=8, n_epochs=10).fit_transform(z)
+    except Exception:  # only an optimisation: a failure here shows up, with a message, on first real use
+        pass
 
 
 def _numba_cache_dir():
