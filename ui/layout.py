@@ -15,6 +15,9 @@ def model_caption(entry) -> str:
         f" · {nats:.1f} nats" if nats is not None else "") + f" · {tag}"
 
 
+_FRAMED = "_latent_lab_framed"  # session_state: this session has run through app.py
+
+
 def ensure_frame() -> None:
     """Make sure this run came through app.py's navigation; call first thing in every page.
 
@@ -29,10 +32,14 @@ def ensure_frame() -> None:
         return
     if PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False
-        st.rerun()
+        # Rerun only a session's very first run: later runs may carry a button click that a rerun
+        # would drop (AppTest resets the mode before every run, so it meets this on each one).
+        if not st.session_state.get(_FRAMED):
+            st.rerun()
 
 
 def sidebar() -> None:
+    st.session_state[_FRAMED] = True
     with st.sidebar:
         entries = state.entries()
         if not entries:
