@@ -9,7 +9,7 @@ from vae.latent import decode, prior_samples
 
 ensure_frame()
 
-st.title("🧪 Latent Lab")
+st.title(":material/science: Latent Lab")
 st.markdown(
     "An **autoencoder** squeezes each 28×28 digit into a handful of numbers, its *latent code*, and "
     "learns to redraw the digit from that code. A **variational** autoencoder (VAE) is trained to keep "
@@ -29,11 +29,11 @@ if a is not None:
 st.subheader("Where to go")
 c1, c2, c3 = st.columns(3)
 with c1:
-    st.page_link("pages/map.py", label="**Latent map**: every test digit as a dot", icon="🗺️")
-    st.page_link("pages/sliders.py", label="**Sliders**: drag a code, watch the digit morph", icon="🎚️")
+    st.page_link("pages/map.py", label="**Latent map**: every test digit as a dot", icon=":material/scatter_plot:")
+    st.page_link("pages/sliders.py", label="**Sliders**: drag a code, watch the digit morph", icon=":material/tune:")
 with c2:
-    st.page_link("pages/interpolate.py", label="**Interpolate**: walk from one digit to another", icon="↔️")
-    st.page_link("pages/compare.py", label="**AE vs VAE**: holes, shown and measured", icon="⚖️")
+    st.page_link("pages/interpolate.py", label="**Interpolate**: walk from one digit to another", icon=":material/timeline:")
+    st.page_link("pages/compare.py", label="**AE vs VAE**: holes, shown and measured", icon=":material/compare:")
 with c3:
-    st.page_link("pages/gallery.py", label="**Samples & errors**: prior samples, worst reconstructions", icon="🖼️")
-    st.page_link("pages/train.py", label="**Train & library**: train, upload, manage models", icon="🏋️")
+    st.page_link("pages/gallery.py", label="**Samples & errors**: prior samples, worst reconstructions", icon=":material/photo_library:")
+    st.page_link("pages/train.py", label="**Train & library**: train, upload, manage models", icon=":material/model_training:")

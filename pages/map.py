@@ -9,7 +9,7 @@ from vae.projection import METHOD_LABELS
 from ui.layout import ensure_frame
 
 ensure_frame()
-st.title("🗺️ Latent map")
+st.title(":material/scatter_plot: Latent map")
 a = state.require_active()
 data = state.require_test_data(a)
 z = state.active_codes(a)
@@ -87,9 +87,9 @@ if len(picked) > len(shown):
     st.caption(f"Showing {len(shown)} of the {len(picked):,} picked digits (those with the lowest test-set numbers)"
                + (f"; the first {sent} are sent on." if sent < len(picked) else "; all of them are sent on."))
 b1, b2, _ = st.columns([1, 1, 2])
-if b1.button(f"Send {sent:,} to Sliders", key="map_to_sliders", icon="🎚️"):
+if b1.button(f"Send {sent:,} to Sliders", key="map_to_sliders", icon=":material/tune:"):
     state.set_picks(picked)
     st.switch_page("pages/sliders.py")
-if b2.button(f"Send {sent:,} to Interpolate", key="map_to_interpolate", icon="↔️"):
+if b2.button(f"Send {sent:,} to Interpolate", key="map_to_interpolate", icon=":material/timeline:"):
     state.set_picks(picked)
     st.switch_page("pages/interpolate.py")

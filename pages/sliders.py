@@ -14,7 +14,7 @@ STEPS = 9  # images per traversal strip
 RESETS = "sliders_resets"  # session_state: how often Reset was pressed (a new value restarts the sliders)
 
 ensure_frame()
-st.title("🎚️ Sliders")
+st.title(":material/tune: Sliders")
 st.markdown(
     "A digit's **latent code** is a short list of numbers; the decoder turns any such list back into an image. "
     "Each slider below is one of those numbers: drag it and watch the digit change as you move. Some dimensions "
@@ -92,11 +92,11 @@ with right:
     st.image(image_grid(data.x_test[j:j + 1].numpy() / 255.0, cols=1, scale=4), width=120)
     st.caption(f"Test #{j}, a {names[labels[j]]}: the test digit whose code is nearest (Euclidean distance in "
                "latent space).")
-    st.button("Send to Interpolate", key="sliders_send", icon="↔️", help="Adds this test digit to the picks that "
+    st.button("Send to Interpolate", key="sliders_send", icon=":material/timeline:", help="Adds this test digit to the picks that "
               "Interpolate (and the map) use.",
               disabled=j in picks, on_click=lambda: state.set_picks(picks + [j]))
     if picks:
-        st.page_link("pages/interpolate.py", label=f"Interpolate between the picks ({len(picks)})", icon="↔️")
+        st.page_link("pages/interpolate.py", label=f"Interpolate between the picks ({len(picks)})", icon=":material/timeline:")
 
 st.subheader("What each dimension does on its own")
 st.caption(f"Each row keeps the code where the sliders were last released and sweeps one dimension over its "

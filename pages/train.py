@@ -15,7 +15,7 @@ UPLOADED = "train_uploaded"  # session_state: file ids of uploads already stored
 FOLLOW = "train_follow_active"  # session_state: set when a model became active; the manage picker follows
 
 ensure_frame()
-st.title("🏋️ Train & library")
+st.title(":material/model_training: Train & library")
 st.markdown("Train your own autoencoder and watch it learn, or pick, rename, download and upload models. "
             "Training runs on the server in the background, so you can explore other pages meanwhile.")
 
@@ -61,10 +61,10 @@ with form_col:
                                      "train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte "
                                      "(.gz is fine), 28×28 images with labels 0-9.")
         if dataset != "custom" and (problem := training.data_problem(dataset)):
-            st.warning(f"No training data yet. {problem}", icon="📂")
+            st.warning(f"No training data yet. {problem}", icon=":material/folder_open:")
         name = st.text_input("Name (optional)", key="train_name", max_chars=100,
                              placeholder="e.g. my first VAE")
-        if st.button("Start training", type="primary", icon="▶️", key="train_start", width="stretch"):
+        if st.button("Start training", type="primary", icon=":material/play_arrow:", key="train_start", width="stretch"):
             try:
                 job_id = q.submit(
                     dict(kind=kind, arch=arch, latent_dim=int(latent_dim), hidden=parse_hidden(hidden_text),
@@ -73,7 +73,7 @@ with form_col:
                          batch_size=int(batch), lr=float(lr), seed=int(seed)),
                     dataset, (data_dir or "").strip() or None, name)
             except (ValueError, DataError) as e:
-                st.error(str(e), icon="⚠️")
+                st.error(str(e), icon=":material/error:")
             else:
                 st.session_state[JOBS] = [*st.session_state.get(JOBS, []), job_id]
                 st.rerun()
@@ -92,7 +92,7 @@ def show_job() -> None:
     st.session_state[JOBS] = [j.job_id for j in jobs]
     if not jobs:
         st.info("Choose the settings and press **Start training**. Its progress, live loss curves and "
-                "reconstructions appear here, and the finished model joins the library below.", icon="👈")
+                "reconstructions appear here, and the finished model joins the library below.", icon=":material/arrow_back:")
         server_load()
         return
     adopted = st.session_state.setdefault(ADOPTED, [])
@@ -108,7 +108,7 @@ def show_job() -> None:
     job = next((j for j in reversed(jobs) if not j.finished), jobs[-1])  # one still going, else the latest
     training.job_panel(job)
     if not job.finished:
-        st.button("Cancel training", icon="⏹️", key="train_cancel", disabled=job.cancelling,
+        st.button("Cancel training", icon=":material/stop_circle:", key="train_cancel", disabled=job.cancelling,
                   on_click=q.cancel, args=(job.job_id,))
     server_load()
     others = [j for j in jobs if j is not job]
@@ -136,7 +136,7 @@ if flash := st.session_state.pop(FLASH, None):
 entries = state.entries()
 active_id = state.active_id()
 if not entries:
-    st.info("The library is empty: train a model above or upload a checkpoint below.", icon="📭")
+    st.info("The library is empty: train a model above or upload a checkpoint below.", icon=":material/inbox:")
 else:
     st.dataframe(training.library_rows(entries, active_id), hide_index=True, key="train_library_table",
                  column_config=training.LIBRARY_COLUMNS)
@@ -150,19 +150,19 @@ else:
         a, b, c = st.columns(3, gap="medium")
         with a:
             st.markdown("**Use**")
-            if st.button("Make active", icon="🎯", key="train_activate", disabled=pick == active_id,
+            if st.button("Make active", icon=":material/check_circle:", key="train_activate", disabled=pick == active_id,
                          help="Every page then shows this model."):
                 training.adopt(pick)
                 st.session_state[FLASH] = ("success", f"**{entry.name}** is now the active model.")
                 st.rerun()
-            st.download_button("Download .safetensors", data=entry.path.read_bytes, icon="⬇️",
+            st.download_button("Download .safetensors", data=entry.path.read_bytes, icon=":material/download:",
                                file_name=f"{slugify(entry.name)}.safetensors", mime="application/octet-stream",
                                key="train_download", on_click="ignore")
         with b:
             st.markdown("**Rename**")
             new_name = st.text_input("New name", entry.name, max_chars=100, key=f"train_rename_{pick}",
                                      disabled=entry.bundled, label_visibility="collapsed")
-            if st.button("Rename", icon="✏️", key="train_rename", disabled=entry.bundled or new_name == entry.name):
+            if st.button("Rename", icon=":material/edit:", key="train_rename", disabled=entry.bundled or new_name == entry.name):
                 try:
                     state.library().rename(pick, new_name)
                 except CheckpointError as e:
@@ -176,7 +176,7 @@ else:
                 st.caption("Bundled models cannot be deleted.")
             else:
                 sure = st.checkbox("Yes, delete this file for good", key=f"train_confirm_delete_{pick}")
-                if st.button("Delete", icon="🗑️", key="train_delete", disabled=not sure):
+                if st.button("Delete", icon=":material/delete:", key="train_delete", disabled=not sure):
                     try:
                         state.library().delete(pick)
                     except CheckpointError as e:
@@ -195,7 +195,7 @@ if upload is not None and upload.file_id not in st.session_state.get(UPLOADED, [
     try:
         added = state.library().import_bytes(upload.getvalue(), upload.name)
     except CheckpointError as e:
-        st.error(str(e), icon="⚠️")
+        st.error(str(e), icon=":material/error:")
     else:
         st.session_state[UPLOADED] = [*st.session_state.get(UPLOADED, []), upload.file_id]
         training.adopt(added.id)

@@ -55,3 +55,22 @@ def torch_one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(autouse=True)
+def pages_run_through_app(monkeypatch):
+    """Every AppTest run goes through app.py's st.navigation, as on a real server after its first run.
+
+    A folder named pages/ makes Streamlit start in its old multipage mode, and AppTest resets that
+    mode before every run, so without this each run after a switch_page would execute the page
+    alone (no sidebar). The real server's first-run case is covered by tests/e2e/test_deep_link.py.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    original = PagesManager.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)

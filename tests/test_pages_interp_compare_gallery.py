@@ -126,8 +126,8 @@ def test_compare_measures_both_models_and_warns_on_mismatch(lib):
     at.selectbox(key="compare_right").set_value(lib["vae2"]).run()
     assert not at.exception
     assert not at.warning  # same architecture and latent size
-    assert len(at.metric) == 6
-    for m in at.metric:
+    assert len(at.main.metric) == 6
+    for m in at.main.metric:
         assert m.value.endswith("%") and 0 <= int(m.value[:-1]) <= 100
     at.selectbox(key="compare_right").set_value(lib["vae5"]).run()
     assert not at.exception
@@ -171,7 +171,7 @@ def test_pages_without_the_classifier_show_images_and_a_sentence(lib, monkeypatc
 
 def test_gallery_controls(lib):
     at = open_page("pages/gallery.py", lib["vae2"])
-    assert len(at.metric) == 2
+    assert len(at.main.metric) == 2
     at.slider(key="gallery_worst").set_value(8).run()
     assert not at.exception
     worst = next(im for im in at.image if len(im.captions) > 1)

@@ -38,6 +38,12 @@ def ensure_frame() -> None:
             st.rerun()
 
 
+def _picked() -> None:
+    choice = st.session_state.get("sidebar_model")
+    if choice:
+        state.set_active(choice)
+
+
 def sidebar() -> None:
     st.session_state[_FRAMED] = True
     with st.sidebar:
@@ -51,7 +57,7 @@ def sidebar() -> None:
         # active); a pick here goes through the callback, which runs before the next script run.
         st.session_state["sidebar_model"] = state.active_id()
         choice = st.selectbox("Active model", ids, key="sidebar_model", format_func=lambda i: by_id[i].name,
-                              on_change=lambda: state.set_active(st.session_state["sidebar_model"]),
+                              on_change=_picked,
                               help="Every page shows this model. Train or upload more on Train & library.")
         e = by_id[choice]
         cfg = e.config

@@ -125,8 +125,8 @@ def require_active() -> Active:
     """The active model, or a call to action and `st.stop()`."""
     a = active()
     if a is None:
-        st.info("No model is loaded yet. Train one or pick one on **Train & library**.", icon="👈")
-        st.page_link("pages/train.py", label="Go to Train & library", icon="🏋️")
+        st.info("No model is loaded yet. Train one or pick one on **Train & library**.", icon=":material/arrow_back:")
+        st.page_link("pages/train.py", label="Go to Train & library", icon=":material/model_training:")
         st.stop()
     return a
 

@@ -154,17 +154,17 @@ def job_panel(job: JobStatus) -> None:
                f"{datetime.fromtimestamp(job.submitted_at):%H:%M:%S}")
     if job.state == "queued":
         st.info(f"Waiting for a free slot: **number {job.position}** in the queue. Trainings take turns "
-                "so that a whole class cannot overload the server.", icon="⏳")
+                "so that a whole class cannot overload the server.", icon=":material/hourglass_top:")
     elif job.state == "running":
         st.progress(job.progress, text="Cancelling…" if job.cancelling else progress_text(job))
     elif job.state == "done":
         st.success(f"Done in {duration(job.elapsed_s)}: **{job.name}** is saved in the library and is now "
-                   "the active model on every page.", icon="✅")
-        st.page_link("pages/map.py", label="See its latent map", icon="🗺️")
+                   "the active model on every page.", icon=":material/task_alt:")
+        st.page_link("pages/map.py", label="See its latent map", icon=":material/scatter_plot:")
     elif job.state == "cancelled":
-        st.warning("Training was cancelled; nothing was saved.", icon="⏹️")
+        st.warning("Training was cancelled; nothing was saved.", icon=":material/stop_circle:")
     else:
-        st.error(job.error, icon="⚠️")
+        st.error(job.error, icon=":material/error:")
 
     h, m = job.history, job.metrics or {}
     if h["epoch"]:
