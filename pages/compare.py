@@ -6,12 +6,14 @@ from ui import explore, state
 from ui.figures import image_grid
 from vae.checkpoint import CheckpointError
 from vae.compare import BUNDLED_PAIRS, pair_mismatch
+from ui.layout import ensure_frame
 
 N_PRIOR = 400  # prior samples scored per model; the first SHOWN are drawn
 SHOWN = 40
 STEPS = 10
 
-st.title("⚖️ AE vs VAE")
+ensure_frame()
+st.title(":material/compare: AE vs VAE")
 st.markdown(
     "A plain **autoencoder** (AE) and a **variational** autoencoder (VAE) with the same layers, latent size "
     "and seed differ only in how they were trained. Here both decode the same kind of region, the same random "
@@ -21,8 +23,8 @@ st.markdown(
 entries = state.entries()
 by_id = {e.id: e for e in entries}
 if len(entries) < 2:
-    st.info("Comparing needs two models in the library: train an AE and a VAE on **Train & library**.", icon="👈")
-    st.page_link("pages/train.py", label="Go to Train & library", icon="🏋️")
+    st.info("Comparing needs two models in the library: train an AE and a VAE on **Train & library**.", icon=":material/arrow_back:")
+    st.page_link("pages/train.py", label="Go to Train & library", icon=":material/model_training:")
     st.stop()
 
 pairs = {k: ids for k, ids in BUNDLED_PAIRS.items() if all(i in by_id for i in ids)}

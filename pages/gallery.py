@@ -6,8 +6,10 @@ import streamlit as st
 from ui import explore, state
 from ui.figures import image_grid, png_bytes
 from vae.compare import pair_rows, worst
+from ui.layout import ensure_frame
 
-st.title("🖼️ Samples & errors")
+ensure_frame()
+st.title(":material/photo_library: Samples & errors")
 st.markdown(
     "Three ways to look at what the model has learned: what it draws from random codes, how faithfully it "
     "redraws real digits, and which digits it redraws worst. A digit the model cannot reconstruct is one it "
@@ -35,7 +37,7 @@ st.image(grid, width="content")
 st.caption(no_scores if scores is None else
            f"{(scores >= explore.CONFIDENT).mean():.0%} of these {count} samples look like a confident digit.")
 st.download_button("Samples as PNG", png_bytes(grid), f"prior-samples-seed{seed}.png", "image/png",
-                   key="gallery_samples_png", on_click="ignore", icon="🖼️")
+                   key="gallery_samples_png", on_click="ignore", icon=":material/image:")
 
 st.subheader("Reconstructions")
 st.caption("Each test digit (upper row) and the model's reconstruction of it (the row below): encoded to its "
@@ -48,7 +50,7 @@ grid = image_grid(pair_rows(originals, recons, cols=16), cols=16, scale=2)
 st.image(grid, width="content", caption=f"Test digits #{indices[0]} to #{indices[-1]}; under each row of originals, "
          "its reconstructions")
 st.download_button("Reconstructions as PNG", png_bytes(grid), f"reconstructions-{first}.png", "image/png",
-                   key="gallery_recon_png", on_click="ignore", icon="🖼️")
+                   key="gallery_recon_png", on_click="ignore", icon=":material/image:")
 
 st.subheader("Worst-reconstructed test digits")
 st.caption("Reconstruction error per digit, in nats (how surprised the decoder is by the real pixels). "
@@ -68,4 +70,4 @@ st.image(explore.pair_images(originals, recons), width=170,
          caption=[f"#{i} · a {names[labels[i]]} · {errs[i]:.0f} nats" for i in bad])
 worst_grid = image_grid(pair_rows(originals, recons, cols=16), cols=16, scale=2)
 st.download_button("Worst digits as PNG", png_bytes(worst_grid), "worst-reconstructions.png", "image/png",
-                   key="gallery_worst_png", on_click="ignore", icon="🖼️")
+                   key="gallery_worst_png", on_click="ignore", icon=":material/image:")

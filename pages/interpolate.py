@@ -5,8 +5,10 @@ import streamlit as st
 from ui import explore, state
 from ui.figures import gif_bytes, image_grid, png_bytes
 from vae.compare import representative
+from ui.layout import ensure_frame
 
-st.title("↔️ Interpolate")
+ensure_frame()
+st.title(":material/timeline: Interpolate")
 st.markdown(
     "Take the codes of two digits and walk between them in latent space: every step is decoded back into "
     "an image. **Linear** goes in a straight line; **spherical** follows an arc that keeps the code's length "
@@ -43,8 +45,8 @@ else:
     picks = [i for i in state.picks() if 0 <= i < n]
     if len(picks) < 2:
         st.info("Pick at least two digits on the **Latent map** first (click or lasso); the first two are used "
-                "here. Until then, pick by class or by test index.", icon="🗺️")
-        st.page_link("pages/map.py", label="Go to the Latent map", icon="🗺️")
+                "here. Until then, pick by class or by test index.", icon=":material/scatter_plot:")
+        st.page_link("pages/map.py", label="Go to the Latent map", icon=":material/scatter_plot:")
         st.stop()
     i0, i1 = picks[:2]
     st.caption(f"Using the first two of the {len(picks)} digits picked on the map.")
@@ -78,9 +80,9 @@ else:
 
 e1, e2, _ = st.columns([1, 1, 3])
 e1.download_button("Strip as PNG", png_bytes(strip), f"interpolation-{i0}-{i1}-{method}.png", "image/png",
-                   key="interp_png", on_click="ignore", icon="🖼️")
+                   key="interp_png", on_click="ignore", icon=":material/image:")
 e2.download_button("Animated GIF", gif_bytes(explore.frames(report.images)), f"interpolation-{i0}-{i1}-{method}.gif",
-                   "image/gif", key="interp_gif", on_click="ignore", icon="🎞️")
+                   "image/gif", key="interp_gif", on_click="ignore", icon=":material/movie:")
 
 st.subheader("The path over the latent map")
 st.caption(("The model's own 2-D latent plane" if p.name == "native" else
