@@ -43,6 +43,10 @@ def library() -> ModelLibrary:
 def map_service() -> MapService:
     # numba compiles umap once per machine (cached on disk) and loads it once per process: do that
     # now, in the background, rather than when the first person asks for a UMAP.
+    # pandas first, here: plotly peeks at a half-imported pandas in sys.modules (without waiting
+    # for it) if the warm-up thread happens to be importing it while a page draws a chart.
+    import pandas  # noqa: F401
+
     threading.Thread(target=warm_up_umap, name="latent-lab-umap-warmup", daemon=True).start()
     return MapService(MapStore(cache_dir() / "maps", readonly_dirs=[MAPS_DIR]))
 
