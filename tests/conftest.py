@@ -57,6 +57,19 @@ def torch_one_thread():
     torch.set_num_threads(n)
 
 
+@pytest.fixture
+def fresh_app(data_root, monkeypatch):
+    """For page tests: the shared MNIST data, and Streamlit caches emptied before and after."""
+    import streamlit as st
+
+    monkeypatch.setenv("LATENT_LAB_DATA", str(data_root))
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
 @pytest.fixture(autouse=True)
 def pages_run_through_app(monkeypatch):
     """Every AppTest run goes through app.py's st.navigation, as on a real server after its first run.

@@ -23,14 +23,7 @@ BUNDLED = ["vae-2d", "ae-2d", "vae-16d", "ae-16d"]
 N_TEST = 10_000
 
 
-@pytest.fixture(autouse=True)
-def fresh_app(data_root, monkeypatch):
-    monkeypatch.setenv("LATENT_LAB_DATA", str(data_root))
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
+pytestmark = pytest.mark.usefixtures("fresh_app")
 
 
 def app(model_id: str | None = None) -> AppTest:

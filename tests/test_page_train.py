@@ -29,14 +29,7 @@ class StubMaps:
         self.warmed.append((fingerprint, z.shape))
 
 
-@pytest.fixture(autouse=True)
-def fresh_app(data_root, monkeypatch):
-    monkeypatch.setenv("LATENT_LAB_DATA", str(data_root))
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
+pytestmark = pytest.mark.usefixtures("fresh_app")
 
 
 @pytest.fixture(autouse=True)

@@ -59,6 +59,8 @@ def start_server(home: Path, data_root: Path | None, port: int | None = None, ex
     port = port or free_port()
     env = dict(os.environ, LATENT_LAB_HOME=str(home / "home"), XDG_CACHE_HOME=str(home / "cache"),
                PYTHONUNBUFFERED="1", **(extra_env or {}))
+    # every test server starts with empty caches, but numba's compiled umap is shared between them
+    env.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".pytest_cache" / "numba"))
     if data_root is not None:
         env["LATENT_LAB_DATA"] = str(data_root)
     else:
