@@ -141,7 +141,8 @@ def child_project(args) -> dict:
         data = Dataset(data.name, data.x_train[:args.train_subset], data.y_train[:args.train_subset],
                        data.x_test, data.y_test, data.source)
     mcfg = ModelConfig(kind="vae", arch="mlp", latent_dim=args.latent_dim, hidden=(512, 256))
-    tcfg = TrainConfig(time_budget=args.budget, threads=args.threads, seed=args.seed)
+    # epochs=1000: the time budget, not the default 20 epochs, ends the run (as in the CLI)
+    tcfg = TrainConfig(epochs=1000, time_budget=args.budget, threads=args.threads, seed=args.seed)
     model = build_model(mcfg, seed=args.seed)
 
     def progress(ev):

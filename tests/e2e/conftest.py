@@ -2,7 +2,7 @@
 
 The browser is Debian's chromium (/usr/bin/chromium, or $LATENT_LAB_CHROMIUM). Where it or
 Playwright is missing, these tests skip with a one-line reason; CI installs both and sets
-LATENT_LAB_REQUIRE_BROWSER=1 so that they fail instead of skipping.
+LATENT_LAB_REQUIRE_BROWSER=1, so that a missing browser stops the run with an error instead.
 Screenshots go to test-artifacts/ at the repository root.
 """
 
@@ -39,14 +39,13 @@ def _missing_browser() -> str | None:
 
 def pytest_collection_modifyitems(config, items):
     reason = _missing_browser()
-    for item in items:
-        if "e2e" in str(item.fspath):
-            item.add_marker(pytest.mark.e2e)
-            if reason:
-                if os.environ.get("LATENT_LAB_REQUIRE_BROWSER"):
-                    item.add_marker(pytest.mark.xfail(reason=reason, run=False, strict=True))
-                else:
-                    item.add_marker(pytest.mark.skip(reason=reason))
+    e2e = [item for item in items if "e2e" in str(item.fspath)]
+    if reason and e2e and os.environ.get("LATENT_LAB_REQUIRE_BROWSER"):
+        raise pytest.UsageError(f"the browser tests must run here (LATENT_LAB_REQUIRE_BROWSER is set), but {reason}")
+    for item in e2e:
+        item.add_marker(pytest.mark.e2e)
+        if reason:
+            item.add_marker(pytest.mark.skip(reason=reason))
 
 
 def free_port() -> int:
