@@ -385,3 +385,20 @@ def test_sweep_removes_only_old_temp_files(tmp_path, model):
     assert not old.exists() and fresh.exists() and keep.exists()
     assert lib.sweep(older_than_s=0) == 1
     assert not fresh.exists() and keep.exists()
+
+
+def test_header_length_that_starts_like_a_pickle_still_loads():
+    """The header length is little-endian, so its first byte can be anything: a real checkpoint
+    whose header length starts with 0x80 (pickle's magic byte) must load all the same."""
+    from vae.checkpoint import checkpoint_bytes, read_checkpoint
+
+    model = build_model(ModelConfig(kind="vae", latent_dim=2, hidden=(16,)), seed=0)
+    for pad in range(512):  # safetensors pads its header to 8 bytes: 0x80 comes round every 256
+        data = checkpoint_bytes(model, name="x" * pad)
+        if data[:1] == b"\x80":
+            break
+    assert data[:1] == b"\x80"
+    loaded, meta = read_checkpoint(data, "m.safetensors")
+    assert meta["name"] == "x" * pad
+    for k, v in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], v)

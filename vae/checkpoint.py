@@ -112,11 +112,21 @@ def save_checkpoint(path: str | os.PathLike, model: AutoEncoder, /, storage: str
     return path
 
 
+def _looks_like_safetensors(data: bytes) -> bool:
+    """8-byte little-endian header length, then a JSON object that fits in the file."""
+    return len(data) >= 10 and int.from_bytes(data[:8], "little") <= len(data) - 8 and data[8:9] == b"{"
+
+
 def _describe_foreign(data: bytes) -> str | None:
+    """Name a file that is not safetensors. Only asked when the bytes do not parse as safetensors:
+    a safetensors header length can begin with any byte (0x80 included), so magic bytes alone
+    would mistake real checkpoints for pickles."""
+    if _looks_like_safetensors(data):
+        return None
     if data[:1] == b"\x80" or data[:2] in (b"(d", b"}q", b"cc"):
-        return "a Python pickle"
+        return "a Python pickle, which could run code when loaded"
     if data[:4] == b"PK\x03\x04":
-        return "a PyTorch .pt/.pth file (a zip of pickles)"
+        return "a PyTorch .pt/.pth file (a zip of pickles, which could run code when loaded)"
     if data[:2] == b"\x1f\x8b":
         return "a gzip archive"
     return None
@@ -129,7 +139,7 @@ def read_checkpoint(data: bytes, source: str = "the file") -> tuple[AutoEncoder,
                               f"{MAX_BYTES // 2**20} MB.")
     foreign = _describe_foreign(data)
     if foreign:
-        raise CheckpointError(f"{source} is {foreign}, which could run code when loaded; "
+        raise CheckpointError(f"{source} is {foreign}; "
                               "Latent Lab only loads .safetensors checkpoints saved by Latent Lab.")
     if len(data) < 8 or int.from_bytes(data[:8], "little") > len(data) - 8:
         raise CheckpointError(f"{source} is not a complete safetensors file (truncated or another format).")
