@@ -6,6 +6,7 @@ Every screen lives in pages/, every computation in vae/.
 
 import streamlit as st
 
+from ui import state
 from ui.layout import sidebar
 
 st.set_page_config(page_title="Latent Lab", page_icon=":material/science:", layout="wide")
@@ -22,4 +23,9 @@ PAGES = [
 
 page = st.navigation(PAGES)
 sidebar()
-page.run()
+try:
+    page.run()
+finally:
+    # After the page is drawn: start the map workers (t-SNE, UMAP) once per server, so their
+    # libraries are loaded before anyone asks for a map. Instant on every later run.
+    state.map_service()

@@ -178,6 +178,33 @@ class Server:
                 return int(line.split()[1]) * 1024
         raise NA(f"no {field} in /proc/{self.proc.pid}/status")
 
+    def children(self) -> list[int]:
+        """Pids of the server's child processes (the map workers; a training, if one runs)."""
+        kids = []
+        for stat in glob.glob("/proc/[0-9]*/stat"):
+            try:
+                fields = Path(stat).read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == self.proc.pid:
+                kids.append(int(stat.split("/")[2]))
+        return kids
+
+    def children_rss(self) -> tuple[int, list[str]]:
+        """Total RSS of the child processes and a short description of each."""
+        total, parts = 0, []
+        for pid in self.children():
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            rss = next((int(ln.split()[1]) * 1024 for ln in status.splitlines() if ln.startswith("VmRSS:")), 0)
+            name = next((c.decode() for c in cmd if c.startswith(b"vae.")), cmd[0].decode())
+            total += rss
+            parts.append(f"{name} {mb(rss)}")
+        return total, parts
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -748,6 +775,15 @@ def run_app(args, table: Table, env: dict, tmp: Path, cache: Path, home: Path, s
                 return (mb(base_rss[0]) + f" (peak {mb(server.rss('VmHWM'))})", base_rss[0] < 1e9)
             table.measure("server RSS, MNIST and bundled models loaded (1 session)", "< 1 GB", memory)
 
+            def workers():
+                total, parts = server.children_rss()
+                if not parts:
+                    raise NA("no child processes")
+                return [("  map worker processes (t-SNE, UMAP) beside it (info)",
+                         f"{mb(total)}: " + ", ".join(parts), "", None),
+                        ("  server and workers together (info)", mb(total + (base_rss[0] or server.rss())), "", None)]
+            table.measure("  map worker processes (info)", "", workers)
+
             def extra_sessions():
                 if base_rss[0] is None:
                     raise NA("no base RSS")
@@ -850,7 +886,8 @@ def run_app(args, table: Table, env: dict, tmp: Path, cache: Path, home: Path, s
             table.measure("map seen before (the t-SNE map again, from asking)", "< 0.3 s", seen_before)
 
             table.measure("server RSS at the end (after the new model's maps; info)", "",
-                          lambda: (mb(server.rss()) + f" (peak {mb(server.rss('VmHWM'))})", None))
+                          lambda: (mb(server.rss()) + f" (peak {mb(server.rss('VmHWM'))}); workers "
+                                   + mb(server.children_rss()[0]), None))
         finally:
             server.stop()
             browser.close()

@@ -74,6 +74,20 @@ def test_pca(z):
     assert proj.explained_variance_ratio_[0] >= proj.explained_variance_ratio_[1]
     np.testing.assert_allclose(proj.transform(z), y, atol=1e-4)
     assert proj.inverse_transform(y).shape == (300, 8)
+    from sklearn.decomposition import PCA  # the same numbers as scikit-learn, up to each axis's sign
+
+    ref = PCA(n_components=2).fit(z)
+    np.testing.assert_allclose(np.abs(y), np.abs(ref.transform(z)), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(proj.explained_variance_ratio_, ref.explained_variance_ratio_, rtol=1e-6)
+    np.testing.assert_allclose(proj.inverse_transform(y), ref.inverse_transform(ref.transform(z)), atol=1e-4)
+
+
+def test_pca_of_one_dimension_and_of_identical_codes(z):
+    y = make_projection("pca").fit_transform(z[:, :1])
+    assert y.shape == (300, 2) and (y[:, 1] == 0).all()
+    same = make_projection("pca")
+    y = same.fit_transform(np.ones((10, 4), np.float32))
+    assert np.isfinite(y).all() and (y == 0).all() and (same.explained_variance_ratio_ == 0).all()
 
 
 def test_tsne_reports_partial_maps(z):
@@ -257,3 +271,99 @@ def test_service_survives_a_read_only_cache(tmp_path, z):
 def test_no_map_for_unknown_method(tmp_path, z):
     job = wait(MapService(MapStore(tmp_path)).request("fp", z, "mds"))
     assert job.status == "error" and "Unknown map method" in job.error
+
+
+def test_nearest_neighbours_are_exact_and_exclude_the_point_itself(z):
+    from vae.projection import nearest_neighbors
+
+    idx, dist = nearest_neighbors(z, 7, chunk=64)  # several chunks, the last one short
+    full = np.linalg.norm(z[:, None] - z[None], axis=2)
+    np.fill_diagonal(full, np.inf)
+    want = np.sort(full, axis=1)[:, :7]
+    assert idx.shape == (300, 7) and not (idx == np.arange(300)[:, None]).any()
+    np.testing.assert_allclose(dist, want, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(np.take_along_axis(full, idx, 1), want, rtol=1e-4, atol=1e-4)
+    assert (np.diff(dist, axis=1) >= 0).all()  # nearest first
+
+
+# ------------------------------------------------------------------ the worker process
+
+
+def test_worker_protocol_round_trip_and_truncation():
+    import io
+
+    from vae import mapworker
+
+    buf = io.BytesIO()
+    y = np.arange(12, dtype=np.float32).reshape(6, 2)
+    mapworker.send(buf, {"type": "done", "seconds": 1.5}, y)
+    mapworker.send(buf, {"type": "progress", "done": 1, "total": 2})
+    buf.seek(0)
+    msg, arr = mapworker.receive(buf)
+    assert msg == {"type": "done", "seconds": 1.5} and np.array_equal(arr, y)
+    assert mapworker.receive(buf) == ({"type": "progress", "done": 1, "total": 2}, None)
+    with pytest.raises(EOFError):
+        mapworker.receive(buf)
+    with pytest.raises(EOFError):  # a message cut short (the other end died mid-write)
+        mapworker.receive(io.BytesIO(buf.getvalue()[:20]))
+    with pytest.raises(ValueError):  # arrays travel as .npy, never pickled
+        mapworker.send(io.BytesIO(), {"type": "done"}, np.array([object()]))
+
+
+@pytest.fixture
+def isolated(tmp_path):
+    service = MapService(MapStore(tmp_path / "maps"), isolate=True, threads=1)
+    yield service
+    service.close()
+
+
+def test_worker_process_computes_the_map_with_progress(isolated, z):
+    seen = []
+    job = isolated.request("fp", z, "tsne", FAST_TSNE)
+    while job.status in ("queued", "running"):
+        if job.embedding is not None and (not seen or seen[-1] is not job.embedding):
+            seen.append(job.embedding)
+        time.sleep(0.005)
+    assert job.status == "done", job.error
+    check_map(job.embedding)
+    assert job.progress == 1.0 and len(seen) >= 2  # partial embeddings arrived while it ran
+    assert np.allclose(job.embedding, compute_map(z, "tsne", FAST_TSNE), atol=1e-3)  # same map as in-process
+    assert isolated.store.get("fp", "tsne", FAST_TSNE) is not None
+    pid = isolated.worker_pids()[0]
+    libraries = open(f"/proc/{pid}/maps").read() if os.path.exists(f"/proc/{pid}/maps") else ""
+    assert "libtorch" not in libraries  # the worker stays light: numpy and the map libraries only
+    bad = wait(isolated.request("fp", z[:20], "tsne", {"perplexity": 30.0}))
+    assert bad.status == "error" and bad.error.startswith("ValueError: Perplexity")  # the sentence gets through
+
+
+def test_a_dead_worker_gives_a_sentence_and_is_replaced(isolated, z):
+    import signal
+
+    slow = {"perplexity": 10.0, "n_iter": 5000, "early_iter": 25}
+    job = isolated.request("fp", z, "tsne", slow)
+    deadline = time.time() + 60
+    while job.embedding is None and time.time() < deadline:  # running in the worker
+        time.sleep(0.01)
+    os.kill(isolated.worker_pids()[0], signal.SIGKILL)  # say, the out-of-memory killer
+    wait(job)
+    assert job.status == "error" and "stopped unexpectedly" in job.error and "again" in job.error
+    retry = wait(isolated.request("fp", z, "tsne", FAST_TSNE))  # a new worker takes over
+    assert retry.status == "done", retry.error
+
+
+def test_worker_stops_when_the_server_goes(tmp_path, z):
+    import subprocess
+    import sys
+
+    from vae import mapworker
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.Popen([sys.executable, "-m", "vae.mapworker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            cwd=root)
+    mapworker.send(proc.stdin, {"op": "map", "method": "pca"}, z)
+    msg, y = mapworker.receive(proc.stdout)
+    while msg["type"] == "progress":
+        msg, y = mapworker.receive(proc.stdout)
+    assert msg["type"] == "done" and y.shape == (300, 2)
+    proc.stdin.close()  # what a server's exit (even a kill) does to the pipe
+    assert proc.wait(timeout=30) == 0

@@ -8,7 +8,6 @@ loading); arrays are `st.cache_data`; a session holds only small values in `st.s
 from __future__ import annotations
 
 import os
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +21,6 @@ from vae.data import DataError, Dataset
 from vae.latent import encode
 from vae.maps import MapService, MapStore
 from vae.models import AutoEncoder
-from vae.projection import warm_up_umap
 
 DEFAULT_MODEL = "vae-2d"
 ACTIVE = "active_model"  # session_state key: the active model's library id
@@ -41,14 +39,15 @@ def library() -> ModelLibrary:
 
 @st.cache_resource(show_spinner=False)
 def map_service() -> MapService:
-    # numba compiles umap once per machine (cached on disk) and loads it once per process: do that
-    # now, in the background, rather than when the first person asks for a UMAP.
+    # t-SNE and UMAP run in worker processes (vae.mapworker): started now, with their libraries
+    # loaded (and numba's UMAP code compiled once per machine, cached on disk) before anyone asks.
     # pandas first, here: plotly peeks at a half-imported pandas in sys.modules (without waiting
-    # for it) if the warm-up thread happens to be importing it while a page draws a chart.
+    # for it) if another session's script thread happens to be importing it while a page draws.
     import pandas  # noqa: F401
 
-    threading.Thread(target=warm_up_umap, name="latent-lab-umap-warmup", daemon=True).start()
-    return MapService(MapStore(cache_dir() / "maps", readonly_dirs=[MAPS_DIR]))
+    service = MapService(MapStore(cache_dir() / "maps", readonly_dirs=[MAPS_DIR]), isolate=True)
+    service.prestart()
+    return service
 
 
 @st.cache_resource(show_spinner=False, max_entries=24)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -27,11 +26,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from .fileio import TMP_PREFIX, atomic_write
 from .models import AutoEncoder, ModelConfig, build_model
 
 FORMAT = "latent-lab/1"
 MAX_BYTES = 64 * 1024 * 1024  # far above any model the app trains; refuses giant uploads early
-TMP_PREFIX = ".tmp-"
 SUFFIX = ".safetensors"
 
 
@@ -49,32 +48,6 @@ def default_library_dir() -> Path:
 
 class CheckpointError(Exception):
     """A checkpoint could not be read or written; the message says what to do."""
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write bytes so that `path` is either the old file or the whole new one, never half."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=".part", dir=path.parent)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; a saved model is an ordinary file
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
 
 
 STORAGE_DTYPES = {"float32": torch.float32, "float16": torch.float16}

@@ -1,14 +1,15 @@
 """2-D maps computed once, in the background, and kept on disk.
 
     store = MapStore(cache_dir, readonly_dirs=[bundled_maps])
-    service = MapService(store)                     # one per server
+    service = MapService(store, isolate=True)       # one per server; maps in worker processes
     job = service.request(fingerprint, z, "tsne", {"perplexity": 30})
     job.status, job.progress, job.embedding         # "running" with partial embedding, then "done"
 
 A map is keyed by the model's weights fingerprint, the method and its parameters. Finished
 maps are written atomically as small .npz files (float32 coordinates), so a map seen before
-loads in milliseconds, also after a restart. The service runs one map at a time per worker
-thread and publishes t-SNE's intermediate embeddings, so a page can draw the map as it forms.
+loads in milliseconds, also after a restart. The service runs one t-SNE and one UMAP at a time,
+in worker processes (`vae.mapworker`) for the app, and publishes t-SNE's intermediate
+embeddings, so a page can draw the map as it forms.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import queue
+import subprocess
+import sys
 import threading
 import time
 import zipfile
@@ -26,7 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import atomic_write
+from . import mapworker
+from .fileio import atomic_write
 from .projection import make_projection
 
 DEFAULT_PARAMS = {
@@ -118,21 +123,141 @@ class MapJob:
     seconds: float = 0.0
 
 
-class MapService:
-    """Computes maps on background threads; shared by every browser session of one server."""
+class _WorkerProcess:
+    """One `python -m vae.mapworker` child and the pipes to it; started on first use, restarted if it died.
 
-    def __init__(self, store: MapStore, workers: int = 1):
+    One per lane and thread setting in a server process (see `_worker`), shared by every MapService
+    there: recreating the service (say, after a cache clear) never starts a second set of workers.
+    """
+
+    def __init__(self, threads: int | None = None):
+        self.threads = threads
+        self.warm = False  # its libraries are loaded (warm-up done in this process)
+        self._proc: subprocess.Popen | None = None
+        self._lock = threading.Lock()  # one request at a time per process
+
+    def _ensure(self) -> subprocess.Popen:
+        if self._proc is None or self._proc.poll() is not None:
+            root = str(Path(__file__).resolve().parent.parent)
+            env = dict(os.environ)
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+            if self.threads:
+                env["LATENT_LAB_MAP_THREADS"] = str(self.threads)
+            self.warm = False
+            self._proc = subprocess.Popen([sys.executable, "-m", "vae.mapworker"], stdin=subprocess.PIPE,
+                                          stdout=subprocess.PIPE, env=env, cwd=root)
+        return self._proc
+
+    def call(self, message: dict, z: np.ndarray | None = None, on_progress=None) -> np.ndarray | None:
+        """Send one request and relay its replies; returns the finished embedding (None for a warm-up)."""
+        with self._lock:
+            if message.get("op") == "warm" and self.warm and self._proc is not None and self._proc.poll() is None:
+                return None
+            proc = self._ensure()
+            try:
+                mapworker.send(proc.stdin, message, z)
+                while True:
+                    reply, array = mapworker.receive(proc.stdout)
+                    if reply["type"] == "progress":
+                        if on_progress is not None:
+                            on_progress(reply["done"], reply["total"], array)
+                    elif reply["type"] == "done":
+                        if message.get("op") == "warm":
+                            self.warm = True
+                        return array
+                    else:
+                        raise MapError(reply["message"])
+            except (EOFError, OSError, ValueError) as e:
+                self._kill()
+                raise MapError("The map worker process stopped unexpectedly (out of memory?). Ask for the map "
+                               "again to retry.") from e
+
+    def stop(self) -> None:
+        with self._lock:
+            self._kill()
+
+    def _kill(self) -> None:
+        if self._proc is not None:
+            try:
+                self._proc.kill()
+                self._proc.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+            self._proc = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
+
+
+class MapError(Exception):
+    """A map could not be computed; the message is a sentence for the page."""
+
+
+_WORKERS: dict[tuple[str, int | None], _WorkerProcess] = {}
+_WORKERS_LOCK = threading.Lock()
+
+
+def _worker(lane: str, threads: int | None) -> _WorkerProcess:
+    with _WORKERS_LOCK:
+        return _WORKERS.setdefault((lane, threads), _WorkerProcess(threads))
+
+
+class MapService:
+    """Computes maps in the background; shared by every browser session of one server.
+
+    Native and PCA maps take milliseconds and are computed on the caller's thread. t-SNE and UMAP
+    each have a lane: a queue and a thread that runs one map at a time, so a UMAP never waits
+    behind a t-SNE. With `isolate=True` (the app) each lane hands its maps to its own worker
+    process (`vae.mapworker`), so the server's Python stays responsive and the maps run at full
+    speed; with `isolate=False` (notebooks, tests) they run on the lane's thread.
+    """
+
+    LANES = ("tsne", "umap")
+
+    def __init__(self, store: MapStore, isolate: bool = False, threads: int | None = None):
         self.store = store
+        self.isolate = isolate
         self._jobs: dict[str, MapJob] = {}
         self._lock = threading.Lock()
+        self._queues = {lane: queue.SimpleQueue() for lane in self.LANES}
+        self._warm = {lane: threading.Event() for lane in self.LANES}
+        self._workers = {lane: _worker(lane, threads) for lane in self.LANES} if isolate else {}
         # Daemon threads: a server being stopped never waits for a half-done t-SNE.
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        for i in range(workers):
-            threading.Thread(target=self._work, name=f"latent-lab-map-{i}", daemon=True).start()
+        for lane in self.LANES:
+            threading.Thread(target=self._work, args=(lane,), name=f"latent-lab-map-{lane}", daemon=True).start()
 
-    def _work(self) -> None:
+    def _work(self, lane: str) -> None:
         while True:
-            self._run(*self._queue.get())
+            item = self._queues[lane].get()
+            if item is None:  # warm-up
+                try:
+                    if self.isolate:
+                        self._workers[lane].call({"op": "warm", "method": lane})
+                    else:
+                        mapworker.warm(lane)
+                except Exception:  # only an optimisation: a real failure shows on first real use
+                    pass
+                self._warm[lane].set()
+                continue
+            self._run(*item)
+
+    def prestart(self) -> None:
+        """Start the workers and load (compile, for UMAP) their libraries now, before anyone asks."""
+        for lane in self.LANES:
+            self._queues[lane].put(None)
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Wait for `prestart`'s warm-ups to finish; True if they did within `timeout` seconds."""
+        deadline = None if timeout is None else time.perf_counter() + timeout
+        for event in self._warm.values():
+            left = None if deadline is None else max(0.0, deadline - time.perf_counter())
+            if not event.wait(left):
+                return False
+        return True
+
+    def worker_pids(self) -> list[int]:
+        return [w.pid for w in self._workers.values() if w.pid is not None]
 
     def request(self, fingerprint: str, z: np.ndarray, method: str, params: dict | None = None,
                 seed: int = 0) -> MapJob:
@@ -145,13 +270,13 @@ class MapService:
                 return job
             cached = self.store.get(fingerprint, method, params)
             job = MapJob(key, method, params, len(z))
-            run_here = cached is None and method in FAST_METHODS
+            run_here = cached is None and method not in self.LANES
             if cached is not None:
                 job.status, job.progress, job.embedding = "done", 1.0, cached
             elif not run_here:
-                self._queue.put((job, fingerprint, np.array(z, np.float32), seed))
+                self._queues[method].put((job, fingerprint, np.array(z, np.float32), seed))
             self._jobs[key] = job
-        if run_here:  # milliseconds: never queued behind a t-SNE or UMAP that takes seconds
+        if run_here:  # milliseconds (or an unknown method's error): never queued behind a t-SNE
             self._run(job, fingerprint, np.array(z, np.float32), seed)
         return job
 
@@ -168,16 +293,27 @@ class MapService:
                 job.embedding = partial
 
         try:
-            y = compute_map(z, job.method, job.params, seed=seed, progress=progress)
+            if self.isolate and job.method in self._workers:
+                y = self._workers[job.method].call({"op": "map", "method": job.method, "params": job.params,
+                                                    "seed": seed}, z, progress)
+            else:
+                y = compute_map(z, job.method, job.params, seed=seed, progress=progress)
             try:
                 self.store.put(fingerprint, job.method, job.params, y)
             except OSError:
                 pass  # a read-only or full disk costs only the cache, not the map
             job.embedding, job.progress, job.status = y, 1.0, "done"
+        except MapError as e:
+            job.status, job.error = "error", str(e)
         except Exception as e:  # shown on the page as a sentence
             job.status, job.error = "error", f"{type(e).__name__}: {e}"
         finally:
             job.seconds = time.perf_counter() - job.started
+
+    def close(self) -> None:
+        """Stop the worker processes (they also stop by themselves when this process ends)."""
+        for w in self._workers.values():
+            w.stop()
 
     def warm_up(self, fingerprint: str, z: np.ndarray, methods=("pca", "umap", "tsne")) -> None:
         """Start the default maps of a newly trained or loaded model before anyone asks."""
