@@ -116,3 +116,25 @@ def test_selected_indices_from_plotly_points():
               {"customdata": 10_000}, {"customdata": -1}, {"customdata": "12"}]
     assert selected_indices(points, 10_000) == [5, 9, 12]
     assert selected_indices(None, 10) == []
+
+
+def test_scatter_png_draws_every_class_in_its_colour():
+    import io
+
+    from PIL import Image
+
+    from vae.mapview import scatter_png
+
+    rng = np.random.default_rng(0)
+    y = np.r_[rng.normal(-5, 0.3, (200, 2)), rng.normal(5, 0.3, (200, 2)), [[np.nan, 0]]]
+    labels = np.r_[np.zeros(200, int), np.ones(200, int), [0]]
+    img = np.asarray(Image.open(io.BytesIO(scatter_png(y, labels, ["#ff0000", "#0000ff"], size=(200, 100)))))
+    assert img.shape == (100, 200, 3)
+    red = (img == [255, 0, 0]).all(axis=2)
+    blue = (img == [0, 0, 255]).all(axis=2)
+    assert red.sum() > 50 and blue.sum() > 50
+    assert np.flatnonzero(red.any(axis=0)).max() < np.flatnonzero(blue.any(axis=0)).min()  # left and right
+    blank = scatter_png(np.zeros((0, 2)), np.zeros(0, int), ["#ff0000"], size=(20, 10))  # nothing to draw
+    assert (np.asarray(Image.open(io.BytesIO(blank))) == 255).all()
+    with pytest.raises(ValueError):
+        scatter_png(np.zeros((3, 3)), np.zeros(3, int), ["#ff0000"])

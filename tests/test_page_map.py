@@ -122,12 +122,16 @@ def test_live_view_then_the_finished_map(monkeypatch):
     at.radio[0].set_value("tsne").run()
     assert not at.exception
     assert "Meanwhile, the PCA view of all 10,000 digits" in captions(at)
-    assert len(at.get("progress")) == 1 and len(at.get("plotly_chart")) == 1
+    # The live view is a picture (cheap for the browser to redraw), with a legend; the chart comes at the end.
+    assert len(at.get("progress")) == 1 and len(at.get("plotly_chart")) == 0 and len(at.get("image")) == 1
+    assert any("ll-live-legend" in m.value for m in at.markdown)
+    first = at.get("image")[0].proto.imgs[0].url
 
     job.progress, job.embedding = 0.4, np.random.default_rng(1).standard_normal((N_TEST, 2)).astype(np.float32)
     at.run()
     assert "t-SNE as it forms: all 10,000 digits" in captions(at)
     assert "40%" in at.get("progress")[0].proto.text
+    assert len(at.get("image")) == 1 and at.get("image")[0].proto.imgs[0].url != first  # the forming map now
 
     job.status, job.progress, job.started = "done", 1.0, 0.0
     at.run()

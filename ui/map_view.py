@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import time
 from pathlib import Path
 
@@ -25,7 +26,8 @@ from PIL import Image
 from ui import state
 from ui.figures import image_grid
 from vae.latent import decode
-from vae.mapview import SPRITE_CHUNK, SPRITE_COLS, manifold_codes, manifold_region, sprite_chunks, sprite_png
+from vae.mapview import (SPRITE_CHUNK, SPRITE_COLS, manifold_codes, manifold_region, scatter_png, sprite_chunks,
+                         sprite_png)
 from vae.maps import MapJob, compute_map, default_params
 from vae.models import AutoEncoder
 from vae.projection import METHOD_LABELS
@@ -240,7 +242,11 @@ def progress_text(job, label: str) -> str:
 @st.fragment(run_every=0.5)
 def live_map(a: state.Active, method: str, params: dict, labels: np.ndarray, class_names: list[str]) -> None:
     """Poll the map job twice a second and draw what there is: t-SNE's embedding as it forms, else the
-    PCA view. When the job ends, rerun the page, which then draws the finished, pickable map."""
+    PCA view. When the job ends, rerun the page, which then draws the finished, pickable map.
+
+    While it forms, the map is a picture (a PNG drawn by vae.mapview.scatter_png in tens of
+    milliseconds), not a WebGL chart: on a machine without a GPU the browser needs about half a
+    second per chart redraw, which the map it waits for would pay for."""
     job = state.map_service().request(a.fingerprint, state.active_codes(a), method, params)
     if job.status in ("done", "error"):
         st.rerun()
@@ -248,20 +254,28 @@ def live_map(a: state.Active, method: str, params: dict, labels: np.ndarray, cla
     st.progress(min(max(job.progress, 0.02), 1.0), text=progress_text(job, label))
     partial = job.embedding  # read once: the worker thread replaces it every few iterations
     if partial is not None:
-        fig = _live_figure(f"{job.key}@{job.progress:.4f}@{id(partial)}", partial, labels, tuple(class_names),
-                           axis_titles(method, a.config.latent_dim))
-        st.caption(f"{label} as it forms: all {len(partial):,} digits, redrawn as the optimisation goes on. "
-                   "Picking digits works once it is done.")
+        png = _live_png(f"{job.key}@{job.progress:.4f}@{id(partial)}", partial, labels)
+        caption = (f"{label} as it forms: all {len(partial):,} digits, redrawn as the optimisation goes on. "
+                   "Hovering and picking digits work once it is done.")
     else:
-        fig = _live_figure(f"{a.fingerprint}-pca-preview", pca_preview(a), labels, tuple(class_names),
-                           axis_titles("pca", a.config.latent_dim))
-        st.caption(f"Meanwhile, the PCA view of all {len(labels):,} digits (instant). {label} replaces it when it "
-                   "is ready; picking digits works then.")
-    st.plotly_chart(fig, key="map_scatter_live", config=image_config(f"latent-map-{a.entry.id}-preview"))
+        png = _live_png(f"{a.fingerprint}-pca-preview", pca_preview(a), labels)
+        caption = (f"Meanwhile, the PCA view of all {len(labels):,} digits (instant). {label} replaces it when "
+                   "it is ready; hovering and picking digits work then.")
+    with st.container(key="map_live"):
+        st.markdown(legend_html(class_names), unsafe_allow_html=True)
+        st.image(png, width="stretch")
+        st.caption(caption)
 
 
-@st.cache_resource(show_spinner=False, max_entries=4)
-def _live_figure(version: str, _y: np.ndarray, _labels: np.ndarray, class_names: tuple, axes: tuple) -> go.Figure:
-    """The live view's figure, built once per intermediate embedding (`version`) rather than on every
-    poll: polling twice a second must not slow the map it waits for. Never mutated after building."""
-    return scatter(_y, _labels, list(class_names), axes)
+def legend_html(class_names: list[str]) -> str:
+    """The chart's legend as a line of coloured dots, for the map drawn as a picture."""
+    items = "".join(f'<span style="margin-right:0.9em;white-space:nowrap"><span style="color:'
+                    f'{DIGIT_COLORS[c % len(DIGIT_COLORS)]};font-size:1.2em">&#9679;</span> {html.escape(name)}</span>'
+                    for c, name in enumerate(class_names))
+    return f'<div data-testid="ll-live-legend" style="font-size:0.9em">{items}</div>'
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _live_png(version: str, _y: np.ndarray, _labels: np.ndarray) -> bytes:
+    """The live view's picture, drawn once per intermediate embedding (`version`), not on every poll."""
+    return scatter_png(_y, _labels, DIGIT_COLORS, size=(1200, MAP_HEIGHT))

@@ -16,9 +16,8 @@ import io
 
 import numpy as np
 from PIL import Image
-from scipy.stats import norm
 
-from .latent import grid_codes, grid_axis
+from .latent import grid_axis, grid_codes, normal_ppf
 
 SPRITE_CHUNK = 250  # digits per sprite sheet: ~41 KB of PNG for MNIST, fetched when first hovered
 SPRITE_COLS = 25
@@ -40,7 +39,7 @@ def manifold_region(z: np.ndarray, probabilistic: bool,
     if not 0 < lo < hi < 100:
         raise ValueError("Percentiles must satisfy 0 < low < high < 100.")
     if probabilistic:
-        q = float(norm.ppf(lo / 100)), float(norm.ppf(hi / 100))
+        q = float(normal_ppf(lo / 100)), float(normal_ppf(hi / 100))
         ranges = [q] * z.shape[1]
     else:
         ranges = []
@@ -118,3 +117,37 @@ def selected_indices(points, n: int) -> list[int]:
             seen.add(i)
             out.append(i)
     return out
+
+
+def scatter_png(y: np.ndarray, labels: np.ndarray, colors: list[str], size: tuple[int, int] = (960, 560),
+                radius: int = 2, pad: int = 10) -> bytes:
+    """All points as coloured dots in one PNG: a picture of a map for the moments when an interactive
+    chart would cost more than it gives (t-SNE redrawn as it forms, the instant preview). A few tens of
+    milliseconds for 10,000 points, where a browser takes about half a second per WebGL redraw on a
+    machine without a GPU. `colors[label]` is a "#rrggbb" string; equal units on both axes."""
+    y = np.asarray(y, np.float64)
+    labels = np.asarray(labels, np.int64)
+    if y.ndim != 2 or y.shape[1] != 2 or len(y) != len(labels):
+        raise ValueError("scatter_png needs points (N, 2) and N labels.")
+    w, h = size
+    img = np.full((h, w, 3), 255, np.uint8)
+    ok = np.isfinite(y).all(axis=1)
+    y, labels = y[ok], labels[ok]
+    if len(y):
+        lo, hi = y.min(axis=0), y.max(axis=0)
+        span = np.maximum(hi - lo, 1e-12)
+        scale = min((w - 2 * pad) / span[0], (h - 2 * pad) / span[1])
+        off_x, off_y = (w - span[0] * scale) / 2, (h - span[1] * scale) / 2
+        px = np.rint(off_x + (y[:, 0] - lo[0]) * scale).astype(np.int64)
+        py = np.rint(h - off_y - (y[:, 1] - lo[1]) * scale).astype(np.int64)  # y grows upwards
+        palette = np.array([[int(c[i:i + 2], 16) for i in (1, 3, 5)] for c in colors], np.uint8)
+        rgb = palette[labels % len(palette)]
+        order = np.random.default_rng(0).permutation(len(y))  # no class is always drawn on top
+        px, py, rgb = px[order], py[order], rgb[order]
+        for dx in range(-radius, radius + 1):
+            for dy in range(-radius, radius + 1):
+                if dx * dx + dy * dy <= radius * radius + 1:
+                    img[np.clip(py + dy, 0, h - 1), np.clip(px + dx, 0, w - 1)] = rgb
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()

@@ -126,10 +126,10 @@ def test_tsne_map_forms_then_finishes(page, server):
     page.get_by_text("t-SNE", exact=True).click()
     t0 = time.perf_counter()
     page.wait_for_function(
-        """() => document.querySelector('.st-key-map_scatter_live .js-plotly-plot') ||
+        """() => document.querySelector('[data-testid="ll-live-legend"]') ||
                  document.body.innerText.includes('t-SNE of all 10,000 test digits')""", timeout=60_000)
     print(f"t-SNE: first picture after {time.perf_counter() - t0:.1f} s")
-    if page.locator(".st-key-map_scatter_live .js-plotly-plot").count():
+    if page.locator('[data-testid="ll-live-legend"]').count():
         assert page.locator('[data-testid="stProgress"]').count() == 1
         shot(page, "map-tsne-preview")
         page.get_by_text("t-SNE as it forms").wait_for(timeout=180_000)
