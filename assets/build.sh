@@ -7,9 +7,9 @@ DATA=${1:-../shared/data}
 M=assets/models
 mkdir -p "$M"
 for kind in vae ae; do
-  python -m vae.train --model $kind --arch mlp --latent-dim 2 --hidden 512,256 --epochs 30 --seed 0 --threads 1 \
+  python -m vae.train --model $kind --arch mlp --latent-dim 2 --hidden 512,256 --epochs 30 --batch-size 128 --lr 0.001 --no-bias-init --seed 0 --threads 1 \
     --data-dir "$DATA" --half --name "${kind^^} 2-d (bundled)" --out "$M/$kind-2d.safetensors" --no-progress
-  python -m vae.train --model $kind --arch mlp --latent-dim 16 --hidden 512,256 --epochs 30 --seed 0 --threads 1 \
+  python -m vae.train --model $kind --arch mlp --latent-dim 16 --hidden 512,256 --epochs 30 --batch-size 128 --lr 0.001 --no-bias-init --seed 0 --threads 1 \
     --data-dir "$DATA" --half --name "${kind^^} 16-d (bundled)" --out "$M/$kind-16d.safetensors" --no-progress
 done
 python -m vae.classifier --data-dir "$DATA" --epochs 3 --seed 0 --threads 1 --out "$M/classifier.safetensors"

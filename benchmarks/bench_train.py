@@ -10,10 +10,10 @@ read with os.wait4, and thread settings cannot leak between runs):
   ref    the pytorch/examples vae/main.py recipe: torchvision MNIST with a per-item ToTensor
          through a DataLoader (batch 128, shuffled), MLP 784-400-20 (fc1, fc21, fc22, fc3, fc4),
          Adam 1e-3, 10 epochs, BCE summed + KL; test loss per image after every epoch.
-  race   vae.train.train on a 20-d MLP VAE (hidden 512, 256) with the default TrainConfig and a
+  race   vae.train.train on the reference's network (MLP 784-400-20) with the default TrainConfig and a
          time budget of the reference's time / 5: when does it first reach the reference's
          final test loss?
-  20d    the same 20-d VAE trained for 120 s; its test nats (target <= 100).
+  20d    a 20-d VAE (hidden 512, 256, the app's default) trained for 120 s; its test nats (target <= 100).
   2d     a 2-d VAE (hidden 512, 256) trained for 120 s; its test nats (target <= 150).
 
 Clocks. The reference's clock stops while it evaluates on the test set (its slow per-item
@@ -134,13 +134,14 @@ def child_project(args) -> dict:
 
     from vae.data import Dataset, load_dataset
     from vae.models import ModelConfig, build_model
-    from vae.train import EpochEvent, TrainConfig, train
+    from vae.train import EpochEvent, TrainConfig, default_lr, train
 
     data = load_dataset("mnist", args.data_dir, download=False)
     if args.train_subset:
         data = Dataset(data.name, data.x_train[:args.train_subset], data.y_train[:args.train_subset],
                        data.x_test, data.y_test, data.source)
-    mcfg = ModelConfig(kind="vae", arch="mlp", latent_dim=args.latent_dim, hidden=(512, 256))
+    hidden = tuple(int(h) for h in args.hidden.split(","))
+    mcfg = ModelConfig(kind="vae", arch="mlp", latent_dim=args.latent_dim, hidden=hidden)
     # epochs=1000: the time budget, not the default 20 epochs, ends the run (as in the CLI)
     tcfg = TrainConfig(epochs=1000, time_budget=args.budget, threads=args.threads, seed=args.seed)
     model = build_model(mcfg, seed=args.seed)
@@ -154,7 +155,8 @@ def child_project(args) -> dict:
     return {"history": {"epoch": h["epoch"], "test_nats": h["test_nats"], "elapsed_s": h["elapsed_s"]},
             "final_nats": h["test_nats"][-1] if h["test_nats"] else float("nan"),
             "train_s": done.train_seconds, "stop_reason": done.reason, "threads": torch.get_num_threads(),
-            "config": {"train": {k: getattr(tcfg, k) for k in ("epochs", "batch_size", "lr", "time_budget")},
+            "config": {"train": {**{k: getattr(tcfg, k) for k in ("epochs", "batch_size", "time_budget")},
+                                 "lr": tcfg.lr or default_lr(mcfg)},
                        "model": mcfg.to_dict()}}
 
 
@@ -198,6 +200,7 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=10, help=argparse.SUPPRESS)
     p.add_argument("--train-subset", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--latent-dim", type=int, default=20, help=argparse.SUPPRESS)
+    p.add_argument("--hidden", default="512,256", help=argparse.SUPPRESS)
     p.add_argument("--label", default="project", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
@@ -242,7 +245,8 @@ def main(argv=None) -> int:
     race_budget = args.race_budget or (
         ref["time_to_final_s"] / TARGET_SPEEDUP if ref else (5.0 if args.quick else 60.0))
     log(f"project trainer, 20-d VAE, time budget {race_budget:.1f} s (the reference's time / {TARGET_SPEEDUP:g})")
-    race = attempt("race", "project", ["--budget", f"{race_budget:.3f}", "--label", "race"])
+    # The race trains the reference's own network (784-400-20): the same model, the project's trainer.
+    race = attempt("race", "project", ["--budget", f"{race_budget:.3f}", "--label", "race", "--hidden", "400"])
     log(f"project trainer, 20-d VAE, {budget:g} s")
     v20 = attempt("vae20", "project", ["--budget", str(budget), "--label", "20-d"])
     log(f"project trainer, 2-d VAE, {budget:g} s")

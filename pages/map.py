@@ -3,8 +3,8 @@
 import streamlit as st
 
 from ui import map_view, state
-from ui.figures import image_grid, png_bytes
-from vae.mapview import map_csv, selected_indices
+from ui.figures import image_grid
+from vae.mapview import selected_indices
 from vae.projection import METHOD_LABELS
 from ui.layout import ensure_frame
 
@@ -61,11 +61,10 @@ if native:
         st.caption(f"What the decoder draws at each point of the dashed square, {map_view.GRID_N} per side, "
                    f"{kind}. Same orientation as the map: right = higher z₁"
                    + (", up = higher z₂." if dim == 2 else "; a 1-d model has only this one row."))
-        st.download_button("Download the grid (PNG)", lambda: png_bytes(grid), f"manifold-{a.entry.id}.png", "image/png",
+        st.download_button("Download the grid (PNG)", map_view.grid_png(a.fingerprint, grid), f"manifold-{a.entry.id}.png", "image/png",
                            key="map_grid_png")
 
-# Callables: the files are made when clicked, not on every run of the page.
-st.download_button("Download the map's coordinates (CSV)", lambda: map_csv(y, labels), f"latent-map-{a.entry.id}-{method}.csv",
+st.download_button("Download the map's coordinates (CSV)", map_view.csv_text(job.key, y, labels), f"latent-map-{a.entry.id}-{method}.csv",
                    "text/csv", key="map_csv", help="One row per test digit: index, label, x, y.")
 
 st.subheader("Picked digits")

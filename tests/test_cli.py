@@ -79,6 +79,8 @@ def test_trained_checkpoint_loads(trained):
     assert meta["name"] == "from the CLI" and meta["dataset"] == "mnist"
     assert meta["metrics"]["test_nats"] == one_json_line(p)["test_nats"]
     assert meta["history"]["test_nats"]
+    # no --lr: the measured default for a one-hidden-layer MLP, recorded as the rate that was used
+    assert meta["train"]["lr"] == 8e-3 and meta["train"]["batch_size"] == 256 and meta["train"]["init_output_bias"]
 
 
 @pytest.mark.slow

@@ -243,3 +243,45 @@ def test_knn_with_scarce_labels(small):
     data = Dataset("custom", None, None, small.x_test[keep], small.y_test[keep])
     acc = knn_accuracy(build_model(tiny(), seed=0), data)
     assert 0 <= acc <= 1
+
+
+def test_output_bias_starts_at_the_mean_training_image(small):
+    from vae.data import to_float
+    from vae.train import init_output_bias
+
+    x = small.x_train
+    mean = (x.double().mean(0) / 255).clamp(1e-3, 1 - 1e-3)
+    mlp = build_model(tiny(), seed=0)
+    assert init_output_bias(mlp, x, chunk=7)  # chunks that do not divide the split
+    last = mlp.decoder[0][-1]
+    assert torch.allclose(torch.sigmoid(last.bias.double()), mean.reshape(-1), atol=1e-5)
+    with torch.no_grad():  # a fresh model now draws the mean image: a far lower first loss than grey
+        fresh = build_model(tiny(), seed=0)
+        xb = to_float(x[:64])
+        assert mlp.loss(xb, mlp(xb)).recon < 0.8 * fresh.loss(xb, fresh(xb)).recon
+
+    conv = build_model(tiny(arch="conv"), seed=0)
+    assert init_output_bias(conv, x)
+    out = [m for m in conv.decoder.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))][-1]
+    assert math.isclose(float(torch.sigmoid(out.bias.detach())), float(mean.mean()), rel_tol=1e-3)
+
+
+def test_training_applies_the_bias_start_unless_told_not_to(small):
+    seen = {}
+    for flag in (True, False):
+        model = build_model(tiny(), seed=0)
+        first = next(e for e in iter_train(model, small, cfg(init_output_bias=flag), report_every_s=0)
+                     if isinstance(e, StepEvent))
+        seen[flag] = first.loss
+    assert seen[True] < seen[False]
+
+
+def test_default_learning_rate_is_chosen_per_network():
+    from vae.train import default_lr
+
+    assert default_lr(tiny()) == 8e-3  # one hidden layer: the fast rate
+    assert default_lr(ModelConfig(kind="vae", arch="mlp", latent_dim=2, hidden=(512, 256))) == 2e-3
+    assert default_lr(tiny(arch="conv")) == 4e-3
+    assert TrainConfig().lr is None and TrainConfig(lr=0.01).lr == 0.01
+    with pytest.raises(ValueError, match="Learning rate"):
+        TrainConfig(lr=0)

@@ -24,10 +24,10 @@ import streamlit as st
 from PIL import Image
 
 from ui import state
-from ui.figures import image_grid
+from ui.figures import image_grid, png_bytes
 from vae.latent import decode
-from vae.mapview import (SPRITE_CHUNK, SPRITE_COLS, manifold_codes, manifold_region, scatter_png, sprite_chunks,
-                         sprite_png)
+from vae.mapview import (SPRITE_CHUNK, SPRITE_COLS, manifold_codes, manifold_region, map_csv, scatter_png,
+                         sprite_chunks, sprite_png)
 from vae.maps import MapJob, compute_map, default_params
 from vae.models import AutoEncoder
 from vae.projection import METHOD_LABELS
@@ -121,6 +121,18 @@ def image_config(filename: str) -> dict:
 
 
 # --- cached pictures -------------------------------------------------------------------------------
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def csv_text(map_key: str, _y: np.ndarray, _labels: np.ndarray) -> str:
+    """The map's coordinates as CSV, made once per map (`map_key`) rather than on every rerun."""
+    return map_csv(_y, _labels)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def grid_png(fingerprint: str, _grid) -> bytes:
+    """The manifold grid as PNG bytes, once per model."""
+    return png_bytes(_grid)
+
 
 def pca_preview(a: state.Active) -> np.ndarray:
     """The instant PCA view shown while a slower map computes. (N, 2)"""

@@ -312,12 +312,14 @@ class TrainingQueue:
         args = ["--model", mcfg.kind, "--arch", mcfg.arch, "--latent-dim", str(mcfg.latent_dim),
                 "--hidden", ",".join(map(str, mcfg.hidden)), "--beta", repr(mcfg.beta),
                 "--input-noise", repr(mcfg.input_noise), "--epochs", str(tcfg.epochs),
-                "--batch-size", str(tcfg.batch_size), "--lr", repr(float(tcfg.lr)), "--seed", str(tcfg.seed),
+                "--batch-size", str(tcfg.batch_size), "--seed", str(tcfg.seed),
                 "--device", tcfg.device, "--threads", str(tcfg.threads),
                 "--dataset", dataset, "--no-download", "--name", name,
                 "--events", str(events), "--no-progress"]
         if tcfg.time_budget:
             args += ["--time-budget", repr(float(tcfg.time_budget))]
+        if tcfg.lr is not None:  # else the trainer's measured default for this network
+            args += ["--lr", repr(float(tcfg.lr))]
         if data_dir:
             args += ["--data-dir", str(Path(data_dir).expanduser().resolve())]
         with self._lock:
