@@ -602,7 +602,7 @@ def library_timings(table: Table, codes: Path, note: str, env: dict, tmp: Path, 
         return rows
 
     table.measure("lib: umap-learn", "issue table: 36.5 s / 5.7 s", umap_runs)
-    fit("pca", "PCA (scikit-learn)", "0.1 s")
+    fit("pca", "PCA (PCAProjection, numpy SVD)", "0.1 s")
 
 
 def make_codes(model_path: Path | None, data_dir: str, out: Path, n: int | None) -> str:
