@@ -367,3 +367,37 @@ def test_worker_stops_when_the_server_goes(tmp_path, z):
     assert msg["type"] == "done" and y.shape == (300, 2)
     proc.stdin.close()  # what a server's exit (even a kill) does to the pipe
     assert proc.wait(timeout=30) == 0
+
+
+def test_worker_ends_with_its_server_even_mid_job(tmp_path, z):
+    """A server killed while its worker computes (a long t-SNE, a UMAP compile) leaves no worker behind."""
+    import signal
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    np.save(tmp_path / "z.npy", z)
+    parent = subprocess.Popen([sys.executable, "-c", f"""
+import subprocess, sys, time, numpy as np
+from vae import mapworker
+w = subprocess.Popen([sys.executable, "-m", "vae.mapworker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+# a long t-SNE that reports nothing: the worker computes without touching its pipe
+mapworker.send(w.stdin, {{"op": "map", "method": "tsne",
+                          "params": {{"perplexity": 10.0, "n_iter": 100000, "report_every": 10**9}}}},
+               np.load({str(tmp_path / "z.npy")!r}))
+time.sleep(3)
+print(w.pid, flush=True)
+time.sleep(600)
+"""], cwd=root, stdout=subprocess.PIPE, text=True)
+    worker = int(parent.stdout.readline())
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(worker, signal.SIGKILL)
+    pytest.fail("the worker kept computing after its server was killed")

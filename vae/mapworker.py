@@ -13,7 +13,7 @@ object, and optionally one array in .npy format (never pickled). Requests:
 ``{"op": "map", "method", "params", "seed"}`` + the codes (N, D) and ``{"op": "warm", "method"}``.
 Replies: ``{"type": "progress", "done", "total"}`` (+ the embedding so far, if any), then one
 ``{"type": "done", "seconds"}`` + the embedding (N, 2), or ``{"type": "error", "message"}``.
-The worker exits when its stdin closes (the server stopped).
+The worker exits when its stdin closes or its parent process is gone (the server stopped).
 """
 
 from __future__ import annotations
@@ -93,7 +93,24 @@ def serve(requests, replies) -> None:
             send(replies, {"type": "error", "message": f"{type(e).__name__}: {e}"})
 
 
+def _exit_with_parent(poll_s: float = 0.5) -> None:
+    """End this process when the server that started it is gone, even in the middle of a long job
+    (a UMAP compile, a t-SNE): its pipe is only read between jobs."""
+    import threading
+
+    parent = os.getppid()
+
+    def watch():
+        while True:
+            time.sleep(poll_s)
+            if os.getppid() != parent:  # re-parented: the server died or was stopped
+                os._exit(0)
+
+    threading.Thread(target=watch, name="latent-lab-parent-watch", daemon=True).start()
+
+
 def main() -> None:
+    _exit_with_parent()
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # a library that prints must not corrupt the protocol
     sys.stdout = sys.stderr

@@ -54,12 +54,27 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+_NUMBA_WARM = []
+
+
+def warm_numba_cache(env: dict) -> None:
+    """Compile umap's numba code into the shared cache once, before the first test server starts.
+    Otherwise, on a fresh checkout, every server's UMAP worker compiles it at the same time (tens of
+    CPU seconds each) while the browser tests run, and a slow machine starves the browser."""
+    if _NUMBA_WARM:
+        return
+    _NUMBA_WARM.append(True)
+    subprocess.run([sys.executable, "-c", "from vae.projection import warm_up_umap; warm_up_umap()"],
+                   cwd=ROOT, env=env, timeout=600, check=False, stdout=subprocess.DEVNULL)
+
+
 def start_server(home: Path, data_root: Path | None, port: int | None = None, extra_env=None):
     port = port or free_port()
     env = dict(os.environ, LATENT_LAB_HOME=str(home / "home"), XDG_CACHE_HOME=str(home / "cache"),
                PYTHONUNBUFFERED="1", **(extra_env or {}))
     # every test server starts with empty caches, but numba's compiled umap is shared between them
     env.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".pytest_cache" / "numba"))
+    warm_numba_cache(env)
     if data_root is not None:
         env["LATENT_LAB_DATA"] = str(data_root)
     else:
