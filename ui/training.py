@@ -109,7 +109,7 @@ def library_rows(entries: list[Entry], active_id: str | None) -> list[dict]:
             "Active": e.id == active_id,
             "Model": f"{cfg.kind.upper()} · {cfg.arch.upper()}",
             "Latent dims": cfg.latent_dim,
-            "β": cfg.beta if cfg.kind == "vae" else None,
+            "β": f"{cfg.beta:g}" if cfg.kind == "vae" else "–",  # an AE has no KL term, so no β
             "Dataset": e.meta.get("dataset", "mnist"),
             "Test nats": m.get("test_nats"),
             "KL nats": m.get("kl_nats"),
@@ -127,7 +127,7 @@ LIBRARY_COLUMNS = {
     "Latent dims": st.column_config.NumberColumn("Dims", width="small", help="Latent dimensions"),
     "Dataset": st.column_config.TextColumn("Dataset", width="small"),
     "Source": st.column_config.TextColumn("Source", width="small", help="Bundled with the app, or saved here"),
-    "β": st.column_config.NumberColumn("β", format="%.2g", width="small", help="KL weight (VAE only)"),
+    "β": st.column_config.TextColumn("β", width="small", help="KL weight (VAE only; – for an AE)"),
     "Test nats": st.column_config.NumberColumn("Test nats", format="%.1f",
                                                help="Negative ELBO per test digit (lower is better)"),
     "KL nats": st.column_config.NumberColumn("KL nats", format="%.2f", help="KL term per test digit"),
