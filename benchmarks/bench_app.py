@@ -178,17 +178,20 @@ class Server:
                 return int(line.split()[1]) * 1024
         raise NA(f"no {field} in /proc/{self.proc.pid}/status")
 
-    def children(self) -> list[int]:
-        """Pids of the server's child processes (the map workers; a training, if one runs)."""
-        kids = []
+    @staticmethod
+    def _stats() -> dict[int, list[str]]:
+        """Every process's /proc/<pid>/stat fields after the command name (state, ppid, ...: see proc(5))."""
+        out = {}
         for stat in glob.glob("/proc/[0-9]*/stat"):
             try:
-                fields = Path(stat).read_text().rsplit(")", 1)[1].split()
+                out[int(stat.split("/")[2])] = Path(stat).read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            if int(fields[1]) == self.proc.pid:
-                kids.append(int(stat.split("/")[2]))
-        return kids
+        return out
+
+    def children(self, stats: dict | None = None) -> list[int]:
+        """Pids of the server's child processes (the map workers; a training, if one runs)."""
+        return [pid for pid, fields in (stats or self._stats()).items() if int(fields[1]) == self.proc.pid]
 
     def children_rss(self) -> tuple[int, list[str]]:
         """Total RSS of the child processes and a short description of each."""
@@ -208,12 +211,11 @@ class Server:
     def cpu_seconds(self) -> dict:
         """CPU seconds used so far (user + system) by: the server, its map workers, Chromium, this benchmark."""
         tick = os.sysconf("SC_CLK_TCK")
-        kids = set(self.children())
+        stats = self._stats()
+        kids = set(self.children(stats))
         out = {"server": 0.0, "map workers": 0.0, "chromium": 0.0, "benchmark": 0.0}
-        for stat in glob.glob("/proc/[0-9]*/stat"):
-            pid = int(stat.split("/")[2])
+        for pid, fields in stats.items():
             try:
-                fields = Path(stat).read_text().rsplit(")", 1)[1].split()
                 cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
             except OSError:
                 continue

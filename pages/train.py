@@ -6,7 +6,7 @@ from ui import state, training
 from vae.checkpoint import MAX_BYTES, CheckpointError, slugify
 from vae.data import DATASETS, DataError
 from vae.jobs import parse_hidden
-from vae.train import TrainConfig
+from vae.train import DEFAULT_LR_NOTE, TrainConfig
 from ui.layout import ensure_frame
 
 JOBS = "train_jobs"  # session_state: ids of the trainings this session started (newest last)
@@ -54,9 +54,8 @@ with form_col:
         lr = c1.number_input("Learning rate", 1e-5, 1.0, None, step=1e-3, format="%.4f", key="train_lr",
                              placeholder="auto",
                              help="The peak rate: it warms up over the first 100 steps, then decays along a cosine "
-                                  "to the end of the run. Empty (auto): the rate measured fastest for the network "
-                                  "(8e-3 for one hidden layer, 2e-3 for more, 4e-3 for conv). Lower it if "
-                                  "training diverges.")
+                                  f"to the end of the run. Empty (auto): the rate measured fastest for the network "
+                                  f"({DEFAULT_LR_NOTE}). Lower it if training diverges.")
         seed = c2.number_input("Seed", 0, 2**31 - 1, 0, key="train_seed",
                                help="The same seed and settings train the same model.")
         dataset = st.selectbox("Dataset", DATASETS, format_func=training.DATASET_NAMES.get, key="train_dataset")

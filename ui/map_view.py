@@ -28,7 +28,7 @@ from ui.figures import image_grid, png_bytes
 from vae.latent import decode
 from vae.mapview import (SPRITE_CHUNK, SPRITE_COLS, manifold_codes, manifold_region, map_csv, scatter_png,
                          sprite_chunks, sprite_png)
-from vae.maps import MapJob, compute_map, default_params
+from vae.maps import FAST_METHODS, MapJob, compute_map, default_params
 from vae.models import AutoEncoder
 from vae.projection import METHOD_LABELS
 
@@ -210,15 +210,12 @@ def sheet_bytes(dataset: str) -> int:
 
 # --- the map while it computes ---------------------------------------------------------------------
 
-FAST = ("native", "pca")
-
-
 def request(a: state.Active, z: np.ndarray, method: str, params: dict, wait_s: float = 0.5) -> MapJob:
     """The map job from the shared map service. A fast method (native, PCA: a fraction of a second) never
     shows the live view: it is waited for briefly and, if the service is still busy (say, with another
     session's t-SNE), computed right here instead of queueing behind it."""
     job = state.map_service().request(a.fingerprint, z, method, params)
-    if method not in FAST:
+    if method not in FAST_METHODS:
         return job
     deadline = time.perf_counter() + wait_s
     while job.status in ("queued", "running") and time.perf_counter() < deadline:

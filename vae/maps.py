@@ -73,7 +73,7 @@ def compute_map(z: np.ndarray, method: str, params: dict | None = None, seed: in
     return make_projection(method, seed=seed, progress=progress, **params).fit_transform(z)
 
 
-FAST_METHODS = ("native", "pca")
+FAST_METHODS = ("native", "pca")  # milliseconds: computed on the caller's thread, never queued
 
 
 class MapStore:
@@ -151,7 +151,7 @@ class _WorkerProcess:
     def call(self, message: dict, z: np.ndarray | None = None, on_progress=None) -> np.ndarray | None:
         """Send one request and relay its replies; returns the finished embedding (None for a warm-up)."""
         with self._lock:
-            if message.get("op") == "warm" and self.warm and self._proc is not None and self._proc.poll() is None:
+            if message.get("op") == "warm" and self.warm and self.pid is not None:
                 return None
             proc = self._ensure()
             try:

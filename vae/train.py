@@ -195,6 +195,11 @@ def init_output_bias(model: AutoEncoder, x_train: torch.Tensor, chunk: int = 100
     return True
 
 
+LR_SHALLOW_MLP, LR_DEEP_MLP, LR_CONV = 8e-3, 2e-3, 4e-3
+DEFAULT_LR_NOTE = (f"{LR_SHALLOW_MLP:g} for a one-hidden-layer MLP, {LR_DEEP_MLP:g} for a deeper one, "
+                   f"{LR_CONV:g} for conv")
+
+
 def default_lr(config: ModelConfig) -> float:
     """The peak learning rate (batch 256, Adam, warm-up + cosine) that trains this network fastest,
     as measured on MNIST on 2 CPU cores (benchmarks/bench_train.py and the sweeps in its README):
@@ -203,11 +208,11 @@ def default_lr(config: ModelConfig) -> float:
     100.3 at 4e-3, 98.5 at 2e-3), so it gets 2e-3; the conv network 4e-3 (8e-3 was better over a
     25 s run, but long runs were not measured)."""
     if config.arch == "conv":
-        return 4e-3
-    return 8e-3 if len(config.hidden) <= 1 else 2e-3
+        return LR_CONV
+    return LR_SHALLOW_MLP if len(config.hidden) <= 1 else LR_DEEP_MLP
 
 
-def _adam(model: AutoEncoder, lr: float, device: torch.device) -> torch.optim.Optimizer:
+def _adam(model: AutoEncoder, lr: float) -> torch.optim.Optimizer:
     """Adam, fused into one kernel per step where this torch supports it for the device (CPU and CUDA
     in recent releases: measured 105.5 -> 105.1 test nats after the same 8.8 s budget)."""
     try:
@@ -242,7 +247,7 @@ def iter_train(model: AutoEncoder, data: Dataset, cfg: TrainConfig, cancel=None,
     shuffle_gen = torch.Generator().manual_seed(cfg.seed)
     noise_gen = torch.Generator(device).manual_seed(cfg.seed + 1)
     peak_lr = cfg.lr or default_lr(model.config)
-    opt = _adam(model, peak_lr, device)
+    opt = _adam(model, peak_lr)
     preview = data.x_test[:PREVIEW]
     history: dict[str, list] = {k: [] for k in (
         "epoch", "train_loss", "train_recon", "train_kl", "test_nats", "test_recon", "test_kl", "elapsed_s")}
@@ -348,8 +353,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--time-budget", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     p.add_argument("--lr", type=float, default=None,
-                   help="peak learning rate (warm-up, then cosine decay); default: 8e-3 for a one-hidden-layer MLP, "
-                        "2e-3 for a deeper one, 4e-3 for conv")
+                   help=f"peak learning rate (warm-up, then cosine decay); default: {DEFAULT_LR_NOTE}")
     p.add_argument("--no-bias-init", action="store_true",
                    help="start the decoder's output bias at 0 instead of the mean training image")
     p.add_argument("--seed", type=int, default=0)
