@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 
 import numpy as np
@@ -271,6 +272,106 @@ def test_service_survives_a_read_only_cache(tmp_path, z):
 def test_no_map_for_unknown_method(tmp_path, z):
     job = wait(MapService(MapStore(tmp_path)).request("fp", z, "mds"))
     assert job.status == "error" and "Unknown map method" in job.error
+
+
+class FakeMaps:
+    """Stands in for `compute_map`: records when each map ran, and holds a method's maps at its gate."""
+
+    def __init__(self, fail=()):
+        self.runs = []  # (method, start, end), in the order they ended
+        self.gates = {m: threading.Event() for m in MapService.LANES}
+        self.fail = fail
+
+    def __call__(self, z, method, params=None, seed=0, progress=None):
+        start = time.perf_counter()
+        if method in self.gates:
+            assert self.gates[method].wait(10), f"{method} was never let through"
+        self.runs.append((method, start, time.perf_counter()))
+        if method in self.fail:
+            raise ValueError(f"{method} failed")
+        return np.random.default_rng(0).standard_normal((len(z), 2)).astype(np.float32)
+
+    def ran(self, method: str) -> int:
+        return sum(m == method for m, *_ in self.runs)
+
+
+@pytest.fixture
+def fake(monkeypatch) -> FakeMaps:
+    fake = FakeMaps()
+    monkeypatch.setattr("vae.maps.compute_map", fake)
+    yield fake
+    for gate in fake.gates.values():  # never leave a lane thread waiting
+        gate.set()
+
+
+def appears(service, method, timeout=10.0):
+    t0 = time.monotonic()
+    while (job := service.peek("fp", method)) is None and time.monotonic() - t0 < timeout:
+        time.sleep(0.01)
+    assert job is not None, f"no {method} map was requested"
+    return job
+
+
+def lanes_idle(service, z):
+    """Once a later map on each lane is done, everything queued before it, and its follow-ups, has run."""
+    for m in MapService.LANES:
+        wait(service.request("other", z, m))
+
+
+def test_warm_up_runs_tsne_then_umap_never_side_by_side(tmp_path, z, fake):
+    service = MapService(MapStore(tmp_path))
+    service.warm_up("fp", z)
+    assert service.peek("fp", "pca").status == "done"  # at once, on the caller's thread
+    tsne = appears(service, "tsne")
+    time.sleep(0.2)
+    assert tsne.status == "running" and service.peek("fp", "umap") is None  # UMAP waits for its turn
+    fake.gates["tsne"].set()
+    fake.gates["umap"].set()
+    umap = wait(appears(service, "umap"))
+    assert wait(tsne).status == "done" and umap.status == "done", (tsne.error, umap.error)
+    (first, _, tsne_end), (second, umap_start, _) = [r for r in fake.runs if r[0] != "pca"]
+    assert (first, second) == ("tsne", "umap") and tsne_end <= umap_start
+
+
+def test_warm_up_goes_on_after_a_failed_map(tmp_path, z, fake):
+    fake.fail = ("tsne",)
+    fake.gates["tsne"].set()
+    fake.gates["umap"].set()
+    service = MapService(MapStore(tmp_path))
+    service.warm_up("fp", z, methods=("tsne", "umap"))
+    assert wait(appears(service, "tsne")).status == "error"
+    assert wait(appears(service, "umap")).status == "done"
+
+
+def test_a_map_asked_for_during_warm_up_starts_at_once_and_runs_once(tmp_path, z, fake):
+    service = MapService(MapStore(tmp_path))
+    service.warm_up("fp", z)
+    tsne = appears(service, "tsne")
+    fake.gates["umap"].set()
+    umap = wait(service.request("fp", z, "umap"))  # the map page asks for UMAP while t-SNE runs
+    assert umap.status == "done" and tsne.status == "running"
+    fake.gates["tsne"].set()
+    assert wait(tsne).status == "done"
+    lanes_idle(service, z)
+    assert service.peek("fp", "umap") is umap and fake.ran("umap") == 2  # "fp" once, "other" once
+
+
+@pytest.mark.parametrize("where", ["on disk", "in memory"])
+def test_warm_up_skips_a_finished_map_to_the_next(tmp_path, z, fake, where):
+    store = MapStore(tmp_path)
+    service = MapService(store)
+    if where == "on disk":
+        store.put("fp", "tsne", {}, np.ones((300, 2)))
+    else:
+        fake.gates["tsne"].set()
+        wait(service.request("fp", z, "tsne"))
+        fake.gates["tsne"].clear()
+    service.warm_up("fp", z)
+    umap = service.peek("fp", "umap")
+    assert umap is not None and umap.status in ("queued", "running")  # requested straight away
+    fake.gates["umap"].set()
+    assert wait(umap).status == "done"
+    assert fake.ran("tsne") == (where == "in memory")
 
 
 def test_nearest_neighbours_are_exact_and_exclude_the_point_itself(z):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT
@@ -25,7 +24,7 @@ class StubMaps:
     def __init__(self):
         self.warmed = []
 
-    def warm_up(self, fingerprint, z, methods=("pca", "umap", "tsne")):
+    def warm_up(self, fingerprint, z, methods=("pca", "tsne", "umap")):
         self.warmed.append((fingerprint, z.shape))
 
 

@@ -112,6 +112,15 @@ def get_model(entry_id: str) -> Active:
     return Active(entry, model, meta, fp)
 
 
+def warm_maps(entry_id: str) -> None:
+    """Start a model's default maps in the background, so the map page finds them under way or done."""
+    try:
+        a = get_model(entry_id)
+        map_service().warm_up(a.fingerprint, codes(a.fingerprint, a.dataset, a.model)[0])
+    except (CheckpointError, DataError):
+        pass  # the map page computes maps on demand and explains why when it cannot
+
+
 def active() -> Active | None:
     """The active model, or None (with a message already shown) when there is none or it is broken."""
     entry_id = active_id()

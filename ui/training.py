@@ -15,7 +15,7 @@ from plotly.subplots import make_subplots
 
 from ui import state
 from ui.figures import image_grid
-from vae.checkpoint import CheckpointError, Entry
+from vae.checkpoint import Entry
 from vae.data import DataError, default_root, load_dataset
 from vae.jobs import JobStatus, TrainingQueue
 
@@ -140,11 +140,7 @@ LIBRARY_COLUMNS = {
 def adopt(entry_id: str) -> None:
     """Make a model the session's active one and start its default maps in the background."""
     state.set_active(entry_id)
-    try:
-        a = state.get_model(entry_id)
-        state.map_service().warm_up(a.fingerprint, state.codes(a.fingerprint, a.dataset, a.model)[0])
-    except (CheckpointError, DataError):
-        pass  # the map page computes maps on demand and explains why when it cannot
+    state.warm_maps(entry_id)
 
 
 def job_panel(job: JobStatus) -> None:

@@ -207,10 +207,11 @@ class MapService:
     """Computes maps in the background; shared by every browser session of one server.
 
     Native and PCA maps take milliseconds and are computed on the caller's thread. t-SNE and UMAP
-    each have a lane: a queue and a thread that runs one map at a time, so a UMAP never waits
-    behind a t-SNE. With `isolate=True` (the app) each lane hands its maps to its own worker
-    process (`vae.mapworker`), so the server's Python stays responsive and the maps run at full
-    speed; with `isolate=False` (notebooks, tests) they run on the lane's thread.
+    each have a lane: a queue and a thread that runs one map at a time, so a UMAP asked for never
+    waits behind a t-SNE (only `warm_up` runs them one after the other, on purpose). With
+    `isolate=True` (the app) each lane hands its maps to its own worker process (`vae.mapworker`),
+    so the server's Python stays responsive and the maps run at full speed; with `isolate=False`
+    (notebooks, tests) they run on the lane's thread.
     """
 
     LANES = ("tsne", "umap")
@@ -219,6 +220,7 @@ class MapService:
         self.store = store
         self.isolate = isolate
         self._jobs: dict[str, MapJob] = {}
+        self._then: dict[str, list[tuple[str, ...]]] = {}  # job key -> maps to request once it has ended
         self._lock = threading.Lock()
         self._queues = {lane: queue.SimpleQueue() for lane in self.LANES}
         self._warm = {lane: threading.Event() for lane in self.LANES}
@@ -309,13 +311,34 @@ class MapService:
             job.status, job.error = "error", f"{type(e).__name__}: {e}"
         finally:
             job.seconds = time.perf_counter() - job.started
+            with self._lock:  # after the final status, so `_chain` either sees it or leaves a follow-up
+                after = self._then.pop(job.key, [])
+        for methods in after:
+            self._chain(fingerprint, z, methods)
 
     def close(self) -> None:
         """Stop the worker processes (they also stop by themselves when this process ends)."""
         for w in self._workers.values():
             w.stop()
 
-    def warm_up(self, fingerprint: str, z: np.ndarray, methods=("pca", "umap", "tsne")) -> None:
-        """Start the default maps of a newly trained or loaded model before anyone asks."""
+    def warm_up(self, fingerprint: str, z: np.ndarray, methods=("pca", "tsne", "umap")) -> None:
+        """Start the default maps of a newly trained, loaded or picked model before anyone asks.
+
+        The fast ones are computed at once; the slow ones run one after another, in the order of
+        `methods`, since side by side they share the machine's few cores and the first one (t-SNE,
+        the map page's default view) would be ready later. A map asked for explicitly (`request`)
+        still starts at once, and its turn in this line then finds it started or done.
+        """
         for m in methods:
-            self.request(fingerprint, z, m)
+            if m not in self.LANES:
+                self.request(fingerprint, z, m)
+        self._chain(fingerprint, z, tuple(m for m in methods if m in self.LANES))
+
+    def _chain(self, fingerprint: str, z: np.ndarray, methods: tuple[str, ...]) -> None:
+        """Request `methods` in turn: each after the one before has ended (done or error)."""
+        for i, m in enumerate(methods):
+            job = self.request(fingerprint, z, m)
+            with self._lock:
+                if job.status in ("queued", "running"):
+                    self._then.setdefault(job.key, []).append(methods[i + 1:])
+                    return
