@@ -2,9 +2,8 @@
 
 import streamlit as st
 
-from ui import map_view, state
+from ui import map_canvas, map_view, state
 from ui.figures import image_grid
-from vae.mapview import selected_indices
 from vae.projection import METHOD_LABELS
 from ui.layout import ensure_frame
 
@@ -45,14 +44,13 @@ if native:
 else:
     region, left = None, st.container()
 with left:
-    event = st.plotly_chart(
-        map_view.scatter(y, labels, names, map_view.axis_titles(method, dim), region),
-        key="map_scatter", on_select="rerun", selection_mode=("points", "box", "lasso"),
-        config=map_view.image_config(f"latent-map-{a.entry.id}-{method}"))
+    picked = map_canvas.map_chart(
+        "map_scatter", job.key, y, labels, names, map_view.DIGIT_COLORS, map_view.axis_titles(method, dim), region,
+        filename=f"latent-map-{a.entry.id}-{method}", height=map_view.MAP_HEIGHT)
     map_view.hover_digits(a.dataset, noun)
     st.caption(f"{METHOD_LABELS[method]} of all {len(y):,} test digits · "
                + (f"computed in {job.seconds:.1f} s" if job.started else "precomputed, loaded from disk")
-               + ". Save the picture with the camera button in the map's corner.")
+               + ". Save the picture with **Save PNG** above the map.")
 if native:
     with right:
         kind = ("evenly spaced in probability under the prior N(0, 1), so the centre is magnified"
@@ -68,11 +66,11 @@ st.download_button("Download the map's coordinates (CSV)", map_view.csv_text(job
                    "text/csv", key="map_csv", help="One row per test digit: index, label, x, y.")
 
 st.subheader("Picked digits")
-# In test-set order: plotly lists the points class by class, so the first ones would all be 0s.
-picked = sorted(selected_indices(event.selection.points if event else [], len(labels)))
+# In test-set order, so "the first ones" shown are not all from the class drawn first.
+picked = sorted(picked)
 if not picked:
-    st.caption("Click a dot to pick its digit, or choose the lasso or box in the map's corner and draw around "
-               "a group. Double-click the map to clear the pick.")
+    st.caption("Click a dot to pick its digit, or choose **Box select** or **Lasso** above the map and draw "
+               "around a group. Double-click the map to clear the pick.")
     st.stop()
 shown = picked[:map_view.PICKS_SHOWN]
 x, x_hat = map_view.picked_images(a, shown)

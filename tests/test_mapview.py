@@ -118,6 +118,45 @@ def test_selected_indices_from_plotly_points():
     assert selected_indices(None, 10) == []
 
 
+def test_selected_indices_from_the_canvas_map():
+    """The canvas map sends plain indices; anything else a browser could send is dropped."""
+    assert selected_indices([3, 3, 0, 9_999, 10_000, -2, 2.0, 2.5, True, "7", None, [4]], 10_000) == [3, 0, 9_999, 2, 7, 4]
+
+
+def test_pack_points_round_trips_within_a_pixel_of_a_pixel():
+    import base64
+
+    from vae.mapview import pack_points
+
+    rng = np.random.default_rng(0)
+    y = (rng.standard_normal((10_000, 2)) * [30, 0.002] + [5, -1]).astype(np.float32)  # very unequal ranges
+    labels = rng.integers(0, 10, 10_000)
+    p = pack_points(y, labels)
+    assert p["n"] == 10_000 and len(p["x"]) + len(p["y"]) + len(p["labels"]) < 70_000  # base64, 10,000 digits
+    for axis, name in ((0, "x"), (1, "y")):
+        lo, hi = p[name + "r"]
+        assert lo == pytest.approx(y[:, axis].min()) and hi == pytest.approx(y[:, axis].max())
+        q = np.frombuffer(base64.b64decode(p[name]), "<u2")
+        back = lo + q * (hi - lo) / 65535
+        assert np.abs(back - y[:, axis]).max() <= (hi - lo) / 65535  # half a step, plus float32 rounding
+    assert np.array_equal(np.frombuffer(base64.b64decode(p["labels"]), np.uint8), labels)
+
+
+def test_pack_points_odd_input():
+    import base64
+
+    from vae.mapview import pack_points
+
+    p = pack_points(np.array([[1.0, np.nan], [1.0, 2.0], [np.inf, 3.0]]), np.array([0, 1, 2]))
+    assert p["xr"] == [1.0, 2.0]  # one finite value: a unit range, not a division by zero
+    assert np.frombuffer(base64.b64decode(p["x"]), "<u2").tolist() == [0, 0, 65535]  # +inf to the top
+    assert np.frombuffer(base64.b64decode(p["y"]), "<u2").tolist() == [0, 0, 65535]  # nan to the bottom
+    assert pack_points(np.zeros((0, 2)), np.zeros(0))["n"] == 0
+    for y, labels in ((np.zeros((3, 3)), np.zeros(3)), (np.zeros((3, 2)), np.zeros(2)), (np.zeros((1, 2)), [300])):
+        with pytest.raises(ValueError):
+            pack_points(y, np.asarray(labels))
+
+
 def test_scatter_png_draws_every_class_in_its_colour():
     import io
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import time
 
+import json
+
 import numpy as np
-import plotly.io
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT
@@ -58,12 +58,18 @@ def seed_slow_maps(model_id: str) -> None:
         store.put(fp, method, default_params(method), y)
 
 
+def map_data(at) -> list[dict]:
+    """The data of every canvas map on the page (ui/map_canvas), as the browser receives it."""
+    return [json.loads(el.proto.json) for el in at.get("bidi_component") if "map_canvas" in el.proto.component_name]
+
+
 def assert_finished_map(at, method_label: str) -> None:
     assert not at.exception, at.exception[0].value
     assert f"{method_label} of all 10,000 test digits" in captions(at)
-    charts = at.get("plotly_chart")
-    assert len(charts) == 1
-    assert len(charts[0].proto.spec) < 1_000_000  # what the browser receives for the map
+    assert not at.get("plotly_chart")
+    (data,) = map_data(at)
+    assert data["n"] == N_TEST and len(data["names"]) == 10
+    assert len(json.dumps(data)) < 1_000_000  # what the browser receives for the map
     assert [b.label for b in at.get("download_button")][-1].startswith("Download the map's coordinates")
 
 
@@ -123,7 +129,7 @@ def test_live_view_then_the_finished_map(monkeypatch):
     assert not at.exception
     assert "Meanwhile, the PCA view of all 10,000 digits" in captions(at)
     # The live view is a picture (cheap for the browser to redraw), with a legend; the chart comes at the end.
-    assert len(at.get("progress")) == 1 and len(at.get("plotly_chart")) == 0 and len(at.get("image")) == 1
+    assert len(at.get("progress")) == 1 and not map_data(at) and len(at.get("image")) == 1
     assert any("ll-live-legend" in m.value for m in at.markdown)
     first = at.get("image")[0].proto.imgs[0].url
 
@@ -205,17 +211,44 @@ def test_no_model_is_a_call_to_action(monkeypatch):
     assert any("No model is loaded yet" in i.value for i in at.info)
 
 
-def test_the_figure_of_10000_points_is_compact():
-    from ui.map_view import axis_titles, scatter
+def test_the_map_of_10000_points_is_compact_and_keeps_every_point():
+    at = app("vae-2d")
+    at.run()
+    (data,) = map_data(at)
+    size = len(json.dumps(data))
+    assert size < 120_000, size  # 16-bit coordinates and 8-bit labels, base64: about 70 KB
+    assert data["n"] == N_TEST and data["equal"] and data["region"]  # the native plane: square units, the grid's square
+    assert data["filename"] == "latent-map-vae-2d-native" and data["axes"] == ["z₁", "z₂"]
+    at.radio[0].set_value("pca").run()
+    (pca,) = map_data(at)
+    assert pca["id"] != data["id"] and not pca["equal"] and pca["region"] is None  # a new map: a new view
 
-    rng = np.random.default_rng(0)
-    y = rng.standard_normal((N_TEST, 2)).astype(np.float32) * 30
-    labels = rng.integers(0, 10, N_TEST)
-    fig = scatter(y, labels, [str(i) for i in range(10)], axis_titles("tsne", 16))
-    size = len(plotly.io.to_json(fig, validate=False))
-    assert size < 250_000, size
-    assert sum(len(t.x) for t in fig.data) == N_TEST  # every point, none dropped
-    assert sorted(np.concatenate([t.customdata for t in fig.data]).tolist()) == list(range(N_TEST))
+
+def test_picked_digits_show_with_their_reconstructions(monkeypatch):
+    """What the page does with a pick from the map (the browser side is tests/e2e/test_map_e2e.py)."""
+    from ui import map_canvas
+
+    picks = [7, 3]
+    real = map_canvas.map_chart
+
+    def chart(*args, **kwargs):
+        real(*args, **kwargs)
+        return list(picks)
+
+    monkeypatch.setattr(map_canvas, "map_chart", chart)
+    at = app("vae-2d")
+    at.run()
+    assert not at.exception
+    assert any(m.value == "**Originals**" for m in at.markdown)
+    assert [b.label for b in at.button][:2] == ["Send 2 to Sliders", "Send 2 to Interpolate"]
+    at.button(key="map_to_sliders").click().run()
+    assert at.session_state["picked_digits"] == [3, 7]  # in test-set order
+
+    picks[:] = list(range(600))
+    at = app("vae-2d")
+    at.run()
+    assert "Showing 24 of the 600 picked digits" in captions(at) and "the first 500 are sent on" in captions(at)
+    assert at.button(key="map_to_sliders").label == "Send 500 to Sliders"
 
 
 def test_a_busy_map_service_does_not_hold_up_native_or_pca(monkeypatch):

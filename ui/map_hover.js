@@ -1,18 +1,16 @@
 // Latent map hover previews: shows the hovered test digit and its label next to the cursor.
 //
-// Plotly hover labels cannot hold images, so this module finds the map's plotly chart in the page
-// (the element keyed "map_scatter…"), listens to its plotly_hover / plotly_unhover events and draws
-// the digit in a small card. Each point's customdata is its test-set index; the trace name is its
-// class. Digit pixels are not in the figure: they come in sprite sheets of `size` digits (PNG,
+// The map (ui/map_canvas.js) dispatches a window event "latent-lab-map-hover" with the hovered
+// dot's test-set index, class name and mouse position (or null when no dot is hovered); this module
+// draws that digit in a small card next to the cursor. Digit pixels are not in the figure: they come in sprite sheets of `size` digits (PNG,
 // `cols` per row), requested the first time a digit of that sheet is hovered (trigger "want") and
 // kept for the rest of the browser session. Streamlit hands this module `data`:
 //   {key, n, size, cols, chunk, png}   png: base64 PNG of sheet `chunk`, or null.
 // The module is called again on every rerun of its fragment (not unmounted), so everything it
-// keeps lives in one object on window and the chart listeners are attached once per chart.
+// keeps lives in one object on window and the window listener is attached once.
 
 const SHEETS = (window.__latentLabSheets = window.__latentLabSheets || new Map()); // key -> Map(chunk -> img)
 const S = (window.__latentLabHover = window.__latentLabHover || { pending: {} });
-const SELECTOR = '[class*="st-key-map_scatter"] .js-plotly-plot';
 const SCALE = 4;
 
 function sheets(key) {
@@ -80,47 +78,21 @@ function request(chunk) {
 }
 
 function onHover(e) {
-  const p = e && e.points && e.points[0];
-  if (!p) return;
-  const idx = Number(Array.isArray(p.customdata) ? p.customdata[0] : p.customdata);
+  const d = e && e.detail;
+  if (!d) return onUnhover();
+  const idx = Number(d.index);
   if (!Number.isFinite(idx)) return;
   const el = card();
   S.hovered = idx;
-  const name = (p.data && p.data.name) || "";
-  el.querySelector(".ll-label").textContent = `${S.data && S.data.noun ? S.data.noun + " " : ""}${name} · #${idx}`;
+  el.querySelector(".ll-label").textContent = `${S.data && S.data.noun ? S.data.noun + " " : ""}${d.name || ""} · #${idx}`;
   el.style.display = "block";
-  place(el, e.event);
+  place(el, d);
   draw();
 }
 
 function onUnhover() {
   S.hovered = null;
   card().style.display = "none";
-}
-
-function detach() {
-  if (S.gd) {
-    if (S.gd.removeListener) {
-      S.gd.removeListener("plotly_hover", S.onHover);
-      S.gd.removeListener("plotly_unhover", S.onUnhover);
-    }
-    S.gd.removeEventListener("mouseleave", S.onUnhover);
-  }
-  S.gd = null;
-}
-
-function attach() {
-  const gd = document.querySelector(SELECTOR);
-  if (gd === S.gd) return;
-  detach();
-  if (gd && gd.on) {
-    S.onHover = onHover;
-    S.onUnhover = onUnhover;
-    gd.on("plotly_hover", onHover);
-    gd.on("plotly_unhover", onUnhover);
-    gd.addEventListener("mouseleave", onUnhover);
-    S.gd = gd;
-  }
 }
 
 function status(parentElement) {
@@ -152,9 +124,10 @@ export default function (component) {
     }
   }
   status(parentElement);
-  attach();
-  // The chart is replaced when the map changes; look for the current one now and then.
-  if (!S.timer) S.timer = setInterval(attach, 400);
+  if (!S.onHover) {
+    S.onHover = onHover;
+    window.addEventListener("latent-lab-map-hover", S.onHover);
+  }
   // The card is fixed to the window: hide it when the page scrolls away under the cursor.
   if (!S.onScroll) {
     S.onScroll = () => { if (S.hovered != null) onUnhover(); };
@@ -163,9 +136,8 @@ export default function (component) {
   const token = (S.token = {});
   return () => {
     if (S.token !== token) return; // a newer mount owns the listeners
-    clearInterval(S.timer);
-    S.timer = null;
-    detach();
+    window.removeEventListener("latent-lab-map-hover", S.onHover);
+    S.onHover = null;
     window.removeEventListener("scroll", S.onScroll, { capture: true });
     S.onScroll = null;
     onUnhover();

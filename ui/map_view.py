@@ -2,12 +2,11 @@
 
     method, params = map_view.controls(latent_dim)
     job = map_view.request(a, z, method, params)     # state.map_service(), briefly awaited if fast
-    fig = map_view.scatter(job.embedding, labels, class_names, map_view.axis_titles(method, dim))
+    map_view.live_map(a, method, params, labels, names)   # while a slow map computes
     map_view.hover_digits(dataset)   # the hover card with the digit image (ui/map_hover.js)
 
-The scatter is one WebGL trace per class with float32 coordinates and uint16 indices, which
-plotly sends as base64 typed arrays: about 170 KB for 10,000 digits. Digit images are not in the
-figure; the hover card fetches them in sprite sheets the first time one is hovered.
+The finished map itself is ui/map_canvas (a 2-D canvas, ~70 KB for 10,000 digits). Digit images
+are not in it; the hover card fetches them in sprite sheets the first time one is hovered.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
 
@@ -87,37 +85,6 @@ def axis_titles(method: str, latent_dim: int) -> tuple[str, str]:
         return ("z₁", "z₂") if latent_dim >= 2 else ("z₁", "(none: a 1-d code)")
     name = METHOD_LABELS[method].replace("Native latent plane", "z")
     return f"{name} 1", f"{name} 2"
-
-
-def scatter(y: np.ndarray, labels: np.ndarray, class_names: list[str], axes: tuple[str, str],
-            region=None, height: int = MAP_HEIGHT) -> go.Figure:
-    """All points as one WebGL trace per class; customdata = test-set index (for hover and picks)."""
-    y = np.asarray(y, np.float32)
-    index_dtype = np.uint16 if len(y) < 65536 else np.uint32
-    fig = go.Figure()
-    for c, name in enumerate(class_names):
-        idx = np.flatnonzero(labels == c)
-        if len(idx):
-            fig.add_trace(go.Scattergl(
-                x=y[idx, 0], y=y[idx, 1], customdata=idx.astype(index_dtype), mode="markers", name=name,
-                marker=dict(size=4, color=DIGIT_COLORS[c % len(DIGIT_COLORS)], opacity=0.75), hoverinfo="none"))
-    if region is not None:
-        (x0, x1), (y0, y1) = region
-        fig.add_shape(type="rect", x0=x0, x1=x1, y0=y0, y1=y1, line=dict(color="#222", width=1.5, dash="dash"))
-    fig.update_layout(
-        height=height, margin=dict(l=10, r=10, t=36, b=10), hovermode="closest",
-        legend=dict(title=dict(text="label"), itemsizing="constant", font=dict(size=14), tracegroupgap=2),
-        uirevision="map",
-        xaxis=dict(title=axes[0], zeroline=False), yaxis=dict(title=axes[1], zeroline=False))
-    if region is not None:  # the native plane: equal units on both axes, like the grid beside it
-        fig.update_yaxes(scaleanchor="x", scaleratio=1)
-    return fig
-
-
-def image_config(filename: str) -> dict:
-    """plotly config: the modebar's camera button saves a PNG at twice the screen size."""
-    return {"displaylogo": False,
-            "toImageButtonOptions": {"format": "png", "filename": filename, "scale": 2}}
 
 
 # --- cached pictures -------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
-"""The Latent map in a real browser: the WebGL scatter, PNG and CSV export, the hover card with the
-digit, a click and a box that pick digits (originals vs reconstructions), sending the pick on, and a
-t-SNE map as it forms.
+"""The Latent map in a real browser: the canvas scatter, PNG and CSV export, the hover card with the
+digit, a click and a box that pick digits (originals vs reconstructions), wheel zoom and reset,
+sending the pick on, and a t-SNE map as it forms.
 
 Screenshots: test-artifacts/map-*.png.
 """
@@ -14,30 +14,31 @@ import pytest
 
 from tests.e2e.conftest import assert_no_exception, shot, wait_for_app
 
-CHART = ".st-key-map_scatter .js-plotly-plot"
+CANVAS = '[data-testid="ll-map-canvas"]'
 CARD = "#latent-lab-hover-card"
+API = "window.__latentLabMaps && window.__latentLabMaps.map_scatter"
 
 # Screen position and test-set index of one point of the finished map (a sparse one, so the
 # mouse lands on it and not on a neighbour).
 POINT_JS = """() => {
-  const gd = document.querySelector('%s');
-  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, r = gd.getBoundingClientRect();
+  const m = %s, n = m.n();
+  const xy = [...Array(n).keys()].map(i => m.toClient(i));
+  const r = m.state.over.getBoundingClientRect();
   let best = null;
-  for (const t of gd._fullData) {
-    for (let i = 0; i < t.x.length; i += 7) {
-      const px = xa._offset + xa.l2p(t.x[i]), py = ya._offset + ya.l2p(t.y[i]);
-      if (px < 40 || py < 40 || px > xa._length + xa._offset - 40 || py > ya._length + ya._offset - 40) continue;
-      let near = 0;
-      for (let j = 0; j < t.x.length; j += 3) {
-        const dx = xa.l2p(t.x[j]) + xa._offset - px, dy = ya.l2p(t.y[j]) + ya._offset - py;
-        if (dx * dx + dy * dy < 100) near++;
-      }
-      if (best === null || near < best.near) best = {x: r.left + px, y: r.top + py, idx: t.customdata[i], near};
-      if (near <= 1) return best;
-    }
+  for (let i = 0; i < n; i += 7) {
+    const p = xy[i];
+    if (p.x < r.left + 80 || p.y < r.top + 40 || p.x > r.right - 40 || p.y > r.bottom - 70) continue;
+    let near = 0;
+    for (let j = 0; j < n; j += 3) { const dx = xy[j].x - p.x, dy = xy[j].y - p.y; if (dx * dx + dy * dy < 100) near++; }
+    if (best === null || near < best.near) best = {x: p.x, y: p.y, idx: i, near};
+    if (near <= 1) return best;
   }
   return best;
-}""" % CHART
+}""" % API
+
+
+def map_ready(page) -> None:
+    page.wait_for_function(f"() => {{ const m = {API}; return !!m && m.n() > 0; }}", timeout=120_000)
 
 
 def open_map(page, server) -> float:
@@ -47,7 +48,7 @@ def open_map(page, server) -> float:
     wait_for_app(page)
     t0 = time.perf_counter()
     page.locator('[data-testid="stSidebarNav"] a', has_text="Latent map").click()
-    page.wait_for_selector(CHART, timeout=120_000)
+    map_ready(page)
     seconds = time.perf_counter() - t0
     wait_for_app(page)
     return seconds
@@ -56,15 +57,15 @@ def open_map(page, server) -> float:
 def test_scatter_hover_and_pick(page, server):
     print(f"map page of vae-2d: finished, pickable map {open_map(page, server):.1f} s after the click")
     assert_no_exception(page)
-    assert page.locator(".st-key-map_scatter canvas").count() > 0  # WebGL scatter
-    n = page.evaluate(f"() => document.querySelector('{CHART}')._fullData.reduce((s, t) => s + t.x.length, 0)")
+    n = page.evaluate(f"() => {API}.n()")
     assert n == 10_000
+    drawn = page.evaluate(f"() => {API}.state.root.dataset.points")
+    assert int(drawn) > 9_000  # every dot inside the view is drawn (a few may sit under the frame)
     shot(page, "map-native")
 
-    # Export: the modebar's camera saves a PNG (plotly toImage, WebGL included); the CSV has every point.
-    page.locator(CHART).hover()
+    # Export: "Save PNG" saves the map at twice the screen size; the CSV has every point.
     with page.expect_download(timeout=30_000) as png:
-        page.locator('.st-key-map_scatter .modebar-btn[data-title="Download plot as a PNG"]').click()
+        page.get_by_role("button", name="Save PNG").click()
     assert png.value.suggested_filename == "latent-map-vae-2d-native.png"
     data = Path(png.value.path()).read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
@@ -85,6 +86,7 @@ def test_scatter_hover_and_pick(page, server):
     shown = page.evaluate(f"() => document.querySelector('{CARD}').dataset.shown")
     label = page.locator(CARD).inner_text()
     assert f"#{shown}" in label and label.startswith("digit ")
+    assert int(shown) == pt["idx"]  # the dot under the mouse, not a neighbour
     ink = page.evaluate(f"""() => {{ const c = document.querySelector('{CARD} canvas');
         const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
         let s = 0; for (let i = 0; i < d.length; i += 4) s += d[i]; return s / (d.length / 4); }}""")
@@ -93,6 +95,7 @@ def test_scatter_hover_and_pick(page, server):
 
     page.mouse.click(pt["x"], pt["y"])
     page.get_by_text("Originals").wait_for(timeout=30_000)
+    assert page.get_by_role("button", name="Send 1 to Sliders").count() == 1
     wait_for_app(page)
     assert_no_exception(page)
     assert page.get_by_text("Reconstructions", exact=True).count() == 1
@@ -100,28 +103,38 @@ def test_scatter_hover_and_pick(page, server):
     shot(page, "map-picked")
 
     # A box around the middle of the map picks many digits; the page says how many it shows.
-    # (Twice at most: on a loaded machine a drag that starts while plotly is still redrawing can be lost;
-    # the second try must then work, and a screenshot shows the first.)
-    for attempt in (1, 2):
-        wait_for_app(page)
-        chart = page.locator(CHART)
-        chart.scroll_into_view_if_needed()
-        chart.hover()
-        page.locator('.st-key-map_scatter [data-title="Box Select"]').click()
-        page.wait_for_timeout(200)
-        box = chart.bounding_box()
-        cx, cy = box["x"] + box["width"] * 0.45, box["y"] + box["height"] * 0.5
-        page.mouse.move(cx - 60, cy - 60)
-        page.mouse.down()
-        page.mouse.move(cx + 60, cy + 60, steps=8)
-        page.mouse.up()
-        try:
-            page.get_by_text("picked digits (those with the lowest").wait_for(timeout=30_000)
-            break
-        except Exception:
-            shot(page, f"map-box-try-{attempt}-failed")
-            if attempt == 2:
-                raise
+    wait_for_app(page)
+    page.get_by_role("button", name="Box select").click()
+    box = page.locator(CANVAS).bounding_box()
+    cx, cy = box["x"] + box["width"] * 0.55, box["y"] + box["height"] * 0.5
+    page.mouse.move(cx - 60, cy - 60)
+    page.mouse.down()
+    page.mouse.move(cx + 60, cy + 60, steps=8)
+    page.mouse.up()
+    page.get_by_text("picked digits (those with the lowest").wait_for(timeout=30_000)
+    boxed = page.evaluate(f"() => {API}.picked()")
+    assert boxed > 24
+    assert f"Send {min(boxed, 500):,} to Sliders" in page.locator('[data-testid="stMain"]').inner_text()
+
+    # The legend hides a class (and its dots cannot be picked meanwhile), and shows it again.
+    drawn = int(page.evaluate(f"() => {API}.state.root.dataset.points"))
+    page.locator('[data-testid="ll-map-legend"] button', has_text="1").click()
+    page.wait_for_function(f"() => Number({API}.state.root.dataset.points) < {drawn}", timeout=5_000)
+    shot(page, "map-legend-hides-1")
+    page.locator('[data-testid="ll-map-legend"] button', has_text="1").click()
+    page.wait_for_function(f"() => Number({API}.state.root.dataset.points) === {drawn}", timeout=5_000)
+
+    # Zoom into the middle with the wheel and back: the pick stays, the view comes back.
+    before = page.evaluate(f"() => {API}.toClient(0)")
+    page.mouse.move(cx, cy)
+    page.mouse.wheel(0, -400)
+    page.wait_for_timeout(200)
+    zoomed = page.evaluate(f"() => {API}.toClient(0)")
+    assert abs(zoomed["x"] - before["x"]) + abs(zoomed["y"] - before["y"]) > 5
+    page.get_by_role("button", name="Reset view").click()
+    back = page.evaluate(f"() => {API}.toClient(0)")
+    assert abs(back["x"] - before["x"]) < 1 and abs(back["y"] - before["y"]) < 1
+    assert page.evaluate(f"() => {API}.picked()") == boxed
     wait_for_app(page)
     assert_no_exception(page)
     page.get_by_role("button", name="to Sliders").scroll_into_view_if_needed()
@@ -152,7 +165,7 @@ def test_tsne_map_forms_then_finishes(page, server):
     finally:
         shot(page, "map-tsne")
     print(f"t-SNE: finished map after {time.perf_counter() - t0:.1f} s")
-    page.wait_for_selector(CHART, timeout=30_000)
+    map_ready(page)
     wait_for_app(page)
     assert_no_exception(page)
     shot(page, "map-tsne")
