@@ -387,6 +387,19 @@ def test_nearest_neighbours_are_exact_and_exclude_the_point_itself(z):
     assert (np.diff(dist, axis=1) >= 0).all()  # nearest first
 
 
+def test_nearest_neighbours_with_ties_at_the_kth_distance():
+    """Codes on a grid (many equal distances, as a collapsed AE gives): still k distinct, exact ones."""
+    g = np.stack(np.meshgrid(np.arange(6), np.arange(6)), -1).reshape(-1, 2).astype(np.float32)
+    z = np.r_[g, g[:5]]  # and a few exact duplicates
+    from vae.projection import nearest_neighbors
+
+    idx, dist = nearest_neighbors(z, 5, chunk=16)
+    full = np.linalg.norm(z[:, None] - z[None], axis=2)
+    np.fill_diagonal(full, np.inf)
+    np.testing.assert_allclose(dist, np.sort(full, axis=1)[:, :5], atol=1e-5)
+    assert all(len(set(r)) == 5 for r in idx.tolist()) and not (idx == np.arange(len(z))[:, None]).any()
+
+
 # ------------------------------------------------------------------ the worker process
 
 
@@ -433,6 +446,10 @@ def test_worker_process_computes_the_map_with_progress(isolated, z):
     pid = isolated.worker_pids()[0]
     libraries = open(f"/proc/{pid}/maps").read() if os.path.exists(f"/proc/{pid}/maps") else ""
     assert "libtorch" not in libraries  # the worker stays light: numpy and the map libraries only
+    if hasattr(os, "getpriority"):  # below the server: a page never waits for a map's CPU
+        from vae.mapworker import NICENESS
+
+        assert os.getpriority(os.PRIO_PROCESS, pid) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + NICENESS)
     bad = wait(isolated.request("fp", z[:20], "tsne", {"perplexity": 30.0}))
     assert bad.status == "error" and bad.error.startswith("ValueError: Perplexity")  # the sentence gets through
 

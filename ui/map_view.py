@@ -37,6 +37,8 @@ MAP_HEIGHT = 560
 GRID_N = 20
 PICKS_SHOWN = 24
 MAX_PICKS = 500  # what ui.state.set_picks keeps
+LIVE_POLL_S = 1.0  # the live view's redraw interval while a slow map computes
+LIVE_WAIT_S = 0.6  # how long each redraw then waits for the map to end, so it shows without delay
 
 ABOUT = {
     "native": "The model's own latent plane: each axis is one latent dimension, so distances are real distances "
@@ -215,7 +217,7 @@ def progress_text(job, label: str) -> str:
     return f"{label} is computing · {elapsed}"
 
 
-@st.fragment(run_every=0.5)
+@st.fragment(run_every=LIVE_POLL_S)
 def live_map(a: state.Active, method: str, params: dict, labels: np.ndarray, class_names: list[str]) -> None:
     """Poll the map job twice a second and draw what there is: t-SNE's embedding as it forms, else the
     PCA view. When the job ends, rerun the page, which then draws the finished, pickable map.
@@ -241,6 +243,14 @@ def live_map(a: state.Active, method: str, params: dict, labels: np.ndarray, cla
         st.markdown(legend_html(class_names), unsafe_allow_html=True)
         st.image(png, width="stretch")
         st.caption(caption)
+    # Then watch the job a little longer than a poll would: a map that ends meanwhile is drawn at
+    # once rather than up to half a second later (the next poll). Short of the next poll, so a
+    # click during the live view waits at most this long.
+    deadline = time.perf_counter() + LIVE_WAIT_S
+    while job.status not in ("done", "error") and time.perf_counter() < deadline:
+        time.sleep(0.01)
+    if job.status in ("done", "error"):
+        st.rerun()
 
 
 def legend_html(class_names: list[str]) -> str:

@@ -109,8 +109,15 @@ def _exit_with_parent(poll_s: float = 0.5) -> None:
     threading.Thread(target=watch, name="latent-lab-parent-watch", daemon=True).start()
 
 
+NICENESS = 5  # below the server and the browser: a map may take a little longer, a page never waits for one
+
+
 def main() -> None:
     _exit_with_parent()
+    try:
+        os.nice(NICENESS)
+    except (AttributeError, OSError):  # not on this platform: the maps share the CPU evenly instead
+        pass
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # a library that prints must not corrupt the protocol
     sys.stdout = sys.stderr
