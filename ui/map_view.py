@@ -219,12 +219,12 @@ def progress_text(job, label: str) -> str:
 
 @st.fragment(run_every=LIVE_POLL_S)
 def live_map(a: state.Active, method: str, params: dict, labels: np.ndarray, class_names: list[str]) -> None:
-    """Poll the map job twice a second and draw what there is: t-SNE's embedding as it forms, else the
+    """Poll the map job once a second and draw what there is: t-SNE's embedding as it forms, else the
     PCA view. When the job ends, rerun the page, which then draws the finished, pickable map.
 
     While it forms, the map is a picture (a PNG drawn by vae.mapview.scatter_png in tens of
-    milliseconds), not a WebGL chart: on a machine without a GPU the browser needs about half a
-    second per chart redraw, which the map it waits for would pay for."""
+    milliseconds): the dots still move, so there is nothing to hover or pick yet, and a picture
+    costs the browser only a decode while the map it waits for needs the CPU."""
     job = state.map_service().request(a.fingerprint, state.active_codes(a), method, params)
     if job.status in ("done", "error"):
         st.rerun()
@@ -244,7 +244,7 @@ def live_map(a: state.Active, method: str, params: dict, labels: np.ndarray, cla
         st.image(png, width="stretch")
         st.caption(caption)
     # Then watch the job a little longer than a poll would: a map that ends meanwhile is drawn at
-    # once rather than up to half a second later (the next poll). Short of the next poll, so a
+    # once rather than up to a second later (the next poll). Short of the next poll, so a
     # click during the live view waits at most this long.
     deadline = time.perf_counter() + LIVE_WAIT_S
     while job.status not in ("done", "error") and time.perf_counter() < deadline:
