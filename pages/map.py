@@ -70,7 +70,7 @@ st.subheader("Picked digits")
 picked = sorted(picked)
 if not picked:
     st.caption("Click a dot to pick its digit, or choose **Box select** or **Lasso** above the map and draw "
-               "around a group. Double-click the map to clear the pick.")
+               "around a group; hold Shift to add to a pick. Double-click the map to clear the pick.")
     st.stop()
 shown = picked[:map_view.PICKS_SHOWN]
 x, x_hat = map_view.picked_images(a, shown)

@@ -10,8 +10,8 @@
 // The module is called again on every rerun with the same parentElement: everything it keeps lives
 // on that element. A new map (`id` changes) resets the view and the pick; the same map keeps both.
 //
-// Out: setStateValue("selection", {id, indices}) when digits are picked (a click, a box, a lasso)
-// or the pick is cleared (double-click). Hovering a dot dispatches a window event
+// Out: setStateValue("selection", {id, indices}) when digits are picked (a click, a box, a lasso;
+// with shift held they add to the pick) or the pick is cleared (double-click). Hovering a dot dispatches a window event
 // "latent-lab-map-hover" with {index, name, clientX, clientY} (null detail: nothing hovered), which
 // ui/map_hover.js turns into the card with the digit's picture.
 
@@ -41,8 +41,6 @@ function ticks(lo, hi, px) {
 
 function build(S, parent) {
   parent.querySelectorAll(".llm-root").forEach(el => el.remove());
-  if (S.onMove) window.removeEventListener("mousemove", S.onMove);
-  if (S.onUp) window.removeEventListener("mouseup", S.onUp);
   if (S.resize) S.resize.disconnect();
   const root = document.createElement("div");
   root.className = "llm-root";
@@ -68,11 +66,13 @@ function build(S, parent) {
   root.querySelector('[data-act="reset"]').addEventListener("click", () => { resetView(S); draw(S); });
   root.querySelector('[data-act="png"]').addEventListener("click", () => savePng(S));
   const over = S.over;
-  over.addEventListener("mousedown", e => down(S, e));
-  window.addEventListener("mousemove", S.onMove = e => move(S, e));
-  window.addEventListener("mouseup", S.onUp = e => up(S, e));
-  over.addEventListener("mousemove", e => { if (!S.drag) hover(S, e); });
-  over.addEventListener("mouseleave", () => { if (!S.drag) hover(S, null); });
+  // Pointer events: a mouse, a pen or a finger (a class on tablets). The canvas captures the
+  // pointer while a drag lasts, so a drag that leaves the map still ends where it should.
+  over.addEventListener("pointerdown", e => down(S, e));
+  over.addEventListener("pointermove", e => (S.drag ? move(S, e) : hover(S, e)));
+  over.addEventListener("pointerup", e => up(S, e));
+  over.addEventListener("pointercancel", () => { S.drag = null; overlay(S); });
+  over.addEventListener("pointerleave", () => { if (!S.drag) hover(S, null); });
   over.addEventListener("dblclick", e => { e.preventDefault(); resetView(S); select(S, []); });
   over.addEventListener("wheel", e => wheel(S, e), { passive: false });
   S.resize = new ResizeObserver(() => { if (size(S)) draw(S); });
@@ -284,7 +284,7 @@ function overlay(S) {
 function hint(S) {
   const el = S.root.querySelector(".llm-hint");
   const k = S.nSelected, hidden = S.hidden.size;
-  el.textContent = (k ? `${k.toLocaleString("en-US")} picked · double-click the map to clear the pick. ` : "") +
+  el.textContent = (k ? `${k.toLocaleString("en-US")} picked · shift adds to the pick, a double-click clears it. ` : "") +
     (hidden ? `${hidden} class${hidden > 1 ? "es" : ""} hidden (click the legend to show). ` : "") +
     "Wheel or Zoom to zoom in, Reset view (or double-click) to see everything.";
 }
@@ -324,15 +324,16 @@ function hover(S, e) {
 function down(S, e) {
   if (e.button !== 0) return;
   e.preventDefault();
+  S.over.setPointerCapture(e.pointerId);
   const [x, y] = local(S, e);
-  S.drag = { kind: S.mode, x0: x, y0: y, x1: x, y1: y, moved: false, path: [[x, y]], view: { ...S.view } };
+  S.drag = { kind: S.mode, x0: x, y0: y, x1: x, y1: y, moved: false, path: [[x, y]], view: { ...S.view },
+             add: e.shiftKey };
   if (S.mode === "pan") S.over.style.cursor = "grabbing";
   hover(S, null);
 }
 
 function move(S, e) {
-  const g = S.drag; // hovering is the canvas's own mousemove; this one follows a drag off the canvas too
-  if (!g) return;
+  const g = S.drag;
   const [x, y] = local(S, e);
   g.x1 = x; g.y1 = y;
   if (Math.abs(x - g.x0) + Math.abs(y - g.y0) > 4) g.moved = true;
@@ -352,9 +353,9 @@ function up(S, e) {
   if (!g) return;
   S.drag = null;
   if (S.mode === "pan") S.over.style.cursor = "grab";
-  if (!g.moved) { // a click: pick the dot under the mouse, if any
+  if (!g.moved) { // a click: pick the dot under the mouse, if any (shift: add it to the pick)
     const i = nearest(S, g.x0, g.y0);
-    if (i != null) select(S, [i]);
+    if (i != null) select(S, [i], g.add);
     overlay(S);
     return;
   }
@@ -368,7 +369,7 @@ function up(S, e) {
     for (let i = 0; i < S.n; i++) {
       if (!S.hidden.has(S.labels[i]) && S.sx[i] >= x0 && S.sx[i] <= x1 && S.sy[i] >= y0 && S.sy[i] <= y1) out.push(i);
     }
-    select(S, out);
+    select(S, out, g.add);
   } else if (g.kind === "lasso") {
     const p = g.path, out = [];
     for (let i = 0; i < S.n; i++) {
@@ -380,7 +381,7 @@ function up(S, e) {
       }
       if (inside) out.push(i);
     }
-    select(S, out);
+    select(S, out, g.add);
   } else {
     overlay(S);
   }
@@ -395,12 +396,14 @@ function wheel(S, e) {
   draw(S);
 }
 
-function select(S, indices) {
-  S.selected.fill(0);
+function select(S, indices, add = false) {
+  if (!add) S.selected.fill(0);
   for (const i of indices) S.selected[i] = 1;
-  S.nSelected = indices.length;
+  const all = [];
+  for (let i = 0; i < S.n; i++) if (S.selected[i]) all.push(i);
+  S.nSelected = all.length;
   draw(S);
-  if (S.setStateValue) S.setStateValue("selection", { id: S.d.id, indices });
+  if (S.setStateValue) S.setStateValue("selection", { id: S.d.id, indices: all });
 }
 
 function savePng(S) {
@@ -445,8 +448,6 @@ export default function (component) {
   };
   return () => {
     if (S.resize) S.resize.disconnect();
-    window.removeEventListener("mousemove", S.onMove);
-    window.removeEventListener("mouseup", S.onUp);
     S.root = null;
   };
 }

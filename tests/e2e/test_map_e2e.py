@@ -116,6 +116,21 @@ def test_scatter_hover_and_pick(page, server):
     assert boxed > 24
     assert f"Send {min(boxed, 500):,} to Sliders" in page.locator('[data-testid="stMain"]').inner_text()
 
+    # A lasso with Shift held adds the digits it goes around to the pick.
+    page.get_by_role("button", name="Lasso").click()
+    page.keyboard.down("Shift")
+    page.mouse.move(box["x"] + box["width"] * 0.15, box["y"] + box["height"] * 0.2)
+    page.mouse.down()
+    for fx, fy in ((0.45, 0.2), (0.45, 0.45), (0.15, 0.45), (0.15, 0.21)):
+        page.mouse.move(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy, steps=4)
+    page.mouse.up()
+    page.keyboard.up("Shift")
+    page.wait_for_function(f"() => {API}.picked() > {boxed}", timeout=5_000)
+    boxed = page.evaluate(f"() => {API}.picked()")
+    page.wait_for_function(f"() => document.body.innerText.includes('Send {min(boxed, 500):,} to Sliders')",
+                           timeout=30_000)
+    wait_for_app(page)
+
     # The legend hides a class (and its dots cannot be picked meanwhile), and shows it again.
     drawn = int(page.evaluate(f"() => {API}.state.root.dataset.points"))
     page.locator('[data-testid="ll-map-legend"] button', has_text="1").click()
