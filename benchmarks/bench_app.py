@@ -383,33 +383,46 @@ def select_model(page, tracker: Tracker, name: str, timeout: float = 60) -> None
     tracker.wait_idle(t, timeout)
 
 
-def choose_option(page, label: str) -> None:
+def choose_option(page, label: str, timeout: float = 10.0) -> None:
     """Click the option `label` in whatever widget the page uses: radio, pills, segmented control, tabs
-    or a selectbox."""
+    or a selectbox. Retried until `timeout`: a page in the middle of a rerun may not show it yet."""
+    deadline = time.perf_counter() + timeout
+    while True:
+        if _choose_option_once(page, label):
+            return
+        if time.perf_counter() > deadline:
+            raise NA(f"no '{label}' choice on the page")
+        page.wait_for_timeout(100)
+
+
+def _choose_option_once(page, label: str) -> bool:
     main = page.locator('[data-testid="stMain"]')
     exact = main.get_by_text(label, exact=True)
     for i in range(exact.count()):
         el = exact.nth(i)
-        if not el.is_visible():
+        try:
+            if not el.is_visible():
+                continue
+            inside_select = el.evaluate("e => !!e.closest('[data-testid=\"stSelectbox\"]')")
+            el.click(timeout=5000)
+        except Exception:  # replaced by a rerun between finding and clicking it
             continue
-        inside_select = el.evaluate("e => !!e.closest('[data-testid=\"stSelectbox\"]')")
-        el.click()
         if inside_select:  # it was the selectbox showing this value; pick it from the list
             opt = page.get_by_role("option", name=label, exact=True)
             if opt.count():
                 opt.first.click()
             else:
                 page.keyboard.press("Escape")
-        return
+        return True
     boxes = main.locator('[data-testid="stSelectbox"]')
     for i in range(boxes.count()):
         boxes.nth(i).click()
         opt = page.get_by_role("option", name=label, exact=True)
         if opt.count():
             opt.first.click()
-            return
+            return True
         page.keyboard.press("Escape")
-    raise NA(f"no '{label}' choice on the page")
+    return False
 
 
 def map_files(cache: Path, fingerprint: str, method: str | None) -> list[str]:
