@@ -87,3 +87,23 @@ def pages_run_through_app(monkeypatch):
         PagesManager.uses_pages_directory = False
 
     monkeypatch.setattr(PagesManager, "__init__", init)
+
+
+class StubMaps:
+    """Records warm-up requests instead of running t-SNE and UMAP on the test's two cores."""
+
+    def __init__(self):
+        self.warmed = []
+
+    def warm_up(self, fingerprint, z, methods=("pca", "tsne", "umap")):
+        self.warmed.append((fingerprint, z.shape))
+
+
+@pytest.fixture
+def stub_maps(monkeypatch) -> StubMaps:
+    """ui.state.map_service() replaced by a StubMaps for the test."""
+    import ui.state
+
+    stub = StubMaps()
+    monkeypatch.setattr(ui.state, "map_service", lambda: stub)
+    return stub

@@ -12,23 +12,9 @@ from vae.models import ModelConfig, build_model
 pytestmark = pytest.mark.usefixtures("fresh_app")
 
 
-class StubMaps:
-    """Records warm-up requests instead of running t-SNE and UMAP on the test's two cores."""
-
-    def __init__(self):
-        self.warmed = []
-
-    def warm_up(self, fingerprint, z, methods=("pca", "tsne", "umap")):
-        self.warmed.append((fingerprint, z.shape))
-
-
 @pytest.fixture(autouse=True)
-def maps(monkeypatch):
-    import ui.state
-
-    stub = StubMaps()
-    monkeypatch.setattr(ui.state, "map_service", lambda: stub)
-    return stub
+def maps(stub_maps):
+    return stub_maps
 
 
 def open_app() -> AppTest:
