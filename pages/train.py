@@ -106,7 +106,7 @@ def show_job() -> None:
         adopted += [j.job_id for j in fresh]
         for j in fresh:
             if j.state == "done":
-                training.adopt(j.entry_id)
+                state.set_active(j.entry_id)
                 st.session_state[FOLLOW] = True
         st.rerun()  # the whole app: the sidebar shows the new active model, the refresh stops
 
@@ -157,7 +157,7 @@ else:
             st.markdown("**Use**")
             if st.button("Make active", icon=":material/check_circle:", key="train_activate", disabled=pick == active_id,
                          help="Every page then shows this model."):
-                training.adopt(pick)
+                state.set_active(pick)
                 st.session_state[FLASH] = ("success", f"**{entry.name}** is now the active model.")
                 st.rerun()
             st.download_button("Download .safetensors", data=entry.path.read_bytes, icon=":material/download:",
@@ -203,7 +203,7 @@ if upload is not None and upload.file_id not in st.session_state.get(UPLOADED, [
         st.error(str(e), icon=":material/error:")
     else:
         st.session_state[UPLOADED] = [*st.session_state.get(UPLOADED, []), upload.file_id]
-        training.adopt(added.id)
+        state.set_active(added.id)
         st.session_state[FOLLOW] = True
         st.session_state[FLASH] = ("success", f"Added **{added.name}** to the library; it is now the active model.")
         st.rerun()

@@ -42,7 +42,6 @@ def _picked() -> None:
     choice = st.session_state.get("sidebar_model")
     if choice:
         state.set_active(choice)
-        state.warm_maps(choice)
 
 
 def sidebar() -> None:

@@ -93,8 +93,11 @@ def entries() -> list[Entry]:
 
 
 def set_active(entry_id: str) -> None:
+    """Make a model the session's active one (picked, trained, uploaded or loaded) and start its
+    default maps in the background."""
     st.session_state[ACTIVE] = entry_id
     st.session_state.pop(PICKS, None)
+    warm_maps(entry_id)
 
 
 def active_id() -> str | None:

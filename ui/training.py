@@ -137,12 +137,6 @@ LIBRARY_COLUMNS = {
 }
 
 
-def adopt(entry_id: str) -> None:
-    """Make a model the session's active one and start its default maps in the background."""
-    state.set_active(entry_id)
-    state.warm_maps(entry_id)
-
-
 def job_panel(job: JobStatus) -> None:
     """One training at a glance: its state, progress, test metrics, loss curves and reconstructions."""
     st.markdown(f"#### {job.name}")
