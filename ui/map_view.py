@@ -104,8 +104,9 @@ def grid_png(fingerprint: str, _grid) -> bytes:
 
 
 def pca_preview(a: state.Active) -> np.ndarray:
-    """The instant PCA view shown while a slower map computes. (N, 2)"""
-    return _fast_map(a.fingerprint, a.dataset, "pca", a.model)[0]
+    """The instant PCA view shown while a slower map computes: the map service's PCA map, which a
+    model's warm-up has usually made already. (N, 2)"""
+    return request(a, state.active_codes(a), "pca", default_params("pca")).embedding
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
