@@ -411,10 +411,7 @@ function savePng(S) {
   c.width = S.w * scale; c.height = S.h * scale;
   const ctx = c.getContext("2d");
   ctx.scale(scale, scale);
-  const keep = [S.sx, S.sy];
-  S.sx = new Float32Array(S.n); S.sy = new Float32Array(S.n);
-  paint(S, ctx, S.w, S.h);
-  [S.sx, S.sy] = keep;
+  paint(S, ctx, S.w, S.h); // the same view and size in CSS pixels, drawn at twice the resolution
   c.toBlob(blob => {
     const a = document.createElement("a");
     a.href = URL.createObjectURL(blob);
