@@ -9,12 +9,7 @@ from tests.conftest import ROOT
 from vae.checkpoint import BUNDLED_DIR, ModelLibrary, default_library_dir
 from vae.models import ModelConfig, build_model
 
-pytestmark = pytest.mark.usefixtures("fresh_app")
-
-
-@pytest.fixture(autouse=True)
-def maps(stub_maps):
-    return stub_maps
+pytestmark = pytest.mark.usefixtures("fresh_app", "stub_maps")  # no real t-SNE or UMAP here
 
 
 def open_app() -> AppTest:
@@ -24,20 +19,20 @@ def open_app() -> AppTest:
     return at
 
 
-def test_picking_a_model_starts_its_maps(maps):
+def test_picking_a_model_starts_its_maps(stub_maps):
     at = open_app()
-    assert maps.warmed == []  # showing a page starts no maps
+    assert stub_maps.warmed == []  # showing a page starts no maps
     at.selectbox(key="sidebar_model").set_value("vae-16d").run()
     assert not at.exception, at.exception
     assert at.session_state["active_model"] == "vae-16d"
     entry = ModelLibrary(default_library_dir(), BUNDLED_DIR).get("vae-16d")
-    assert maps.warmed == [(entry.fingerprint, (10_000, 16))]
+    assert stub_maps.warmed == [(entry.fingerprint, (10_000, 16))]
 
 
-def test_picking_a_model_without_its_test_digits_starts_nothing(maps):
+def test_picking_a_model_without_its_test_digits_starts_nothing(stub_maps):
     model = build_model(ModelConfig(kind="ae", arch="mlp", latent_dim=3, hidden=(16,)), seed=0)
     entry = ModelLibrary(default_library_dir()).save(model, name="fashion model", dataset="fashion")
     at = open_app()
     at.selectbox(key="sidebar_model").set_value(entry.id).run()
     assert not at.exception, at.exception  # the map page explains the missing digits when opened
-    assert at.session_state["active_model"] == entry.id and maps.warmed == []
+    assert at.session_state["active_model"] == entry.id and stub_maps.warmed == []

@@ -18,12 +18,7 @@ from vae.models import ModelConfig, build_model
 PAGE = "pages/train.py"
 
 
-pytestmark = pytest.mark.usefixtures("fresh_app")
-
-
-@pytest.fixture(autouse=True)
-def maps(stub_maps):
-    return stub_maps
+pytestmark = pytest.mark.usefixtures("fresh_app", "stub_maps")  # no real t-SNE or UMAP here
 
 
 def open_page() -> AppTest:
@@ -142,7 +137,7 @@ def test_bundled_models_cannot_be_deleted_or_renamed():
     assert at.button(key="train_rename").disabled
 
 
-def test_upload_a_checkpoint_and_refuse_a_bad_one(maps):
+def test_upload_a_checkpoint_and_refuse_a_bad_one(stub_maps):
     at = open_page()
     at.file_uploader(key="train_upload").upload("evil.safetensors", b"\x80\x04 pickled", "application/octet-stream")
     at.run()
@@ -158,7 +153,7 @@ def test_upload_a_checkpoint_and_refuse_a_bad_one(maps):
     assert [e.name for e in saved] == ["from a friend"]
     assert at.session_state["active_model"] == saved[0].id
     assert "from a friend" in texts(at.success)
-    assert maps.warmed == [(saved[0].fingerprint, (10_000, 3))]  # its maps start in the background
+    assert stub_maps.warmed == [(saved[0].fingerprint, (10_000, 3))]  # its maps start in the background
     at.run()  # the same upload is not stored twice
     assert len(ModelLibrary(default_library_dir()).entries()) == 1
 
@@ -184,7 +179,7 @@ def test_second_training_waits_in_line_and_both_cancel():
 
 
 @pytest.mark.slow
-def test_a_short_training_becomes_the_active_model(maps):
+def test_a_short_training_becomes_the_active_model(stub_maps):
     at = open_page()
     at.text_input(key="train_name").set_value("page-trained").run()
     at.number_input(key="train_budget").set_value(2).run()
@@ -199,4 +194,4 @@ def test_a_short_training_becomes_the_active_model(maps):
     entry = next(e for e in ModelLibrary(default_library_dir()).entries() if e.name == "page-trained")
     assert at.session_state["active_model"] == entry.id
     assert at.selectbox(key="train_pick").value == entry.id  # the manage picker follows
-    assert maps.warmed == [(entry.fingerprint, (10_000, 2))]
+    assert stub_maps.warmed == [(entry.fingerprint, (10_000, 2))]
