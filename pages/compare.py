@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui import explore, state
+from ui import explore, map_canvas, map_view, state
 from ui.figures import image_grid
 from vae.checkpoint import CheckpointError
 from vae.compare import BUNDLED_PAIRS, pair_mismatch
@@ -112,15 +112,20 @@ with st.container(border=True):
     )
 
 st.subheader("Latent maps")
-st.caption("Each dot is a test digit, coloured by its label, in the model's own plane (2-D models) or the first "
-           "two principal components of its codes. The dashed box is the region decoded below; the line is the walk, "
-           "with green steps that look like a digit and red ones that do not.")
+st.caption(f"Each dot is one of the {n:,} test digits, coloured by its label, in the model's own plane (2-D models) "
+           "or the first two principal components of its codes; hover a dot to see the digit. The dashed box is the "
+           "region decoded below; the line is the walk, with green steps that look like a digit and red ones that do "
+           "not (hover a step for its score).")
 cols = st.columns(2)
 for k, col in enumerate(cols):
     p, y = planes[k]
-    col.plotly_chart(explore.latent_map(y, labels[k], explore.axis_names(p), names=names,
-                                        path_y=p.transform(paths[k].z), path_scores=paths[k].scores,
-                                        region=reports[k].region, height=420, max_points=3000), key=f"compare_map_{k}")
+    with col:
+        map_canvas.map_chart(f"compare_map_{k}", f"{models[k].fingerprint}-{p.name}", y, labels[k], names,
+                             explore.DIGIT_COLORS, explore.axis_names(p), region=(reports[k].region.x_range, reports[k].region.y_range),
+                             filename=f"compare-map-{models[k].entry.id}", height=420, pickable=False,
+                             path=explore.walk(p.transform(paths[k].z), paths[k].scores, paths[k].threshold))
+if models[0].dataset == models[1].dataset:  # the hover card shows test images of one dataset
+    map_view.hover_digits(models[0].dataset, "digit" if models[0].dataset in ("mnist", "custom") else "")
 
 st.subheader("The region, decoded")
 st.caption(f"A {n_grid}×{n_grid} grid of points evenly spaced over the dashed box, each decoded" +

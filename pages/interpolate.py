@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui import explore, state
+from ui import explore, map_canvas, map_view, state
 from ui.figures import gif_bytes, image_grid, png_bytes
 from vae.compare import representative
 from ui.layout import ensure_frame
@@ -87,13 +87,18 @@ e2.download_button("Animated GIF", gif_bytes(explore.frames(report.images)), f"i
 st.subheader("The path over the latent map")
 st.caption(("The model's own 2-D latent plane" if p.name == "native" else
              f"A {a.config.latent_dim}-d space seen through PCA of the test codes (the path is projected the same "
-            "way, so it can look shorter or bend)") + ": each dot is a test image, coloured by its label" +
+            "way, so it can look shorter or bend)") + f": each of the {len(y):,} dots is a test image, coloured by its "
+           "label; hover one to see it" +
            ("." if report.scores is None else
-            "; the path's steps are green where the decoded image looks like a digit and red where it does not."))
+            ". The path's steps are green where the decoded image looks like a digit and red where it does not; "
+            "hover a step for its score."))
 m1, m2 = st.columns([3, 2])
-m1.plotly_chart(explore.latent_map(y, labels, explore.axis_names(p), names=names, path_y=p.transform(report.z),
-                                   path_scores=report.scores, threshold=report.threshold),
-                key="interp_map")
+with m1:
+    map_canvas.map_chart("interp_map", f"{a.fingerprint}-{p.name}", y, labels, names, explore.DIGIT_COLORS,
+                         explore.axis_names(p), filename=f"interpolation-map-{a.entry.id}-{i0}-{i1}", height=480,
+                         path=explore.walk(p.transform(report.z), report.scores, report.threshold), pickable=False,
+                         equal=True)
+    map_view.hover_digits(a.dataset, "digit" if a.dataset in ("mnist", "custom") else "")
 originals, _ = explore.reconstructions(a, [i0, i1])
 m2.image(image_grid(originals, cols=2, scale=4), caption="start and end: the two test images")
 m2.markdown("A straight line between two clusters often crosses empty space. In a plain autoencoder that "

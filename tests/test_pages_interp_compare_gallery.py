@@ -70,9 +70,17 @@ def values(v) -> np.ndarray:
     return np.asarray(v, float)
 
 
+def map_data(at: AppTest, key: str) -> dict:
+    """What the page hands the canvas map (ui/map_canvas.js) with this key."""
+    for el in at.get("bidi_component"):
+        if el.proto.component_name == "latent_lab.map_canvas" and el.proto.id.endswith(f"-{key}"):
+            return json.loads(el.proto.json)
+    raise AssertionError(f"no canvas map with key {key}")
+
+
 def path_points(at: AppTest, key: str = "interp_map") -> np.ndarray:
-    trace = next(t for t in plotly_spec(at, key)["data"] if t.get("name") == "path")
-    return np.c_[values(trace["x"]), values(trace["y"])]
+    path = map_data(at, key)["path"]
+    return np.c_[path["x"], path["y"]]
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -86,11 +94,16 @@ def test_interpolate_steps_change_the_strip_length(lib):
     at = open_page("pages/interpolate.py", lib["vae2"])
     assert "10 steps" in at.image[0].captions[0]
     assert len(values(plotly_spec(at, "interp_scores")["data"][0]["y"])) == 10
+    first = map_data(at, "interp_map")
+    assert first["n"] == 10_000 and first["pick"] is False  # every test digit on the map; it only shows
     at.slider(key="interp_steps").set_value(5).run()
     assert not at.exception
     assert "5 steps" in at.image[0].captions[0]
     assert len(values(plotly_spec(at, "interp_scores")["data"][0]["y"])) == 5
     assert len(path_points(at)) == 5
+    walk = map_data(at, "interp_map")
+    assert walk["id"] == first["id"]  # the same map: the browser keeps its zoom while the walk changes
+    assert len(walk["path"]["colors"]) == 5 and walk["path"]["text"][0].startswith("step 1 of 5 · looks like a digit")
     assert at.get("download_button")[1].proto.label == "Animated GIF"
 
 
@@ -150,12 +163,12 @@ def test_compare_region_box_and_codes(lib):
     assert at.radio(key="compare_region").value == "box"
     at.slider(key="compare_extent").set_value(2.0).run()
     assert not at.exception
-    rect = plotly_spec(at, "compare_map_0")["layout"]["shapes"][0]
-    assert (rect["x0"], rect["x1"]) == (-2.0, 2.0)  # around the origin of a 2-d model's own plane
+    rect = map_data(at, "compare_map_0")["region"]
+    assert rect[0] == [-2.0, 2.0]  # around the origin of a 2-d model's own plane
     at.radio(key="compare_region").set_value("codes").run()
     assert not at.exception
-    rects = [plotly_spec(at, f"compare_map_{k}")["layout"]["shapes"][0] for k in (0, 1)]
-    assert rects[0] != rects[1] and (rects[0]["x0"], rects[0]["x1"]) != (-2.0, 2.0)  # each model's own range
+    rects = [map_data(at, f"compare_map_{k}")["region"] for k in (0, 1)]
+    assert rects[0] != rects[1] and rects[0][0] != [-2.0, 2.0]  # each model's own range
 
 
 def test_pages_without_the_classifier_show_images_and_a_sentence(lib, monkeypatch):
@@ -188,3 +201,14 @@ def test_scores_only_for_digits(lib):
     assert clf is None and "fashion" in why
     clf, why = explore.scorer("mnist")
     assert clf is not None and why == ""
+
+
+def test_walk_colours_each_step_by_its_score():
+    from ui.explore import BAD, GOOD, walk
+
+    w = walk(np.array([[0.0, 1.0], [0.5, 0.5], [1.0, 0.0]]), np.array([0.95, 0.3, 0.81]), threshold=0.8)
+    assert w["x"] == [0.0, 0.5, 1.0] and w["y"] == [1.0, 0.5, 0.0]
+    assert w["colors"] == [GOOD, BAD, GOOD]
+    assert w["text"][1] == "step 2 of 3 · looks like a digit: 0.30"
+    plain = walk(np.zeros((4, 2)))  # no classifier: no scores, one colour
+    assert len(set(plain["colors"])) == 1 and plain["text"][3] == "step 4 of 4"

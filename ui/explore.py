@@ -1,4 +1,5 @@
-"""Cached measurements and plotly figures for the Interpolate, AE vs VAE and Samples & errors pages.
+"""Cached measurements and figures (plotly bars and histograms, the walk drawn on the canvas map) for the
+Interpolate, AE vs VAE and Samples & errors pages.
 
 The numbers come from `vae.compare` and `vae.latent`; this module only caches them per model
 fingerprint and parameters (`st.cache_data`, so returning to a page is instant) and draws them.
@@ -164,43 +165,16 @@ def _step_colors(scores, threshold: float, n: int) -> list[str]:
     return [GOOD if s >= threshold else BAD for s in scores]
 
 
-def latent_map(y: np.ndarray, labels: np.ndarray, axes: tuple[str, str], *, names: list[str] | None = None,
-               path_y: np.ndarray | None = None,
-               path_scores: np.ndarray | None = None, region=None, threshold: float = CONFIDENT,
-               max_points: int = 4000, height: int = 480, equal: bool = True) -> go.Figure:
-    """Test codes coloured by class (`names`, default the digits), with an optional interpolation path and
-    region box on top."""
-    names = names or [str(d) for d in range(10)]
-    keep = np.sort(np.random.default_rng(0).permutation(len(y))[:max_points])  # same points on every run
-    fig = go.Figure()
-    for d in range(10):
-        idx = keep[labels[keep] == d]
-        if len(idx):
-            fig.add_trace(go.Scatter(
-                x=y[idx, 0], y=y[idx, 1], mode="markers", name=names[d], customdata=idx,
-                marker=dict(size=4, color=DIGIT_COLORS[d], opacity=0.55),
-                hovertemplate=f"{names[d]} · test #%{{customdata}}<extra></extra>"))
-    if region is not None:
-        fig.add_shape(type="rect", x0=region.x_range[0], x1=region.x_range[1], y0=region.y_range[0],
-                      y1=region.y_range[1], line=dict(color="#111111", dash="dash", width=2))
-    if path_y is not None:
-        n = len(path_y)
-        colors = _step_colors(path_scores, threshold, n)
-        text = [f"step {k + 1}" + ("" if path_scores is None else f" · looks like a digit: {path_scores[k]:.2f}")
-                for k in range(n)]
-        fig.add_trace(go.Scatter(
-            x=path_y[:, 0], y=path_y[:, 1], mode="lines+markers", name="path", showlegend=False,
-            line=dict(color="#222222", width=2), hovertext=text, hoverinfo="text",
-            marker=dict(size=9, color=colors, line=dict(color="white", width=1))))
-        fig.add_trace(go.Scatter(
-            x=path_y[[0, -1], 0], y=path_y[[0, -1], 1], mode="markers+text", text=["start", "end"],
-            textposition="top center", showlegend=False, hoverinfo="skip", textfont=dict(size=13, color="#111111"),
-            marker=dict(size=16, symbol="star", color=[colors[0], colors[-1]], line=dict(color="#111111", width=1))))
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), xaxis_title=axes[0], yaxis_title=axes[1],
-                      legend=dict(title="label", itemsizing="constant"))
-    if equal:
-        fig.update_yaxes(scaleanchor="x", scaleratio=1)
-    return fig
+def walk(path_y: np.ndarray, scores: np.ndarray | None = None, threshold: float = CONFIDENT) -> dict:
+    """An interpolation's steps as the map (ui/map_canvas) draws them over the dots: positions, a colour
+    per step (green where the decoded step looks like a digit, red where not, dark without scores) and
+    the text shown when a step is hovered."""
+    path_y = np.asarray(path_y, dtype=float).reshape(-1, 2)
+    n = len(path_y)
+    text = [f"step {k + 1} of {n}" + ("" if scores is None else f" · looks like a digit: {scores[k]:.2f}")
+            for k in range(n)]
+    return dict(x=[round(float(v), 5) for v in path_y[:, 0]], y=[round(float(v), 5) for v in path_y[:, 1]],
+                colors=_step_colors(scores, threshold, n), text=text)
 
 
 def score_chart(scores: np.ndarray, threshold: float = CONFIDENT, height: int = 230) -> go.Figure:

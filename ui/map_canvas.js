@@ -1,12 +1,16 @@
 // Latent map scatter: every test digit as a dot on a 2-D canvas, with zoom, pan, click, box and
-// lasso picks, a clickable legend and a PNG export.
+// lasso picks, a clickable legend, an optional interpolation path on top and a PNG export.
 //
 // Why not plotly: in a browser without a GPU (a classroom laptop, this project's CI machine)
 // plotly's WebGL scatter costs 0.6-1 s of main-thread time per redraw (software GL, read back for
 // compositing) plus 1.5 s to load plotly.js the first time; a 2-D canvas draws the 10,000 dots in
 // about 10 ms. Streamlit hands this module `data` (see ui/map_canvas.py):
-//   {id, n, x, y, xr, yr, labels, names, colors, axes, region, equal, height, filename}
+//   {id, n, x, y, xr, yr, labels, names, colors, axes, region, equal, height, filename, pick, path}
 // x, y: base64 uint16 positions quantised over the ranges xr, yr; labels: base64 uint8 classes.
+// pick: false for a map that only shows (no picks: Box select and Lasso are hidden, a click does
+// nothing). path: null, or {x, y, colors, text} for the steps of a walk drawn over the dots (a line
+// with a marker per step, stars at its ends); hovering a step shows its text. The path may change
+// while the map stays (same id): the view is kept.
 // The module is called again on every rerun with the same parentElement: everything it keeps lives
 // on that element. A new map (`id` changes) resets the view and the pick; the same map keeps both.
 //
@@ -49,8 +53,8 @@ function build(S, parent) {
     `<div class="llm-bar"><div class="llm-legend" data-testid="ll-map-legend"></div><div class="llm-tools">` +
     `<button data-mode="zoom" title="Drag to zoom into a rectangle (the wheel zooms too)">Zoom</button>` +
     `<button data-mode="pan" title="Drag to move the view">Pan</button>` +
-    `<button data-mode="box" title="Drag a rectangle to pick the digits inside">Box select</button>` +
-    `<button data-mode="lasso" title="Draw around digits to pick them">Lasso</button>` +
+    `<button data-mode="box" data-pick="1" title="Drag a rectangle to pick the digits inside">Box select</button>` +
+    `<button data-mode="lasso" data-pick="1" title="Draw around digits to pick them">Lasso</button>` +
     `<button data-act="reset" title="Show the whole map again (or double-click the map)">Reset view</button>` +
     `<button data-act="png" title="Save the map as a PNG picture">Save PNG</button></div></div>` +
     `<div class="llm-plot"><canvas class="llm-base" data-testid="ll-map-canvas"></canvas>` +
@@ -73,12 +77,14 @@ function build(S, parent) {
   over.addEventListener("pointerup", e => up(S, e));
   over.addEventListener("pointercancel", () => { S.drag = null; overlay(S); });
   over.addEventListener("pointerleave", () => { if (!S.drag) hover(S, null); });
-  over.addEventListener("dblclick", e => { e.preventDefault(); resetView(S); select(S, []); });
+  over.addEventListener("dblclick", e => { e.preventDefault(); resetView(S); if (canPick(S)) select(S, []); else draw(S); });
   over.addEventListener("wheel", e => wheel(S, e), { passive: false });
   S.resize = new ResizeObserver(() => { if (size(S)) draw(S); });
   S.resize.observe(S.plot);
   setMode(S, S.mode);
 }
+
+function canPick(S) { return !S.d || S.d.pick !== false; }
 
 function setMode(S, mode) {
   S.mode = mode;
@@ -163,6 +169,10 @@ function dataRange(S) {
     const x = S.x[i], y = S.y[i];
     if (x < x0) x0 = x; if (x > x1) x1 = x; if (y < y0) y0 = y; if (y > y1) y1 = y;
   }
+  const p = S.d.path;
+  if (p) for (let k = 0; k < p.x.length; k++) {
+    x0 = Math.min(x0, p.x[k]); x1 = Math.max(x1, p.x[k]); y0 = Math.min(y0, p.y[k]); y1 = Math.max(y1, p.y[k]);
+  }
   const r = S.d.region;
   if (r) { x0 = Math.min(x0, r[0][0]); x1 = Math.max(x1, r[0][1]); y0 = Math.min(y0, r[1][0]); y1 = Math.max(y1, r[1][1]); }
   if (!(x1 > x0)) { x0 -= 1; x1 += 1; }
@@ -245,10 +255,57 @@ function paint(S, ctx, w, h) {
     ctx.strokeRect(tx(S, x0), ty(S, y1), tx(S, x1) - tx(S, x0), ty(S, y0) - ty(S, y1));
     ctx.setLineDash([]);
   }
+  if (d.path) paintPath(S, ctx, d.path);
   ctx.restore();
   ctx.strokeStyle = "#bbb"; ctx.lineWidth = 1;
   ctx.strokeRect(pl + 0.5, pt + 0.5, pr - pl - 1, pb - pt - 1);
   return { drawn, ms: performance.now() - t0 };
+}
+
+function star(ctx, x, y, r) {
+  ctx.beginPath();
+  for (let k = 0; k < 10; k++) {
+    const a = -Math.PI / 2 + k * Math.PI / 5, rr = k % 2 ? r * 0.45 : r;
+    const px = x + rr * Math.cos(a), py = y + rr * Math.sin(a);
+    if (k) ctx.lineTo(px, py); else ctx.moveTo(px, py);
+  }
+  ctx.closePath();
+}
+
+// The walk: a dark line through its steps, a dot per step in the step's colour, stars at the ends.
+function paintPath(S, ctx, p) {
+  const n = Math.min(p.x.length, p.y.length);
+  if (!n) return;
+  const px = [], py = [];
+  for (let k = 0; k < n; k++) { px.push(tx(S, p.x[k])); py.push(ty(S, p.y[k])); }
+  S.pathXY = [px, py];
+  ctx.strokeStyle = "rgba(255,255,255,0.9)"; ctx.lineWidth = 4.5; ctx.lineJoin = "round";
+  ctx.beginPath(); for (let k = 0; k < n; k++) (k ? ctx.lineTo(px[k], py[k]) : ctx.moveTo(px[k], py[k])); ctx.stroke();
+  ctx.strokeStyle = "#222"; ctx.lineWidth = 2;
+  ctx.stroke();
+  const color = k => (p.colors && p.colors[k]) || "#333";
+  for (let k = 1; k < n - 1; k++) {
+    ctx.fillStyle = color(k); ctx.strokeStyle = "#fff"; ctx.lineWidth = 1;
+    ctx.beginPath(); ctx.arc(px[k], py[k], 4.5, 0, 2 * Math.PI); ctx.fill(); ctx.stroke();
+  }
+  ctx.font = "13px 'Source Sans Pro', sans-serif"; ctx.textAlign = "center"; ctx.textBaseline = "bottom";
+  for (const [k, word] of [[0, "start"], [n - 1, "end"]]) {
+    ctx.fillStyle = color(k); ctx.strokeStyle = "#111"; ctx.lineWidth = 1;
+    star(ctx, px[k], py[k], 9); ctx.fill(); ctx.stroke();
+    ctx.lineWidth = 3; ctx.strokeStyle = "rgba(255,255,255,0.85)"; ctx.strokeText(word, px[k], py[k] - 10);
+    ctx.fillStyle = "#111"; ctx.fillText(word, px[k], py[k] - 10);
+  }
+}
+
+function nearestStep(S, x, y) {
+  if (!S.d.path || !S.pathXY) return null;
+  const [px, py] = S.pathXY;
+  let best = null, bd = (HIT + 2) * (HIT + 2);
+  for (let k = 0; k < px.length; k++) {
+    const dx = px[k] - x, dy = py[k] - y, dd = dx * dx + dy * dy;
+    if (dd <= bd) { bd = dd; best = k; }
+  }
+  return best;
 }
 
 function draw(S) {
@@ -263,6 +320,16 @@ function draw(S) {
 function overlay(S) {
   const ctx = S.over.getContext("2d");
   ctx.clearRect(0, 0, S.w, S.h);
+  if (S.step != null && S.pathXY && S.d.path && S.step < S.pathXY[0].length) { // the hovered step of the walk and what it is
+    const k = S.step, x = S.pathXY[0][k], y = S.pathXY[1][k], text = (S.d.path.text || [])[k] || `step ${k + 1}`;
+    ctx.strokeStyle = "#111"; ctx.lineWidth = 1.5;
+    ctx.beginPath(); ctx.arc(x, y, 8, 0, 2 * Math.PI); ctx.stroke();
+    ctx.font = "12px 'Source Sans Pro', sans-serif";
+    const w = ctx.measureText(text).width + 12, bx = Math.min(Math.max(x + 12, 2), S.w - w - 2), by = Math.max(y - 30, 2);
+    ctx.fillStyle = "rgba(255,255,255,0.95)"; ctx.strokeStyle = "#999"; ctx.lineWidth = 1;
+    ctx.fillRect(bx, by, w, 20); ctx.strokeRect(bx + 0.5, by + 0.5, w - 1, 19);
+    ctx.fillStyle = "#111"; ctx.textAlign = "left"; ctx.textBaseline = "middle"; ctx.fillText(text, bx + 6, by + 10);
+  }
   const g = S.drag;
   if (g && g.moved && (g.kind === "zoom" || g.kind === "box")) {
     ctx.fillStyle = g.kind === "zoom" ? "rgba(108,76,224,0.08)" : "rgba(30,30,30,0.06)";
@@ -307,13 +374,18 @@ function nearest(S, px, py) {
 }
 
 function hover(S, e) {
-  let i = null;
+  let i = null, k = null;
   if (e) {
     const [px, py] = local(S, e);
-    if (px >= M.l && px <= S.w - M.r && py >= M.t && py <= S.h - M.b) i = nearest(S, px, py);
+    if (px >= M.l && px <= S.w - M.r && py >= M.t && py <= S.h - M.b) {
+      k = nearestStep(S, px, py); // a step of the walk sits on top of the dots
+      if (k == null) i = nearest(S, px, py);
+    }
   }
-  const changed = i !== S.hovered;
+  const changed = i !== S.hovered || k !== S.step;
   S.hovered = i;
+  S.step = k;
+  S.root.dataset.step = k == null ? "" : String(k);
   if (changed) overlay(S);
   S.root.dataset.hovered = i == null ? "" : String(i);
   window.dispatchEvent(new CustomEvent("latent-lab-map-hover", {
@@ -354,7 +426,7 @@ function up(S, e) {
   S.drag = null;
   if (S.mode === "pan") S.over.style.cursor = "grab";
   if (!g.moved) { // a click: pick the dot under the mouse, if any (shift: add it to the pick)
-    const i = nearest(S, g.x0, g.y0);
+    const i = canPick(S) ? nearest(S, g.x0, g.y0) : null;
     if (i != null) select(S, [i], g.add);
     overlay(S);
     return;
@@ -437,11 +509,16 @@ export default function (component) {
   } else {
     size(S);
   }
+  S.root.querySelectorAll("[data-pick]").forEach(b => { b.hidden = !canPick(S); });
+  if (!canPick(S) && (S.mode === "box" || S.mode === "lasso")) setMode(S, "zoom");
+  if (!data.path) S.pathXY = null;
   draw(S);
   (window.__latentLabMaps = window.__latentLabMaps || {})[data.key || "map"] = {
     // For tests and benchmarks: where digit i is on the screen, and what is picked.
     toClient: i => { const r = S.over.getBoundingClientRect(); return { x: r.left + S.sx[i], y: r.top + S.sy[i] }; },
     n: () => S.n, picked: () => S.nSelected, state: S,
+    pathLength: () => (S.d.path ? S.d.path.x.length : 0),
+    stepClient: k => { const r = S.over.getBoundingClientRect(); return { x: r.left + S.pathXY[0][k], y: r.top + S.pathXY[1][k] }; },
   };
   return () => {
     if (S.resize) S.resize.disconnect();

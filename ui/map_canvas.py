@@ -1,7 +1,9 @@
 """The latent map as a 2-D canvas (ui/map_canvas.js): zoom, pan, click, box and lasso picks, a
-clickable legend, hover events for the digit card (ui/map_hover.js) and a PNG export.
+clickable legend, hover events for the digit card (ui/map_hover.js), an optional walk drawn on top
+(Interpolate, AE vs VAE) and a PNG export.
 
-    picked = map_chart("map_scatter", map_id, y, labels, names, axes, region=None, filename="latent-map")
+    picked = map_chart("map_scatter", map_id, y, labels, names, colors, axes, region=None, filename="latent-map")
+    map_chart("interp_map", map_id, y, labels, names, colors, axes, path=explore.walk(path_y, scores), pickable=False)
 
 It replaces plotly's WebGL scatter on the map page: without a GPU (a school laptop, CI) plotly
 needs 0.6-1 s of the browser's main thread per redraw and 1.5 s to load plotly.js once, where
@@ -33,17 +35,21 @@ def _packed(map_id: str, _y: np.ndarray, _labels: np.ndarray) -> dict:
 
 def map_chart(key: str, map_id: str, y: np.ndarray, labels: np.ndarray, class_names: list[str],
               colors: list[str], axes: tuple[str, str], region=None, filename: str = "latent-map",
-              height: int = 560) -> list[int]:
+              height: int = 560, path: dict | None = None, pickable: bool = True, equal: bool | None = None) -> list[int]:
     """Mount the map; -> the test-set indices the user picked on this map (in pick order).
 
     `map_id` names the map (model, method, parameters): a new id resets the view and the pick, the
-    same id keeps both across reruns. `region` ((x0, x1), (y0, y1)) draws the manifold grid's square
-    and keeps equal units on both axes (the native plane)."""
+    same id keeps both across reruns. `region` ((x0, x1), (y0, y1)) draws a dashed square (the
+    manifold grid's, or the decoded region). Equal units on both axes: `equal`, by default where
+    there is a region. `path` (from `walk`) is drawn on top and may change while the view stays.
+    `pickable=False`: a map that only shows (no Box select or Lasso, a click picks nothing)."""
     data = dict(_packed(map_id, y, labels), id=map_id, key=key, names=list(class_names), colors=list(colors),
-                axes=list(axes), equal=region is not None, height=int(height), filename=filename,
+                axes=list(axes), equal=bool(region is not None if equal is None else equal), height=int(height),
+                filename=filename, pick=bool(pickable), path=path,
                 region=None if region is None else [[float(v) for v in r] for r in region])
     result = _render(key=key, data=data, on_selection_change=lambda: None)
     sel = result.get("selection") if result else None
     if isinstance(sel, dict) and sel.get("id") == map_id and isinstance(sel.get("indices"), list):
         return selected_indices(sel["indices"], len(y))
     return []
+

@@ -22,6 +22,7 @@ import streamlit as st
 from PIL import Image
 
 from ui import state
+from ui.explore import DIGIT_COLORS  # the same ten colours on every page
 from ui.figures import image_grid, png_bytes
 from vae.latent import decode
 from vae.mapview import (SPRITE_CHUNK, SPRITE_COLS, manifold_codes, manifold_region, map_csv, scatter_png,
@@ -30,9 +31,6 @@ from vae.maps import FAST_METHODS, MapJob, compute_map, default_params
 from vae.models import AutoEncoder
 from vae.projection import METHOD_LABELS
 
-# The same ten colours as the other pages' maps, so a digit keeps its colour across the app.
-DIGIT_COLORS = ["#4C78A8", "#F58518", "#E45756", "#72B7B2", "#54A24B",
-                "#EECA3B", "#B279A2", "#FF9DA6", "#9D755D", "#7F7F7F"]
 MAP_HEIGHT = 560
 GRID_N = 20
 PICKS_SHOWN = 24

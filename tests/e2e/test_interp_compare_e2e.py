@@ -10,6 +10,7 @@ from pathlib import Path
 from tests.e2e.conftest import assert_no_exception, shot, wait_for_app
 
 STRIP_CAPTION = '[data-testid="stImageCaption"]'
+COMPARE = ("compare_map_0", "compare_map_1")
 
 
 def open_page(page, server, link: str) -> None:
@@ -36,11 +37,17 @@ def download(page, label: str) -> bytes:
     return Path(info.value.path()).read_bytes()
 
 
-def path_lengths(page) -> list[int]:
-    """Number of steps of each interpolation path drawn on a plotly map, once one is drawn."""
-    js = """() => [...document.querySelectorAll('.js-plotly-plot')]
-        .flatMap(p => p._fullData || []).filter(t => t.name === 'path').map(t => t.x.length)"""
-    page.wait_for_function(f"() => ({js})().length > 0", timeout=60_000)
+MAPS = "window.__latentLabMaps || {}"
+
+
+def path_lengths(page, steps: int, keys=("interp_map",)) -> list[int]:
+    """Number of steps of the walk drawn on each canvas map (ui/map_canvas.js), once every map shows
+    `steps` of them (or after 60 s, to fail with what is drawn)."""
+    js = f"() => {{ const m = {MAPS}; return {list(keys)!r}.map(k => m[k] ? m[k].pathLength() : 0); }}"
+    try:
+        page.wait_for_function(f"() => ({js})().every(n => n === {steps})", timeout=60_000)
+    except Exception:
+        shot(page, "path-missing")
     return page.evaluate(js)
 
 
@@ -48,8 +55,16 @@ def test_interpolate_in_the_browser(page, server):
     open_page(page, server, "Interpolate")
     assert_no_exception(page)
     page.wait_for_selector(f'{STRIP_CAPTION}:has-text("10 steps, linear")', timeout=60_000)
-    assert path_lengths(page) == [10]  # the path drawn over the map, one marker per step
+    assert path_lengths(page, 10) == [10]  # the path drawn over the map, one marker per step
+    assert page.evaluate(f"() => ({MAPS}).interp_map.n()") == 10_000  # every test digit
+    # Hovering a step of the walk names it and its score.
+    page.locator('.st-key-interp_map [data-testid="ll-map-canvas"]').scroll_into_view_if_needed()
+    step = page.evaluate(f"() => ({MAPS}).interp_map.stepClient(4)")
+    page.mouse.move(step["x"] - 20, step["y"] - 20)
+    page.mouse.move(step["x"], step["y"], steps=4)
+    page.wait_for_function(f"() => ({MAPS}).interp_map.state.root.dataset.step === '4'", timeout=5_000)
     shot(page, "interpolate-linear")
+    page.mouse.move(5, 5)
 
     page.locator(".st-key-interp_method").get_by_text("spherical", exact=True).click()
     page.wait_for_selector(f'{STRIP_CAPTION}:has-text("spherical")', timeout=60_000)
@@ -61,7 +76,7 @@ def test_interpolate_in_the_browser(page, server):
     page.wait_for_selector(f'{STRIP_CAPTION}:has-text("14 steps, spherical")', timeout=60_000)
     wait_for_app(page)
     assert_no_exception(page)
-    assert path_lengths(page) == [14]
+    assert path_lengths(page, 14) == [14]
 
     gif = download(page, "Animated GIF")
     assert gif[:6] in (b"GIF87a", b"GIF89a") and len(gif) > 1000
@@ -91,7 +106,7 @@ def test_compare_in_the_browser(page, server):
     wait_for_app(page)
     metrics = page.locator('[data-testid="stMain"] [data-testid="stMetricValue"]').all_inner_texts()
     assert len(metrics) == 6 and all(m.strip().endswith("%") for m in metrics), metrics
-    assert path_lengths(page) == [10, 10]  # the same walk over both latent maps
+    assert path_lengths(page, 10, COMPARE) == [10, 10]  # the same walk over both latent maps
     assert page.get_by_text("Why the AE's space has holes").count() == 1
     tall(page)
     shot(page, "compare")
@@ -100,13 +115,12 @@ def test_compare_in_the_browser(page, server):
     if pair16.count():  # the 16-d pair: maps through PCA
         page.set_viewport_size({"width": 1400, "height": 1000})
         pair16.click()
-        page.wait_for_function("""() => [...document.querySelectorAll('.js-plotly-plot')]
-            .filter(p => p._fullLayout && String(p._fullLayout.xaxis.title.text).startsWith('PC 1')).length == 2""",
-                               timeout=120_000)  # both maps now drawn through PCA
+        page.wait_for_function(f"""() => {{ const m = {MAPS}; return {list(COMPARE)!r}.every(k =>
+            m[k] && m[k].state.d.axes[0].startsWith('PC 1')); }}""", timeout=120_000)  # both maps through PCA
         page.wait_for_selector('[data-testid="stSpinner"]', state="detached", timeout=120_000)
         wait_for_app(page)
         assert_no_exception(page)
-        assert path_lengths(page) == [10, 10]
+        assert path_lengths(page, 10, COMPARE) == [10, 10]
         tall(page)
         shot(page, "compare-16d")
 
