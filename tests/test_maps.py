@@ -399,6 +399,15 @@ def test_nearest_neighbours_with_ties_at_the_kth_distance():
     np.testing.assert_allclose(dist, np.sort(full, axis=1)[:, :5], atol=1e-5)
     assert all(len(set(r)) == 5 for r in idx.tolist()) and not (idx == np.arange(len(z))[:, None]).any()
 
+    # One chunk where some rows tie and others do not (a real model's codes: ~13% of rows tie).
+    mixed = np.r_[np.random.default_rng(1).normal(0, 3, (40, 2)).astype(np.float32), g]
+    idx, dist = nearest_neighbors(mixed, 5, chunk=len(mixed))
+    full = np.linalg.norm(mixed[:, None] - mixed[None], axis=2)
+    np.fill_diagonal(full, np.inf)
+    np.testing.assert_allclose(dist, np.sort(full, axis=1)[:, :5], atol=1e-5)
+    np.testing.assert_allclose(np.take_along_axis(full, idx, 1), dist, atol=1e-5)
+    assert all(len(set(r)) == 5 for r in idx.tolist()) and not (idx == np.arange(len(mixed))[:, None]).any()
+
 
 # ------------------------------------------------------------------ the worker process
 
