@@ -48,6 +48,28 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason=reason))
 
 
+# Every test server's log. The app shows browsers no tracebacks (client.showErrorDetails = "none"),
+# so a failed browser test gets the end of these logs in its report: that is where the traceback is.
+SERVER_LOGS: list[Path] = []
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.failed and "e2e" in str(item.fspath):
+        for log in SERVER_LOGS:
+            report.sections.append((f"server log {log} (last lines)", server_log_tail(log)))
+
+
+def server_log_tail(log: Path, lines: int = 60) -> str:
+    try:
+        text = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError as e:
+        return f"(cannot read it: {e})"
+    return "\n".join(text[-lines:]) or "(empty)"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -80,6 +102,7 @@ def start_server(home: Path, data_root: Path | None, port: int | None = None, ex
     else:
         env["LATENT_LAB_DATA"] = str(home / "no-data")
     log = open(home / "server.log", "w")
+    SERVER_LOGS.append(home / "server.log")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true"],
@@ -150,5 +173,7 @@ def shot(page, name: str) -> Path:
 
 
 def assert_no_exception(page) -> None:
-    assert page.locator('[data-testid="stException"]').count() == 0, page.locator(
-        '[data-testid="stException"]').first.inner_text()
+    """No exception box on the page. The box says nothing (the app redacts tracebacks); the failure
+    report carries the end of the server's log, with the traceback."""
+    box = page.locator('[data-testid="stException"]')
+    assert box.count() == 0, box.first.inner_text()
