@@ -160,17 +160,14 @@ def nearest_neighbors(z: np.ndarray, k: int, chunk: int = 1000) -> tuple[np.ndar
         r = np.arange(len(d))
         d[r, r + i] = np.inf
         kth = np.partition(d, k - 1, axis=1)[:, k - 1]
-        hit_rows, hit_cols = np.nonzero(d <= kth[:, None])
-        if len(hit_rows) == len(d) * k:  # exactly k per row (np.nonzero keeps row order)
-            j = hit_cols.reshape(len(d), k)
-        else:  # some rows tie at the k-th distance (float32 rounding does that to ~13% of real codes)
-            count = np.bincount(hit_rows, minlength=len(d))
-            start = np.cumsum(count) - count
-            j = np.empty((len(d), k), np.int64)
-            one = count == k
-            j[one] = hit_cols[start[one, None] + np.arange(k)]
-            tied = np.flatnonzero(~one)  # only these rows: let argpartition choose among the ties
-            j[tied] = np.argpartition(d[tied], k - 1, axis=1)[:, :k]
+        hit_rows, hit_cols = np.nonzero(d <= kth[:, None])  # in row order
+        count = np.bincount(hit_rows, minlength=len(d))
+        start = np.cumsum(count) - count
+        j = np.empty((len(d), k), np.int64)
+        one = count == k  # exactly k hits: they are the row's neighbours
+        j[one] = hit_cols[start[one, None] + np.arange(k)]
+        tied = np.flatnonzero(~one)  # ties at the k-th distance (float32 rounding: ~13% of real codes' rows)
+        j[tied] = np.argpartition(d[tied], k - 1, axis=1)[:, :k]
         v = np.take_along_axis(d, j, 1)
         order = np.argsort(v, axis=1, kind="stable")
         idx[i:i + chunk] = np.take_along_axis(j, order, 1)
