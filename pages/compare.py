@@ -125,7 +125,7 @@ for k, col in enumerate(cols):
                              filename=f"compare-map-{models[k].entry.id}", height=420, pickable=False,
                              path=explore.walk(p.transform(paths[k].z), paths[k].scores, paths[k].threshold))
 if models[0].dataset == models[1].dataset:  # the hover card shows test images of one dataset
-    map_view.hover_digits(models[0].dataset, "digit" if models[0].dataset in ("mnist", "custom") else "")
+    map_view.hover_digits(models[0].dataset)
 
 st.subheader("The region, decoded")
 st.caption(f"A {n_grid}×{n_grid} grid of points evenly spaced over the dashed box, each decoded" +

@@ -98,7 +98,7 @@ with m1:
                          explore.axis_names(p), filename=f"interpolation-map-{a.entry.id}-{i0}-{i1}", height=480,
                          path=explore.walk(p.transform(report.z), report.scores, report.threshold), pickable=False,
                          equal=True)
-    map_view.hover_digits(a.dataset, "digit" if a.dataset in ("mnist", "custom") else "")
+    map_view.hover_digits(a.dataset)
 originals, _ = explore.reconstructions(a, [i0, i1])
 m2.image(image_grid(originals, cols=2, scale=4), caption="start and end: the two test images")
 m2.markdown("A straight line between two clusters often crosses empty space. In a plain autoencoder that "

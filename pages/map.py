@@ -25,7 +25,6 @@ method, params = map_view.controls(dim)
 st.caption(map_view.ABOUT[method] + ("" if dim <= 2 else f" This model has {dim} latent dimensions, so every "
                                      "view is a projection."))
 job = map_view.request(a, z, method, params)
-noun = "digit" if a.dataset in ("mnist", "custom") else ""
 
 if job.status == "error":
     st.error(f"The {METHOD_LABELS[method]} map could not be computed ({job.error}). Try other settings or "
@@ -33,7 +32,7 @@ if job.status == "error":
     st.stop()
 if job.status != "done":
     map_view.live_map(a, method, params, labels, names)
-    map_view.hover_digits(a.dataset, noun)
+    map_view.hover_digits(a.dataset)
     st.stop()
 
 y = job.embedding
@@ -47,7 +46,7 @@ with left:
     picked = map_canvas.map_chart(
         "map_scatter", job.key, y, labels, names, map_view.DIGIT_COLORS, map_view.axis_titles(method, dim), region,
         filename=f"latent-map-{a.entry.id}-{method}", height=map_view.MAP_HEIGHT)
-    map_view.hover_digits(a.dataset, noun)
+    map_view.hover_digits(a.dataset)
     st.caption(f"{METHOD_LABELS[method]} of all {len(y):,} test digits · "
                + (f"computed in {job.seconds:.1f} s" if job.started else "precomputed, loaded from disk")
                + ". Save the picture with **Save PNG** above the map.")

@@ -16,21 +16,16 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import streamlit as st
 
+from ui.components import component
 from ui.state import Active
 from vae.export import pack_decoder, with_extra
 from vae.models import decoder_layers
 
-_HERE = Path(__file__).resolve().parent
-_render = st.components.v2.component(
-    "latent_lab.live_sliders",
-    js=(_HERE / "decoder_component.js").read_text(encoding="utf-8"),
-    css=(_HERE / "decoder_component.css").read_text(encoding="utf-8"),
-)
+_render = component("latent_lab.live_sliders", "decoder_component")
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

@@ -13,19 +13,13 @@ labels (vae.mapview.pack_points, ~67 KB for 10,000 digits).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import streamlit as st
 
+from ui.components import component
 from vae.mapview import pack_points, selected_indices
 
-_HERE = Path(__file__).resolve().parent
-_render = st.components.v2.component(
-    "latent_lab.map_canvas",
-    js=(_HERE / "map_canvas.js").read_text(encoding="utf-8"),
-    css=(_HERE / "map_canvas.css").read_text(encoding="utf-8"),
-)
+_render = component("latent_lab.map_canvas", "map_canvas")
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

@@ -15,13 +15,13 @@ import base64
 import hashlib
 import html
 import time
-from pathlib import Path
 
 import numpy as np
 import streamlit as st
 from PIL import Image
 
 from ui import state
+from ui.components import component
 from ui.explore import DIGIT_COLORS  # the same ten colours on every page
 from ui.figures import image_grid, png_bytes
 from vae.latent import decode
@@ -140,12 +140,8 @@ def _sheet(dataset: str, chunk: int) -> str:
 
 # --- the hover card ---------------------------------------------------------------------------------
 
-_HOVER = st.components.v2.component(
-    "latent_lab_map_hover",
-    html='<div class="ll-status"></div>',
-    css=".ll-status { font-size: 0.85rem; opacity: 0.65; }",
-    js=(Path(__file__).with_name("map_hover.js")).read_text(),
-)
+_HOVER = component("latent_lab_map_hover", "map_hover", html='<div class="ll-status"></div>',
+                   css=".ll-status { font-size: 0.85rem; opacity: 0.65; }")
 _WANT = "map_hover_want"
 
 
@@ -156,9 +152,11 @@ def _on_want() -> None:
 
 
 @st.fragment
-def hover_digits(dataset: str, noun: str = "") -> None:
+def hover_digits(dataset: str) -> None:
     """Mount the hover card for the map on this page. Runs as a fragment: fetching a sprite sheet
-    reruns only this, not the page (and never resends the figure)."""
+    reruns only this, not the page (and never resends the figure). The card says "digit 7 · #123" for
+    digit datasets, "Sneaker · #123" for others."""
+    noun = "digit" if dataset in ("mnist", "custom") else ""
     data = state.test_data(dataset)
     n = len(data.x_test)
     chunk = st.session_state.pop(_WANT, None)
