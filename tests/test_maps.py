@@ -318,6 +318,18 @@ def lanes_idle(service, z):
         wait(service.request("other", z, m))
 
 
+def test_prestart_can_wait_before_loading_the_libraries(tmp_path, monkeypatch):
+    """The app starts its map workers a moment after the first page, so that page has the CPU to itself."""
+    warmed = []
+    monkeypatch.setattr("vae.mapworker.warm", lambda method: warmed.append((method, time.monotonic())))
+    service = MapService(MapStore(tmp_path))
+    t0 = time.monotonic()
+    service.prestart(delay_s=0.5)
+    assert not service.wait_ready(timeout=0.2) and warmed == []
+    assert service.wait_ready(timeout=10)
+    assert sorted(m for m, _ in warmed) == ["tsne", "umap"] and min(t for _, t in warmed) - t0 >= 0.5
+
+
 def test_warm_up_runs_tsne_then_umap_never_side_by_side(tmp_path, z, fake):
     service = MapService(MapStore(tmp_path))
     service.warm_up("fp", z)

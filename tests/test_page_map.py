@@ -7,9 +7,9 @@ private map cache first (or stubs the map service), so these tests check the pag
 
 from __future__ import annotations
 
-import time
-
 import json
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -143,6 +143,33 @@ def test_live_view_then_the_finished_map(monkeypatch):
     at.run()
     assert_finished_map(at, "t-SNE")
     assert ("tsne", {"perplexity": 30.0}) in asked
+
+
+@pytest.mark.parametrize("progress", [0.5, 0.9])
+def test_a_nearly_done_map_is_awaited_not_left_to_the_next_poll(monkeypatch, progress):
+    """Each redraw of the live view waits a little for the map to end; once the last progress report
+    is in, it waits through to the end, so the finished map is drawn at once, not a poll later."""
+    from ui import map_view, state
+
+    y = np.random.default_rng(1).standard_normal((N_TEST, 2)).astype(np.float32)
+    job = MapJob("k", "tsne", {"perplexity": 30.0}, N_TEST, status="running", progress=progress, embedding=y,
+                 started=time.perf_counter())
+
+    class Stub:
+        def request(self, fingerprint, z, method, params=None, seed=0):
+            return job
+
+    monkeypatch.setattr(state, "map_service", lambda: Stub())
+    at = app("vae-16d")
+    at.run()
+    assert "as it forms" in captions(at)
+    ends_in = (map_view.LIVE_WAIT_S + map_view.LIVE_END_WAIT_S) / 2  # longer than a plain redraw waits
+    threading.Timer(ends_in, lambda: setattr(job, "status", "done")).start()
+    at.run()
+    if progress >= map_view.NEARLY_DONE:
+        assert_finished_map(at, "t-SNE")
+    else:
+        assert "as it forms" in captions(at)
 
 
 def test_parameters_reach_the_map_service(monkeypatch):

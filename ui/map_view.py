@@ -37,6 +37,8 @@ PICKS_SHOWN = 24
 MAX_PICKS = 500  # what ui.state.set_picks keeps
 LIVE_POLL_S = 1.0  # the live view's redraw interval while a slow map computes
 LIVE_WAIT_S = 0.6  # how long each redraw then waits for the map to end, so it shows without delay
+LIVE_END_WAIT_S = 1.5  # the same wait once the map is nearly done (its last progress report is in)
+NEARLY_DONE = 0.8
 
 ABOUT = {
     "native": "The model's own latent plane: each axis is one latent dimension, so distances are real distances "
@@ -242,8 +244,10 @@ def live_map(a: state.Active, method: str, params: dict, labels: np.ndarray, cla
         st.caption(caption)
     # Then watch the job a little longer than a poll would: a map that ends meanwhile is drawn at
     # once rather than up to a second later (the next poll). Short of the next poll, so a
-    # click during the live view waits at most this long.
-    deadline = time.perf_counter() + LIVE_WAIT_S
+    # click during the live view waits at most this long; only in the last stretch (t-SNE's last
+    # progress report is in: a fraction of a second to go) it waits through to the end, so the
+    # finished map never sits unseen between two polls.
+    deadline = time.perf_counter() + (LIVE_END_WAIT_S if job.progress >= NEARLY_DONE else LIVE_WAIT_S)
     while job.status not in ("done", "error") and time.perf_counter() < deadline:
         time.sleep(0.01)
     if job.status in ("done", "error"):

@@ -37,16 +37,15 @@ def library() -> ModelLibrary:
     return ModelLibrary(default_library_dir(), BUNDLED_DIR)
 
 
+PRESTART_DELAY_S = 2.0  # the map workers load their libraries this long after the first page is sent
+
+
 @st.cache_resource(show_spinner=False)
 def map_service() -> MapService:
-    # t-SNE and UMAP run in worker processes (vae.mapworker): started now, with their libraries
+    # t-SNE and UMAP run in worker processes (vae.mapworker): started soon, with their libraries
     # loaded (and numba's UMAP code compiled once per machine, cached on disk) before anyone asks.
-    # pandas first, here: plotly peeks at a half-imported pandas in sys.modules (without waiting
-    # for it) if another session's script thread happens to be importing it while a page draws.
-    import pandas  # noqa: F401
-
     service = MapService(MapStore(cache_dir() / "maps", readonly_dirs=[MAPS_DIR]), isolate=True)
-    service.prestart()
+    service.prestart(delay_s=PRESTART_DELAY_S)
     return service
 
 

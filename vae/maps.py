@@ -244,10 +244,19 @@ class MapService:
                 continue
             self._run(*item)
 
-    def prestart(self) -> None:
-        """Start the workers and load (compile, for UMAP) their libraries now, before anyone asks."""
-        for lane in self.LANES:
-            self._queues[lane].put(None)
+    def prestart(self, delay_s: float = 0.0) -> None:
+        """Start the workers and load (compile, for UMAP) their libraries, before anyone asks: now, or
+        after `delay_s` seconds (so a page being drawn right now has the CPU to itself)."""
+        def start():
+            for lane in self.LANES:
+                self._queues[lane].put(None)
+
+        if delay_s > 0:
+            timer = threading.Timer(delay_s, start)
+            timer.daemon = True
+            timer.start()
+        else:
+            start()
 
     def wait_ready(self, timeout: float | None = None) -> bool:
         """Wait for `prestart`'s warm-ups to finish; True if they did within `timeout` seconds."""

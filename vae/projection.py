@@ -188,6 +188,13 @@ class TSNEProjection(Projection):
     and 45.0% of each digit's 10 nearest codes still among its 10 nearest dots; 100 + 100 iterations
     take 3.3 s for KL 2.15 and 44.8%, openTSNE's defaults ~40 s for KL 1.91 and 47.2%. (Maps
     precomputed for the bundled models used 100 + 100.) `n_iter` buys more polish.
+
+    The early-exaggeration phase runs on a coarser grid (20 intervals, 2 interpolation points):
+    its points sit in a small blob, where that grid is as good as the default one. Measured on 2
+    cores against the default grid: 1.75 s instead of 2.15 s of optimisation on a 20-d VAE's codes
+    (KL 2.248 / 2.250, 44.1% of neighbours kept in both), 1.8-1.9 s instead of 2.4 s on the bundled
+    16-d VAE's (KL within 0.01, neighbours within 0.3 points); a coarser grid in the normal phase
+    did cost quality (KL +0.03 to +0.1).
     """
 
     name = "tsne"
@@ -220,7 +227,10 @@ class TSNEProjection(Projection):
         emb = openTSNE.TSNEEmbedding(init, aff, negative_gradient_method="fft", n_jobs=n_jobs,
                                      ints_in_interval=2, random_state=self.seed, callbacks=callback if self.progress else None,
                                      callbacks_every_iters=self.report_every)
-        emb = emb.optimize(n_iter=self.early_iter, exaggeration=12, momentum=0.5)
+        # Early exaggeration keeps the points in a small blob, where a coarse interpolation grid does
+        # as well as the default one (same KL and neighbours on real codes) at half the cost.
+        emb = emb.optimize(n_iter=self.early_iter, exaggeration=12, momentum=0.5, min_num_intervals=20,
+                           n_interpolation_points=2)
         emb = emb.optimize(n_iter=self.n_iter, momentum=0.8)
         return np.asarray(emb)
 
