@@ -470,9 +470,22 @@ def test_worker_process_computes_the_map_with_progress(isolated, z):
     if hasattr(os, "getpriority"):  # below the server: a page never waits for a map's CPU
         from vae.mapworker import NICENESS
 
-        assert os.getpriority(os.PRIO_PROCESS, pid) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + NICENESS)
+        assert os.getpriority(os.PRIO_PROCESS, pid) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + NICENESS["tsne"])
     bad = wait(isolated.request("fp", z[:20], "tsne", {"perplexity": 30.0}))
     assert bad.status == "error" and bad.error.startswith("ValueError: Perplexity")  # the sentence gets through
+
+
+@pytest.mark.skipif(not hasattr(os, "getpriority"), reason="no process priorities on this platform")
+def test_the_umap_worker_yields_to_the_tsne_worker(isolated, z):
+    """UMAP's worker (a long numba compile at a server's start) runs below t-SNE's, which a user watches form."""
+    assert wait(isolated.request("fp", z, "tsne", FAST_TSNE)).status == "done"  # the worker has set its priority
+    tsne = os.getpriority(os.PRIO_PROCESS, isolated._workers["tsne"].pid)
+    isolated._workers["umap"]._ensure()  # started, without a map (that would compile UMAP here)
+    deadline = time.time() + 30
+    while (umap := os.getpriority(os.PRIO_PROCESS, isolated._workers["umap"].pid)) <= tsne and time.time() < deadline:
+        time.sleep(0.05)  # until the new process has lowered its own priority
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    assert umap > tsne > ours or (tsne == 19 and umap == 19)
 
 
 def test_a_dead_worker_gives_a_sentence_and_is_replaced(isolated, z):

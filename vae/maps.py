@@ -130,8 +130,9 @@ class _WorkerProcess:
     there: recreating the service (say, after a cache clear) never starts a second set of workers.
     """
 
-    def __init__(self, threads: int | None = None):
+    def __init__(self, threads: int | None = None, lane: str | None = None):
         self.threads = threads
+        self.lane = lane  # its CPU priority (vae.mapworker.NICENESS)
         self.warm = False  # its libraries are loaded (warm-up done in this process)
         self._proc: subprocess.Popen | None = None
         self._lock = threading.Lock()  # one request at a time per process
@@ -143,6 +144,8 @@ class _WorkerProcess:
             env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
             if self.threads:
                 env["LATENT_LAB_MAP_THREADS"] = str(self.threads)
+            if self.lane:
+                env["LATENT_LAB_MAP_LANE"] = self.lane
             self.warm = False
             self._proc = subprocess.Popen([sys.executable, "-m", "vae.mapworker"], stdin=subprocess.PIPE,
                                           stdout=subprocess.PIPE, env=env, cwd=root)
@@ -200,7 +203,7 @@ _WORKERS_LOCK = threading.Lock()
 
 def _worker(lane: str, threads: int | None) -> _WorkerProcess:
     with _WORKERS_LOCK:
-        return _WORKERS.setdefault((lane, threads), _WorkerProcess(threads))
+        return _WORKERS.setdefault((lane, threads), _WorkerProcess(threads, lane))
 
 
 class MapService:
