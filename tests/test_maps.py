@@ -467,6 +467,11 @@ def test_worker_process_computes_the_map_with_progress(isolated, z):
     pid = isolated.worker_pids()[0]
     libraries = open(f"/proc/{pid}/maps").read() if os.path.exists(f"/proc/{pid}/maps") else ""
     assert "libtorch" not in libraries  # the worker stays light: numpy and the map libraries only
+    if os.path.exists(f"/proc/{pid}/environ") and "GOMP_SPINCOUNT" not in os.environ:
+        from vae.maps import GOMP_SPINCOUNT
+
+        environ = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+        assert f"GOMP_SPINCOUNT={GOMP_SPINCOUNT}".encode() in environ  # OpenMP yields soon on a busy machine
     if hasattr(os, "getpriority"):  # below the server: a page never waits for a map's CPU
         from vae.mapworker import NICENESS
 
