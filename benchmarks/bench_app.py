@@ -209,11 +209,11 @@ class Server:
         return total, parts
 
     def cpu_seconds(self) -> dict:
-        """CPU seconds used so far (user + system) by: the server, its map workers, Chromium, this benchmark."""
+        """CPU seconds used so far (user + system) by: the server, each of its map workers, Chromium, this benchmark."""
         tick = os.sysconf("SC_CLK_TCK")
         stats = self._stats()
         kids = set(self.children(stats))
-        out = {"server": 0.0, "map workers": 0.0, "chromium": 0.0, "benchmark": 0.0}
+        out = {"server": 0.0, "t-SNE worker": 0.0, "UMAP worker": 0.0, "chromium": 0.0, "benchmark": 0.0}
         for pid, fields in stats.items():
             try:
                 cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -223,7 +223,11 @@ class Server:
             if pid == self.proc.pid:
                 out["server"] += used
             elif pid in kids and b"vae.mapworker" in cmd:
-                out["map workers"] += used
+                try:  # which lane: vae.maps passes it in the worker's environment
+                    umap = b"LATENT_LAB_MAP_LANE=umap" in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+                except OSError:
+                    umap = False
+                out["UMAP worker" if umap else "t-SNE worker"] += used
             elif b"chrom" in cmd.split(b"\0")[0]:
                 out["chromium"] += used
             elif pid == os.getpid():
@@ -368,8 +372,10 @@ def page_exists(url_path: str) -> bool:
 def select_model(page, tracker: Tracker, name: str, timeout: float = 60) -> None:
     """Pick a model in the shared sidebar's 'Active model' selectbox and wait for the rerun."""
     box = page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').first
-    if box.count() == 0:
-        raise NA("no model selectbox in the sidebar")
+    try:  # a page just opened may report its first run finished before the sidebar is drawn
+        box.wait_for(state="visible", timeout=30_000)
+    except Exception:
+        raise NA("no model selectbox in the sidebar") from None
     if box.inner_text().strip().splitlines()[-1:] == [name] or name in box.inner_text():
         return
     t = time.perf_counter()
