@@ -345,6 +345,18 @@ def test_warm_up_runs_tsne_then_umap_never_side_by_side(tmp_path, z, fake):
     assert (first, second) == ("tsne", "umap") and tsne_end <= umap_start
 
 
+def test_warm_up_can_pause_between_its_maps(tmp_path, z, fake):
+    """The app leaves a second between a t-SNE's end and the UMAP's start, for the page drawing the t-SNE."""
+    fake.gates["tsne"].set()
+    fake.gates["umap"].set()
+    service = MapService(MapStore(tmp_path), chain_pause_s=0.5)
+    service.warm_up("fp", z)
+    umap = wait(appears(service, "umap"))
+    assert umap.status == "done", umap.error
+    (first, _, tsne_end), (second, umap_start, _) = [r for r in fake.runs if r[0] != "pca"]
+    assert (first, second) == ("tsne", "umap") and umap_start - tsne_end >= 0.5
+
+
 def test_warm_up_goes_on_after_a_failed_map(tmp_path, z, fake):
     fake.fail = ("tsne",)
     fake.gates["tsne"].set()

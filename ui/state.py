@@ -38,13 +38,15 @@ def library() -> ModelLibrary:
 
 
 PRESTART_DELAY_S = 2.0  # the map workers load their libraries this long after the first page is sent
+CHAIN_PAUSE_S = 1.0  # a new model's UMAP starts this long after its t-SNE ends, once the t-SNE is on screen
 
 
 @st.cache_resource(show_spinner=False)
 def map_service() -> MapService:
     # t-SNE and UMAP run in worker processes (vae.mapworker): started soon, with their libraries
     # loaded (and numba's UMAP code compiled once per machine, cached on disk) before anyone asks.
-    service = MapService(MapStore(cache_dir() / "maps", readonly_dirs=[MAPS_DIR]), isolate=True)
+    service = MapService(MapStore(cache_dir() / "maps", readonly_dirs=[MAPS_DIR]), isolate=True,
+                         chain_pause_s=CHAIN_PAUSE_S)
     service.prestart(delay_s=PRESTART_DELAY_S)
     return service
 

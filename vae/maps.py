@@ -228,9 +228,13 @@ class MapService:
 
     LANES = ("tsne", "umap")
 
-    def __init__(self, store: MapStore, isolate: bool = False, threads: int | None = None):
+    def __init__(self, store: MapStore, isolate: bool = False, threads: int | None = None,
+                 chain_pause_s: float = 0.0):
         self.store = store
         self.isolate = isolate
+        # In a warm-up, the pause between one map's end and the next map's start: the page that
+        # draws the finished map gets the CPU first.
+        self.chain_pause_s = chain_pause_s
         self._jobs: dict[str, MapJob] = {}
         self._then: dict[str, list[tuple[str, ...]]] = {}  # job key -> maps to request once it has ended
         self._lock = threading.Lock()
@@ -335,7 +339,12 @@ class MapService:
             with self._lock:  # after the final status, so `_chain` either sees it or leaves a follow-up
                 after = self._then.pop(job.key, [])
         for methods in after:
-            self._chain(fingerprint, z, methods)
+            if self.chain_pause_s > 0:
+                timer = threading.Timer(self.chain_pause_s, self._chain, (fingerprint, z, methods))
+                timer.daemon = True
+                timer.start()
+            else:
+                self._chain(fingerprint, z, methods)
 
     def close(self) -> None:
         """Stop the worker processes (they also stop by themselves when this process ends)."""
