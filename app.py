@@ -4,11 +4,10 @@ The entry point is only a picture frame: page config, navigation and the shared 
 Every screen lives in pages/, every computation in vae/.
 """
 
-# Every run imports pandas and plotly before any page can draw: plotly looks for pandas in
-# sys.modules without waiting for an import in progress, so a page drawing a chart while another
-# session's thread was still importing pandas could fail. An import statement does wait.
+# Every run imports pandas before any page can draw: plotly looks for pandas in sys.modules
+# without waiting for an import in progress, so a page drawing a chart while another session's
+# thread was still importing pandas could fail. An import statement does wait.
 import pandas  # noqa: F401
-import plotly.graph_objects  # noqa: F401
 import streamlit as st
 
 from ui import state

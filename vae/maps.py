@@ -215,6 +215,16 @@ def _worker(lane: str, threads: int | None) -> _WorkerProcess:
         return _WORKERS.setdefault((lane, threads), _WorkerProcess(threads, lane))
 
 
+def _later(delay_s: float, fn, *args) -> None:
+    """Call fn(*args) now, or after `delay_s` seconds on a daemon timer (a stopping server never waits for it)."""
+    if delay_s > 0:
+        timer = threading.Timer(delay_s, fn, args)
+        timer.daemon = True
+        timer.start()
+    else:
+        fn(*args)
+
+
 class MapService:
     """Computes maps in the background; shared by every browser session of one server.
 
@@ -267,12 +277,7 @@ class MapService:
             for lane in self.LANES:
                 self._queues[lane].put(None)
 
-        if delay_s > 0:
-            timer = threading.Timer(delay_s, start)
-            timer.daemon = True
-            timer.start()
-        else:
-            start()
+        _later(delay_s, start)
 
     def wait_ready(self, timeout: float | None = None) -> bool:
         """Wait for `prestart`'s warm-ups to finish; True if they did within `timeout` seconds."""
@@ -339,12 +344,7 @@ class MapService:
             with self._lock:  # after the final status, so `_chain` either sees it or leaves a follow-up
                 after = self._then.pop(job.key, [])
         for methods in after:
-            if self.chain_pause_s > 0:
-                timer = threading.Timer(self.chain_pause_s, self._chain, (fingerprint, z, methods))
-                timer.daemon = True
-                timer.start()
-            else:
-                self._chain(fingerprint, z, methods)
+            _later(self.chain_pause_s, self._chain, fingerprint, z, methods)
 
     def close(self) -> None:
         """Stop the worker processes (they also stop by themselves when this process ends)."""
