@@ -671,6 +671,43 @@ def make_codes(model_path: Path | None, data_dir: str, out: Path, n: int | None)
 
 # ------------------------------------------------------------------ the run
 
+def train_never_seen(data_dir: str, out: Path, env: dict, budget: float, name: str = NEW_MODEL_NAME) -> dict:
+    """Train the "never seen" 20-d VAE with `python -m vae.train --time-budget`; -> its summary (JSON).
+    Raises RuntimeError with the trainer's last line when it fails."""
+    r = subprocess.run([sys.executable, "-m", "vae.train", "--model", "vae", "--latent-dim", "20",
+                        "--time-budget", str(budget), "--data-dir", data_dir, "--no-download",
+                        "--out", str(out), "--name", name, "--no-progress"],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=budget + 300)
+    if r.returncode != 0:
+        raise RuntimeError((r.stdout.strip().splitlines() or r.stderr.strip().splitlines() or ["?"])[-1])
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def add_to_library(home: Path, src: Path) -> str:
+    """Copy a checkpoint into the server's model library, never listed half-copied; -> its fingerprint."""
+    from vae.checkpoint import weights_fingerprint
+
+    lib = home / "models"
+    lib.mkdir(parents=True, exist_ok=True)
+    shutil.copy(src, lib / ".bench-copy.tmp")  # not *.safetensors: the library ignores it
+    os.replace(lib / ".bench-copy.tmp", lib / src.name)
+    return weights_fingerprint(lib / src.name)
+
+
+def open_map_of(page, tracker: Tracker, server: Server, name: str) -> tuple[float, float, dict]:
+    """In a fresh session, pick the model `name` and click Latent map, as a user would.
+    -> (when the pick began, when the click reached the page, CPU seconds by process at the click)"""
+    t0 = time.perf_counter()
+    page.goto(server.url, wait_until="commit")  # a fresh session, whose sidebar lists the new model
+    tracker.wait_idle(t0, timeout=60)
+    t_pick = time.perf_counter()
+    select_model(page, tracker, name)
+    cpu = server.cpu_seconds()
+    t0 = time.perf_counter()
+    click_nav(page, "map", "Latent map")
+    return t_pick, asked_at(page, t0), cpu
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -710,13 +747,7 @@ def main(argv=None) -> int:
     staged.parent.mkdir(parents=True)
     log(f"training a 20-d VAE for {train_budget:g} s (the 'never seen' model)")
     try:
-        r = subprocess.run([sys.executable, "-m", "vae.train", "--model", "vae", "--latent-dim", "20",
-                            "--time-budget", str(train_budget), "--data-dir", args.data_dir, "--no-download",
-                            "--out", str(staged), "--name", NEW_MODEL_NAME, "--no-progress"],
-                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=train_budget + 300)
-        if r.returncode != 0:
-            raise RuntimeError((r.stdout.strip().splitlines() or r.stderr.strip().splitlines() or ["?"])[-1])
-        trained = json.loads(r.stdout.strip().splitlines()[-1])
+        trained = train_never_seen(args.data_dir, staged, env, train_budget)
         log(f"trained: {trained.get('test_nats')} test nats in {trained.get('train_seconds')} s")
     except Exception as e:
         log(f"training the new model failed: {e}")
@@ -751,7 +782,7 @@ def run_app(args, table: Table, env: dict, tmp: Path, cache: Path, home: Path, s
             sessions: int, map_timeout: float, drag_s: float) -> None:
     from playwright.sync_api import sync_playwright
 
-    from vae.checkpoint import BUNDLED_DIR, ModelLibrary, weights_fingerprint
+    from vae.checkpoint import BUNDLED_DIR, ModelLibrary
 
     bundled = [e for e in ModelLibrary(tmp / "empty-library", BUNDLED_DIR).entries() if e.bundled]
     port = args.port or free_port()
@@ -889,21 +920,9 @@ def run_app(args, table: Table, env: dict, tmp: Path, cache: Path, home: Path, s
                     raise NA("the new model could not be trained")
                 if not page_exists("map"):
                     raise NA("pages/map.py does not exist yet")
-                lib = home / "models"
-                lib.mkdir(parents=True, exist_ok=True)
-                dest = lib / staged.name
-                shutil.copy(staged, lib / ".bench-copy.tmp")  # not *.safetensors: never listed half-copied
-                os.replace(lib / ".bench-copy.tmp", dest)
-                nm["fp"] = weights_fingerprint(dest)
-                t0 = time.perf_counter()
-                page.goto(server.url, wait_until="commit")  # a fresh session, whose sidebar lists the new model
-                tracker.wait_idle(t0, timeout=60)
-                nm["t_sel"] = time.perf_counter()
-                select_model(page, tracker, NEW_MODEL_NAME)
-                nm["cpu0"] = server.cpu_seconds()
-                t0 = time.perf_counter()
-                click_nav(page, "map", "Latent map")
-                t0 = nm["t0"] = asked_at(page, t0)
+                nm["fp"] = add_to_library(home, staged)
+                nm["t_sel"], t0, nm["cpu0"] = open_map_of(page, tracker, server, NEW_MODEL_NAME)
+                nm["t0"] = t0
                 deadline = t0 + 60
                 while time.perf_counter() < deadline:
                     if tracker.state()["map"] and any(x > t0 for x in tracker.started):

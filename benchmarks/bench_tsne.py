@@ -19,7 +19,6 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,9 +37,7 @@ def make_models(data_dir: str, out: Path, n: int, env: dict) -> list[tuple[Path,
     from vae.checkpoint import load_checkpoint, save_checkpoint
 
     base = out / "base.safetensors"
-    subprocess.run([sys.executable, "-m", "vae.train", "--model", "vae", "--latent-dim", "20", "--time-budget", "30",
-                    "--data-dir", data_dir, "--no-download", "--out", str(base), "--no-progress"],
-                   cwd=ROOT, env=env, check=True, capture_output=True, timeout=600)
+    B.train_never_seen(data_dir, base, env, 30)
     models = []
     for i in range(n):
         model, meta = load_checkpoint(base)
@@ -63,8 +60,6 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     from playwright.sync_api import sync_playwright
-
-    from vae.checkpoint import weights_fingerprint
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-tsne-"))
     home, cache = tmp / "home", tmp / "cache"
@@ -90,19 +85,8 @@ def main(argv=None) -> int:
             lib = home / "models"
             lib.mkdir(parents=True, exist_ok=True)
             for i, (src, name) in enumerate(models, 1):
-                dest = lib / src.name
-                shutil.copy(src, lib / ".copy.tmp")
-                os.replace(lib / ".copy.tmp", dest)
-                fp = weights_fingerprint(dest)
-                t0 = time.perf_counter()
-                page.goto(server.url, wait_until="commit")  # a fresh session, whose sidebar lists it
-                tracker.wait_idle(t0, timeout=60)
-                t_pick = time.perf_counter()
-                B.select_model(page, tracker, name)
-                cpu0 = server.cpu_seconds()
-                t0 = time.perf_counter()
-                B.click_nav(page, "map", "Latent map")
-                t0 = B.asked_at(page, t0)
+                fp = B.add_to_library(home, src)
+                t_pick, t0, cpu0 = B.open_map_of(page, tracker, server, name)
                 t_final, t_file, _, note = B.wait_final_map(tracker, t0, cache, fp, "tsne", 120)
                 cpu1 = server.cpu_seconds()
                 results.append(t_final)
