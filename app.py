@@ -4,10 +4,6 @@ The entry point is only a picture frame: page config, navigation and the shared 
 Every screen lives in pages/, every computation in vae/.
 """
 
-# Every run imports pandas before any page can draw: plotly looks for pandas in sys.modules
-# without waiting for an import in progress, so a page drawing a chart while another session's
-# thread was still importing pandas could fail. An import statement does wait.
-import pandas  # noqa: F401
 import streamlit as st
 
 from ui import state
@@ -30,6 +26,8 @@ sidebar()
 try:
     page.run()
 finally:
-    # After the page is drawn: start the map workers (t-SNE, UMAP) once per server, so their
-    # libraries are loaded before anyone asks for a map. Instant on every later run.
+    # After the page is drawn, once per server (instant on every later run): import torch and the
+    # rest in the background (the first page needs none of it), and start the map workers
+    # (t-SNE, UMAP), so their libraries are loaded before anyone asks for a map.
+    state.warm_libraries()
     state.map_service()

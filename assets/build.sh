@@ -13,4 +13,4 @@ for kind in vae ae; do
     --data-dir "$DATA" --half --name "${kind^^} 16-d (bundled)" --out "$M/$kind-16d.safetensors" --no-progress
 done
 python -m vae.classifier --data-dir "$DATA" --epochs 3 --seed 0 --threads 1 --out "$M/classifier.safetensors"
-python -m vae.assets --data-dir "$DATA"   # MNIST test digits + precomputed maps of every bundled model
+python -m vae.assets --data-dir "$DATA"   # MNIST test digits, precomputed maps and Welcome pictures of every bundled model

@@ -3,9 +3,8 @@
 import streamlit as st
 
 from ui import state
-from ui.figures import image_grid
 from ui.layout import ensure_frame
-from vae.latent import decode, prior_samples
+from vae.checkpoint import CheckpointError
 
 ensure_frame()
 
@@ -18,13 +17,19 @@ st.markdown(
     "and measure where a latent space has holes."
 )
 
-a = state.active()
-if a is not None:
-    st.subheader(f"Dreamed up by {a.entry.name}")
-    st.caption("Sixteen codes drawn at random from the prior N(0, I) and decoded. A VAE turns most of them into "
-               "digits; a plain AE often does not, because nothing made its codes fill the space.")
-    st.image(image_grid(decode(a.model, prior_samples(16, a.config.latent_dim, seed=0)), cols=8, scale=3),
-             width=560)
+# Drawn from the library's metadata and, for a bundled model, its stored picture: on a fresh
+# server this page is sent before torch has been imported (see ui.state).
+e = state.active_entry()
+if e is not None:
+    try:
+        preview = state.prior_preview(e)
+    except CheckpointError as err:
+        st.error(f"The active model could not be loaded: {err}")
+    else:
+        st.subheader(f"Dreamed up by {e.name}")
+        st.caption("Sixteen codes drawn at random from the prior N(0, I) and decoded. A VAE turns most of them into "
+                   "digits; a plain AE often does not, because nothing made its codes fill the space.")
+        st.image(preview, width=560)
 
 st.subheader("Where to go")
 c1, c2, c3 = st.columns(3)

@@ -60,7 +60,8 @@ def seed_slow_maps(model_id: str) -> None:
 
 def map_data(at) -> list[dict]:
     """The data of every canvas map on the page (ui/map_canvas), as the browser receives it."""
-    return [json.loads(el.proto.json) for el in at.get("bidi_component") if "map_canvas" in el.proto.component_name]
+    return [json.loads(json.loads(el.proto.json)["json"]) for el in at.get("bidi_component")
+            if "map_canvas" in el.proto.component_name]
 
 
 def assert_finished_map(at, method_label: str) -> None:

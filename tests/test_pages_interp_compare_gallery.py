@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT
 
-import ui.state
+import vae.classifier
 from vae.checkpoint import CheckpointError, ModelLibrary, default_library_dir
 from vae.classifier import DigitClassifier
 from vae.models import ModelConfig, build_model
@@ -33,7 +33,7 @@ def lib(data_root, monkeypatch):
     st.cache_resource.clear()
     torch.manual_seed(0)
     clf = DigitClassifier().eval()
-    monkeypatch.setattr(ui.state, "load_classifier", lambda: clf)
+    monkeypatch.setattr(vae.classifier, "load_classifier", lambda: clf)
     library = ModelLibrary(default_library_dir())
     ids = {}
     for key, kind, dim in (("ae1", "ae", 1), ("ae2", "ae", 2), ("vae2", "vae", 2), ("vae5", "vae", 5)):
@@ -74,7 +74,7 @@ def map_data(at: AppTest, key: str) -> dict:
     """What the page hands the canvas map (ui/map_canvas.js) with this key."""
     for el in at.get("bidi_component"):
         if el.proto.component_name == "latent_lab.map_canvas" and el.proto.id.endswith(f"-{key}"):
-            return json.loads(el.proto.json)
+            return json.loads(json.loads(el.proto.json)["json"])  # the map is one JSON string (ui/map_canvas.py)
     raise AssertionError(f"no canvas map with key {key}")
 
 
@@ -175,7 +175,7 @@ def test_pages_without_the_classifier_show_images_and_a_sentence(lib, monkeypatc
     def missing():
         raise CheckpointError("The digit classifier is missing.")
 
-    monkeypatch.setattr(ui.state, "load_classifier", missing)
+    monkeypatch.setattr(vae.classifier, "load_classifier", missing)
     for page in PAGES:
         at = open_page(page, lib["vae2"])
         assert any("classifier is missing" in c.value for c in at.caption)

@@ -8,12 +8,16 @@ fingerprint and parameters (`st.cache_data`, so returning to a page is instant) 
 from __future__ import annotations
 
 import numpy as np
+# plotly looks for pandas in sys.modules without waiting for an import in progress, so a chart
+# drawn while another thread (ui.state.warm_libraries, another session) is still importing
+# pandas would fail; an import statement does wait for it to finish.
+import pandas  # noqa: F401
 import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
 
 from ui import state
-from ui.figures import image_grid
+from ui.figures import DIGIT_COLORS, image_grid  # noqa: F401  (DIGIT_COLORS: the pages' explore.DIGIT_COLORS)
 from vae.checkpoint import CheckpointError
 from vae.classifier import CONFIDENT, DigitClassifier, digit_confidence
 from vae.compare import HoleReport, PathReport, code_region, hole_report, map_plane, path_report
@@ -21,8 +25,6 @@ from vae.latent import decode, encode, prior_samples, reconstruction_errors, to_
 from vae.models import AutoEncoder
 from vae.projection import Projection
 
-DIGIT_COLORS = ["#4C78A8", "#F58518", "#E45756", "#72B7B2", "#54A24B",
-                "#EECA3B", "#B279A2", "#FF9DA6", "#9D755D", "#7F7F7F"]
 GOOD, BAD = "#2E9E4F", "#D62728"
 NO_CLASSIFIER = ("The digit classifier is missing, so the \"looks like a digit\" scores are off; rebuild it with "
                  "`python -m vae.classifier` (see assets/README.md).")

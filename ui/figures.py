@@ -4,24 +4,13 @@ from __future__ import annotations
 
 import io
 
-import numpy as np
 from PIL import Image
 
-from vae.latent import tile, to_uint8
+from vae.images import image_grid, png_bytes  # noqa: F401  (the pages' usual import)
 
-
-def image_grid(images: np.ndarray, cols: int, scale: int = 2, pad: int = 2, invert: bool = False) -> Image.Image:
-    """Images (N, 28, 28) in [0, 1] -> one PIL mosaic, enlarged `scale` times with crisp pixels."""
-    imgs = 1.0 - images if invert else images
-    mosaic = to_uint8(tile(np.asarray(imgs, np.float32), cols, pad=pad, value=0.35))
-    img = Image.fromarray(mosaic, mode="L")
-    return img.resize((img.width * scale, img.height * scale), Image.NEAREST)
-
-
-def png_bytes(img: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
+# The ten digit classes' colours, the same on every page and map.
+DIGIT_COLORS = ["#4C78A8", "#F58518", "#E45756", "#72B7B2", "#54A24B",
+                "#EECA3B", "#B279A2", "#FF9DA6", "#9D755D", "#7F7F7F"]
 
 
 def gif_bytes(frames: list[Image.Image], ms_per_frame: int = 120) -> bytes:

@@ -4,7 +4,8 @@
 // Why not plotly: in a browser without a GPU (a classroom laptop, this project's CI machine)
 // plotly's WebGL scatter costs 0.6-1 s of main-thread time per redraw (software GL, read back for
 // compositing) plus 1.5 s to load plotly.js the first time; a 2-D canvas draws the 10,000 dots in
-// about 10 ms. Streamlit hands this module `data` (see ui/map_canvas.py):
+// about 10 ms. Streamlit hands this module `data` as {json: "<the map as one JSON string>"} (see
+// ui/map_canvas.py for why), which parses to
 //   {id, n, x, y, xr, yr, labels, names, colors, axes, region, equal, height, filename, pick, path}
 // x, y: base64 uint16 positions quantised over the ranges xr, yr; labels: base64 uint8 classes.
 // pick: false for a map that only shows (no picks: Box select and Lasso are hidden, a click does
@@ -494,7 +495,8 @@ function savePng(S) {
 }
 
 export default function (component) {
-  const { data, parentElement, setStateValue } = component;
+  const { parentElement, setStateValue } = component;
+  const data = component.data && component.data.json ? JSON.parse(component.data.json) : null;
   const S = parentElement.__llMap || (parentElement.__llMap = {});
   S.setStateValue = setStateValue;
   if (!S.root || !S.root.isConnected) { build(S, parentElement); S.loaded = null; }

@@ -13,6 +13,8 @@ labels (vae.mapview.pack_points, ~67 KB for 10,000 digits).
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import streamlit as st
 
@@ -41,7 +43,9 @@ def map_chart(key: str, map_id: str, y: np.ndarray, labels: np.ndarray, class_na
                 axes=list(axes), equal=bool(region is not None if equal is None else equal), height=int(height),
                 filename=filename, pick=bool(pickable), path=path,
                 region=None if region is None else [[float(v) for v in r] for r in region])
-    result = _render(key=key, data=data, on_selection_change=lambda: None)
+    # One JSON string: Streamlit checks each top-level value of a dict for dataframes, and a list
+    # makes it import pandas and pyarrow (0.5 s) on a page that otherwise needs neither.
+    result = _render(key=key, data={"json": json.dumps(data)}, on_selection_change=lambda: None)
     sel = result.get("selection") if result else None
     if isinstance(sel, dict) and sel.get("id") == map_id and isinstance(sel.get("indices"), list):
         return selected_indices(sel["indices"], len(y))

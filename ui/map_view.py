@@ -22,8 +22,7 @@ from PIL import Image
 
 from ui import state
 from ui.components import component
-from ui.explore import DIGIT_COLORS  # the same ten colours on every page
-from ui.figures import image_grid, png_bytes
+from ui.figures import DIGIT_COLORS, image_grid, png_bytes
 from vae.latent import decode
 from vae.mapview import (SPRITE_CHUNK, SPRITE_COLS, manifold_codes, manifold_region, map_csv, scatter_png,
                          sprite_chunks, sprite_png)

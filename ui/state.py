@@ -3,24 +3,34 @@
 Models and services are `st.cache_resource` (shared by every session, never mutated after
 loading); arrays are `st.cache_data`; a session holds only small values in `st.session_state`
 (the active model's id, the picked digits). Pages call these helpers and render.
+
+This module imports no torch: every run imports it, the server's first run included, and the
+Welcome page with its sidebar draws from the library's metadata and a bundled picture. torch
+(1.7 s to import) comes with the first helper that needs it, or from `warm_libraries()` right
+after the first page is sent, whichever is first.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import streamlit as st
 
-from vae.assets import MAPS_DIR, test_set
-from vae.checkpoint import BUNDLED_DIR, CheckpointError, Entry, ModelLibrary, default_library_dir, load_checkpoint
-from vae.classifier import DigitClassifier, load_classifier
-from vae.data import DataError, Dataset
-from vae.latent import encode
+from vae.assets import MAPS_DIR, preview_path
+from vae.checkpoint import BUNDLED_DIR, CheckpointError, Entry, ModelLibrary, default_library_dir
 from vae.maps import MapService, MapStore
-from vae.models import AutoEncoder
+
+if TYPE_CHECKING:
+    from vae.classifier import DigitClassifier
+    from vae.data import Dataset
+    from vae.models import AutoEncoder
 
 DEFAULT_MODEL = "vae-2d"
 ACTIVE = "active_model"  # session_state key: the active model's library id
@@ -37,7 +47,7 @@ def library() -> ModelLibrary:
     return ModelLibrary(default_library_dir(), BUNDLED_DIR)
 
 
-PRESTART_DELAY_S = 2.0  # the map workers load their libraries this long after the first page is sent
+PRESTART_DELAY_S = 4.0  # the map workers load their libraries this long after the first page is sent
 CHAIN_PAUSE_S = 1.0  # a new model's UMAP starts this long after its t-SNE ends, once the t-SNE is on screen
 
 
@@ -51,8 +61,45 @@ def map_service() -> MapService:
     return service
 
 
+# What the pages need and the first page does not, imported in the background after it: first
+# torch and the core (every other page needs them, the map page nothing more); then, a few seconds
+# later so as not to slow a map page opened at once, pandas and plotly for the pages with charts
+# (which import pandas themselves: plotly reads it from sys.modules without waiting for an import
+# in progress) and the classifier.
+BACKGROUND_IMPORTS = ("torch", "vae.models", "vae.data", "vae.latent", "vae.checkpoint", "vae.mapview")
+LATER_IMPORTS = ("pandas", "plotly.graph_objects", "vae.classifier")
+LATER_IMPORTS_DELAY_S = 3.0
+
+
+def _import_all(names, then=(), delay_s: float = 0.0) -> None:
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception:  # the page that needs it imports it again and shows the error
+            return
+    if then:
+        time.sleep(delay_s)
+        _import_all(then)
+
+
+@st.cache_resource(show_spinner=False)
+def warm_libraries() -> threading.Thread:
+    """Import BACKGROUND_IMPORTS, then LATER_IMPORTS, on a daemon thread, once per server.
+
+    Called after a page is drawn: the server's first page needs none of them, so it is sent
+    before torch starts loading, and the import runs while the browser draws that page. A
+    page that needs torch before the thread is done waits for that import, not for a second one
+    (Python's per-module import lock)."""
+    t = threading.Thread(target=_import_all, args=(BACKGROUND_IMPORTS, LATER_IMPORTS, LATER_IMPORTS_DELAY_S),
+                         name="latent-lab-imports", daemon=True)
+    t.start()
+    return t
+
+
 @st.cache_resource(show_spinner=False, max_entries=24)
 def _load(path: str, fingerprint: str) -> tuple[AutoEncoder, dict]:
+    from vae.checkpoint import load_checkpoint
+
     model, meta = load_checkpoint(path)
     model.requires_grad_(False)
     return model, meta
@@ -61,6 +108,8 @@ def _load(path: str, fingerprint: str) -> tuple[AutoEncoder, dict]:
 @st.cache_resource(show_spinner=False)
 def classifier() -> DigitClassifier:
     """The bundled digit classifier (raises CheckpointError with a sentence when it is missing)."""
+    from vae.classifier import load_classifier
+
     clf = load_classifier()
     clf.requires_grad_(False)
     return clf
@@ -68,6 +117,8 @@ def classifier() -> DigitClassifier:
 
 @st.cache_resource(show_spinner="Loading the test digits…")
 def test_data(name: str) -> Dataset:
+    from vae.assets import test_set
+
     return test_set(name)
 
 
@@ -91,6 +142,30 @@ class Active:
 
 def entries() -> list[Entry]:
     return library().entries()
+
+
+def active_entry() -> Entry | None:
+    """The active model's library entry, without loading its weights (or torch)."""
+    entry_id = active_id()
+    return next((e for e in entries() if e.id == entry_id), None)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _decoded_preview(entry_id: str, fingerprint: str) -> bytes:
+    from vae.images import png_bytes
+    from vae.latent import prior_preview
+
+    return png_bytes(prior_preview(get_model(entry_id).model))
+
+
+def prior_preview(entry: Entry) -> bytes:
+    """The Welcome page's picture of prior samples (PNG): a bundled model's from assets/previews,
+    any other model's decoded (and cached). Raises CheckpointError for a broken model."""
+    fingerprint = entry.fingerprint
+    try:
+        return preview_path(fingerprint).read_bytes()
+    except OSError:
+        return _decoded_preview(entry.id, fingerprint)
 
 
 def set_active(entry_id: str) -> None:
@@ -118,6 +193,8 @@ def get_model(entry_id: str) -> Active:
 
 def warm_maps(entry_id: str) -> None:
     """Start a model's default maps in the background, so the map page finds them under way or done."""
+    from vae.data import DataError
+
     try:
         a = get_model(entry_id)
         map_service().warm_up(a.fingerprint, codes(a.fingerprint, a.dataset, a.model)[0])
@@ -148,6 +225,8 @@ def require_active() -> Active:
 
 
 def require_test_data(a: Active) -> Dataset:
+    from vae.data import DataError
+
     try:
         return test_data(a.dataset)
     except DataError as e:
@@ -158,6 +237,8 @@ def require_test_data(a: Active) -> Dataset:
 @st.cache_data(show_spinner="Encoding the test digits…", max_entries=32)
 def codes(fingerprint: str, dataset: str, _model: AutoEncoder) -> tuple[np.ndarray, np.ndarray]:
     """Posterior means and log-variances of the whole test split. ((N, D), (N, D))"""
+    from vae.latent import encode
+
     return encode(_model, test_data(dataset).x_test, with_logvar=True)
 
 

@@ -9,6 +9,10 @@ from __future__ import annotations
 from datetime import datetime
 
 import numpy as np
+# plotly looks for pandas in sys.modules without waiting for an import in progress, so a chart
+# drawn while another thread (ui.state.warm_libraries, another session) is still importing
+# pandas would fail; an import statement does wait for it to finish.
+import pandas  # noqa: F401
 import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots

@@ -4,8 +4,10 @@
 
 writes `assets/mnist-test.npz` (all 10,000 test digits, compressed) and, for every bundled
 model in `assets/models/`, `assets/maps/<fingerprint>-<method>.npz` for PCA, t-SNE and UMAP
-(and native for 2-D models) with default parameters, so the app shows real digits and
-opens its map page instantly with no data folder and no network.
+(and native for 2-D models) with default parameters, and `assets/previews/<fingerprint>-prior.png`,
+the Welcome page's picture of prior samples, so the app shows real digits, opens its map page
+instantly and draws its first page before torch is even imported, with no data folder and no
+network.
 """
 
 from __future__ import annotations
@@ -16,18 +18,30 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
-from .data import Dataset, DataError, load_dataset
+import numpy as np
+
+if TYPE_CHECKING:
+    from .data import Dataset
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 TEST_DIGITS = ASSETS / "mnist-test.npz"
 MAPS_DIR = ASSETS / "maps"
+PREVIEWS_DIR = ASSETS / "previews"
+
+
+def preview_path(fingerprint: str) -> Path:
+    """Where a bundled model's prior-samples picture (vae.latent.prior_preview) is stored."""
+    return PREVIEWS_DIR / f"{fingerprint}-prior.png"
 
 
 def bundled_test_set() -> Dataset:
     """The bundled MNIST test split, for when no data folder is at hand."""
+    import torch
+
+    from .data import Dataset, DataError
+
     try:
         with np.load(TEST_DIGITS) as f:
             x, y = f["x"], f["y"]
@@ -40,6 +54,8 @@ def bundled_test_set() -> Dataset:
 
 def test_set(name: str = "mnist", root=None) -> Dataset:
     """The test split of a dataset: from the data folder if it is there, else (MNIST) the bundled copy."""
+    from .data import DataError, load_dataset
+
     try:
         return load_dataset(name, root, download=False, require_train=False)
     except DataError:
@@ -48,14 +64,41 @@ def test_set(name: str = "mnist", root=None) -> Dataset:
         return bundled_test_set()
 
 
+def write_previews() -> dict[str, str]:
+    """Draw every bundled model's Welcome picture into assets/previews/ (replacing old ones)."""
+    from .checkpoint import BUNDLED_DIR, ModelLibrary, load_checkpoint
+    from .fileio import atomic_write
+    from .images import png_bytes
+    from .latent import prior_preview
+
+    PREVIEWS_DIR.mkdir(exist_ok=True)
+    written = {}
+    for entry in ModelLibrary(BUNDLED_DIR).entries():
+        model, _ = load_checkpoint(entry.path)
+        path = preview_path(entry.fingerprint)
+        atomic_write(path, png_bytes(prior_preview(model)))
+        written[entry.id] = path.name
+    for old in PREVIEWS_DIR.glob("*-prior.png"):  # those of models no longer bundled
+        if old.name not in written.values():
+            old.unlink()
+    return written
+
+
 def main(argv=None) -> int:
     from .checkpoint import BUNDLED_DIR, ModelLibrary, load_checkpoint
-    from .maps import MapStore, compute_map, default_params
+    from .data import DataError, load_dataset
     from .latent import encode
+    from .maps import MapStore, compute_map, default_params
 
-    p = argparse.ArgumentParser(prog="python -m vae.assets", description="Rebuild the bundled test digits and maps.")
+    p = argparse.ArgumentParser(prog="python -m vae.assets",
+                                description="Rebuild the bundled test digits, maps and Welcome pictures.")
     p.add_argument("--data-dir", default=None)
+    p.add_argument("--previews-only", action="store_true",
+                   help="only redraw assets/previews/ (seconds; no data folder needed)")
     args = p.parse_args(argv)
+    if args.previews_only:
+        print(json.dumps(write_previews()))
+        return 0
     try:
         data = load_dataset("mnist", args.data_dir, download=False, require_train=False)
     except DataError as e:
@@ -74,6 +117,7 @@ def main(argv=None) -> int:
             store.put(entry.fingerprint, method, params, compute_map(z, method, params))
             report[f"{entry.id}/{method}"] = round(time.perf_counter() - t0, 2)
             print(f"{entry.id} {method}: {report[f'{entry.id}/{method}']} s", file=sys.stderr)
+    report["previews"] = write_previews()
     print(json.dumps(report))
     return 0
 

@@ -9,6 +9,10 @@ Loading never unpickles: the file is parsed by safetensors and then checked agai
 own config (keys, shapes, dtypes, finite values). Every problem is one `CheckpointError`
 with a one-line message. Writes are atomic: a temp file in the same folder, fsync,
 os.replace. Library file names are generated (slug + id); the user's name is metadata only.
+
+Listing the library reads only the files' JSON headers, so it does not import torch (1.7 s):
+the app draws its first page, sidebar included, before torch is loaded. Everything that reads
+or writes weights imports it when called.
 """
 
 from __future__ import annotations
@@ -20,14 +24,15 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 from safetensors import SafetensorError
-from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
 
+from .config import ModelConfig
 from .fileio import TMP_PREFIX, atomic_write
-from .models import AutoEncoder, ModelConfig, build_model
+
+if TYPE_CHECKING:
+    from .models import AutoEncoder
 
 FORMAT = "latent-lab/1"
 MAX_BYTES = 64 * 1024 * 1024  # far above any model the app trains; refuses giant uploads early
@@ -50,7 +55,7 @@ class CheckpointError(Exception):
     """A checkpoint could not be read or written; the message says what to do."""
 
 
-STORAGE_DTYPES = {"float32": torch.float32, "float16": torch.float16}
+STORAGES = ("float32", "float16")  # torch dtypes of the same names
 
 
 def checkpoint_bytes(model: AutoEncoder, /, storage: str = "float32", **meta) -> bytes:
@@ -63,12 +68,15 @@ def checkpoint_bytes(model: AutoEncoder, /, storage: str = "float32", **meta) ->
 
 def _encode(model: AutoEncoder, meta: dict, storage: str = "float32") -> bytes:
     # meta arrives as a dict, not **kwargs: an uploaded file's metadata may hold any key ("model", "storage")
-    if storage not in STORAGE_DTYPES:
-        raise CheckpointError(f"Storage must be one of {', '.join(STORAGE_DTYPES)}, not {storage!r}.")
+    import torch
+    from safetensors.torch import save as st_save
+
+    if storage not in STORAGES:
+        raise CheckpointError(f"Storage must be one of {', '.join(STORAGES)}, not {storage!r}.")
     for k, v in model.state_dict().items():
         if not torch.isfinite(v).all():
             raise CheckpointError(f"Refusing to save: weight {k} has NaN or infinite values.")
-    tensors = {k: v.detach().cpu().to(STORAGE_DTYPES[storage]).contiguous() for k, v in model.state_dict().items()}
+    tensors = {k: v.detach().cpu().to(getattr(torch, storage)).contiguous() for k, v in model.state_dict().items()}
     if storage != "float32" and not all(torch.isfinite(t).all() for t in tensors.values()):
         raise CheckpointError(f"Refusing to save: some weights overflow {storage}; save as float32.")
     header = {**meta, "format": FORMAT, "config": model.config.to_dict()}  # metadata never overrides these
@@ -107,6 +115,11 @@ def _describe_foreign(data: bytes) -> str | None:
 
 def read_checkpoint(data: bytes, source: str = "the file") -> tuple[AutoEncoder, dict]:
     """Validate safetensors bytes and rebuild the model. Raises CheckpointError."""
+    import torch
+    from safetensors.torch import load as st_load
+
+    from .models import build_model
+
     if len(data) > MAX_BYTES:
         raise CheckpointError(f"{source} is {len(data) / 2**20:.0f} MB; Latent Lab checkpoints are under "
                               f"{MAX_BYTES // 2**20} MB.")
@@ -291,6 +304,9 @@ class ModelLibrary:
         meta = json.loads(header["__metadata__"]["latent_lab"])
         meta["name"] = new_name
         # the tensors are written back as they were (same dtypes, same bytes), so the fingerprint holds
+        from safetensors.torch import load as st_load
+        from safetensors.torch import save as st_save
+
         atomic_write(entry.path, st_save(st_load(data), metadata={"latent_lab": json.dumps(meta)}))
         return self.get(entry_id)
 

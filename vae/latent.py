@@ -9,6 +9,8 @@ import numpy as np
 import torch
 
 from .data import to_float
+from .images import image_grid
+from .images import tile, to_uint8  # noqa: F401  (re-exported: numpy-only, they live in vae.images)
 from .models import AutoEncoder
 
 
@@ -132,6 +134,18 @@ def prior_samples(n: int, latent_dim: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((n, latent_dim)).astype(np.float32)
 
 
+PRIOR_PREVIEW = {"n": 16, "seed": 0, "cols": 8, "scale": 3}  # the Welcome page's picture
+
+
+def prior_preview(model: AutoEncoder):
+    """Sixteen codes drawn from the prior N(0, I) (seed 0) and decoded: a PIL mosaic, 8 per row, 3x.
+
+    The Welcome page shows it; bundled models ship theirs in assets/previews (vae.assets)."""
+    p = PRIOR_PREVIEW
+    return image_grid(decode(model, prior_samples(p["n"], model.config.latent_dim, seed=p["seed"])),
+                      cols=p["cols"], scale=p["scale"])
+
+
 def class_means(z: np.ndarray, labels: np.ndarray) -> dict[int, np.ndarray]:
     return {int(c): z[labels == c].mean(axis=0) for c in np.unique(labels)}
 
@@ -148,18 +162,3 @@ def reconstruction_errors(model: AutoEncoder, x: torch.Tensor, batch: int = 2000
         out.append(torch.nn.functional.binary_cross_entropy_with_logits(
             logits, xb, reduction="none").flatten(1).sum(1).cpu())
     return torch.cat(out).numpy()
-
-
-def to_uint8(images: np.ndarray) -> np.ndarray:
-    return (np.clip(images, 0, 1) * 255).round().astype(np.uint8)
-
-
-def tile(images: np.ndarray, cols: int, pad: int = 2, value: float = 1.0) -> np.ndarray:
-    """Images (N, H, W) -> one mosaic (rows*H', cols*W') with `pad` pixels between tiles."""
-    n, h, w = images.shape
-    rows = max(1, -(-n // cols))
-    out = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad), value, dtype=images.dtype)
-    for i, img in enumerate(images):
-        r, c = divmod(i, cols)
-        out[pad + r * (h + pad):pad + r * (h + pad) + h, pad + c * (w + pad):pad + c * (w + pad) + w] = img
-    return out

@@ -1,0 +1,99 @@
+"""Start to first page, then the bundled map page, on several fresh servers: their spread.
+
+    PYTHONPATH=. python benchmarks/bench_start.py                  # 5 rounds, ~1 minute
+    PYTHONPATH=. python benchmarks/bench_start.py --rounds 10 --pause 3
+
+`bench_app.py` measures both figures once per run; on this 2-core machine one run says little.
+Each round here starts the real app (`python -m streamlit run app.py`, fresh model library and
+caches) with a browser already open, and measures as bench_app.py does:
+- start: from starting the server to the first page rendered in Chromium (its script run
+  finished, the title and the picture of prior samples drawn);
+- then, after `--pause` seconds (default 0: a click as soon as the page is there, as in
+  bench_app.py), the Latent map of the default bundled model: from the click to the final map
+  on screen.
+It prints each round, the CPU seconds of the server and Chromium in the start window, and the
+medians. Figures, not asserts; run it on an otherwise idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_app as B  # noqa: E402  (the server, browser and page helpers)
+
+ROOT = B.ROOT
+DEFAULT_MODEL = "vae-2d"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data-dir", default=os.environ.get("LATENT_LAB_DATA") or str(ROOT.parent / "shared" / "data"))
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--pause", type=float, default=0.0, help="seconds between the first page and the map click")
+    args = p.parse_args(argv)
+
+    from playwright.sync_api import sync_playwright
+
+    from vae.checkpoint import BUNDLED_DIR, ModelLibrary
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-start-"))
+    entry = next(e for e in ModelLibrary(tmp / "empty", BUNDLED_DIR).entries() if e.id == DEFAULT_MODEL)
+    starts, maps = [], []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=B.CHROMIUM, args=B.CHROMIUM_ARGS)
+        for i in range(1, args.rounds + 1):
+            run = tmp / f"round-{i}"
+            home, cache = run / "home", run / "cache"
+            env = dict(os.environ, LATENT_LAB_HOME=str(home), XDG_CACHE_HOME=str(cache),
+                       LATENT_LAB_DATA=args.data_dir, PYTHONUNBUFFERED="1",
+                       PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+            run.mkdir(parents=True)
+            ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+            ctx.add_init_script(B.CLICK_CLOCK_JS)
+            page = ctx.new_page()
+            tracker = B.Tracker(page)
+            server = B.Server(env, B.free_port(), run / "server.log")
+            try:
+                cpu0 = server.cpu_seconds()
+                t_health, t_start = B.first_page(page, tracker, server)
+                cpu1 = server.cpu_seconds()
+                starts.append(t_start)
+                line = (f"round {i}: first page {t_start:.2f} s (health {t_health:.2f} s; CPU s meanwhile: server "
+                        f"{cpu1['server']:.1f}, Chromium {cpu1['chromium'] - cpu0['chromium']:.1f})")
+                time.sleep(args.pause)
+                t0 = time.perf_counter()
+                B.click_nav(page, "map", "Latent map")
+                t0 = B.asked_at(page, t0)
+                try:
+                    t_map, _, t_pic, note = B.wait_final_map(tracker, t0, cache, entry.fingerprint, None, 60)
+                    maps.append(t_map)
+                    line += f"; bundled map {t_map:.2f} s after the click" + (f" ({note})" if note else "")
+                except B.NA as e:
+                    line += f"; bundled map n/a ({e})"
+                print(line, flush=True)
+            finally:
+                server.stop()
+                ctx.close()
+            time.sleep(2)  # let the stopped server's workers exit
+    if starts:
+        print(f"first page, {len(starts)} rounds: " + ", ".join(f"{r:.2f}" for r in starts)
+              + f" s; median {statistics.median(starts):.2f} s; under 5 s in {sum(r < 5 for r in starts)} "
+              f"of {len(starts)} (target < 5 s)")
+    if maps:
+        print(f"bundled map after the click (pause {args.pause:g} s), {len(maps)} rounds: "
+              + ", ".join(f"{r:.2f}" for r in maps) + f" s; median {statistics.median(maps):.2f} s; under 2 s in "
+              f"{sum(r < 2 for r in maps)} of {len(maps)} (target < 2 s)")
+    shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
