@@ -99,8 +99,15 @@ def test_tsne_reports_partial_maps(z):
     check_map(y)
     assert seen, "no progress was reported"
     dones = [d for d, _, _ in seen]
-    assert dones == sorted(dones) and dones[-1] == seen[-1][1] == 75
+    assert dones == [20, 45, 65] and {t for _, t, _ in seen} == {75}  # 25 + 50 iterations, every 20 within each phase
     assert all(p is None or p.shape == (300, 2) for _, _, p in seen)
+
+
+def test_the_default_tsne_schedule_reports_up_to_its_end(z):
+    seen = []
+    make_projection("tsne", seed=0, perplexity=10.0,
+                    progress=lambda done, total, y: seen.append((done, total))).fit_transform(z)
+    assert seen == [(d, 120) for d in (20, 40, 60, 80, 100, 120)]  # 40 early + 80 normal iterations
 
 
 def test_tsne_is_seeded(z):
