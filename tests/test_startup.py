@@ -2,9 +2,9 @@
 
 On this machine `import torch` takes about 1.7 s, most of the first page's time before. The
 Welcome page and the sidebar now draw from the library's metadata and a stored picture, and
-app.py imports torch and the rest on a thread once that page is sent (ui.state.warm_libraries).
-The first two tests run the app in a fresh interpreter, where nothing else could have imported
-torch.
+ui.warmup imports torch and the rest on a thread, started by app.py's st.App lifespan hook as the
+server starts (or after the first page, under AppTest). The tests that look at sys.modules run
+in a fresh interpreter, where nothing else could have imported torch.
 """
 
 from __future__ import annotations
@@ -30,13 +30,14 @@ from vae.models import ModelConfig, build_model
 FIRST_PAGE = """
 import json, sys, threading
 import ui.state as state
+import ui.warmup as warmup
 state.PRESTART_DELAY_S = 3600  # no map workers in this test
 {setup}
 from streamlit.testing.v1 import AppTest
 at = AppTest.from_file({app!r}, default_timeout=120).run()
 torch_after_page = "torch" in sys.modules
 for t in threading.enumerate():
-    if t.name == "latent-lab-imports":
+    if t.name == warmup.THREAD_NAME:
         t.join(60)
 print(json.dumps({{
     "exception": [str(e.value) for e in at.exception],
@@ -59,7 +60,7 @@ def first_page(tmp_path, setup: str) -> dict:
 
 
 def test_the_first_page_draws_without_torch(tmp_path):
-    r = first_page(tmp_path, "state.BACKGROUND_IMPORTS = state.LATER_IMPORTS = ()")
+    r = first_page(tmp_path, "warmup.IMPORTS = warmup.LATER_IMPORTS = ()")
     assert r["exception"] == []
     assert r["subheaders"][0] == "Dreamed up by VAE 2-d (bundled)" and r["images"] == 1  # the stored picture
     assert r["model"] == "vae-2d"  # the sidebar, from the checkpoints' metadata
@@ -68,9 +69,31 @@ def test_the_first_page_draws_without_torch(tmp_path):
 
 
 def test_after_the_first_page_torch_and_the_rest_are_imported_in_the_background(tmp_path):
-    r = first_page(tmp_path, "state.LATER_IMPORTS_DELAY_S = 0")
+    r = first_page(tmp_path, "warmup.LATER_DELAY_S = 0")
     assert r["exception"] == [] and r["images"] == 1
     assert r["after_warm_up"] == ["pandas", "torch", "vae.classifier", "vae.latent"]
+
+
+def test_streamlit_run_finds_the_app_whose_lifespan_starts_the_import_and_imports_no_torch():
+    """`streamlit run app.py` imports app.py as a module to find its st.App (which must not draw the
+    frame, or import torch: that is the background thread's job, started by the lifespan hook)."""
+    code = ("import json, sys, asyncio\n"
+            "from pathlib import Path\n"
+            "from streamlit.web.server.app_discovery import discover_asgi_app\n"
+            "found = discover_asgi_app(Path('app.py'))\n"
+            "import app, ui.warmup as warmup\n"
+            "warmup.IMPORTS = ('json',); warmup.LATER_IMPORTS = ()\n"
+            "torch_at_import = 'torch' in sys.modules\n"
+            "async def serve():\n"
+            "    async with app.app._user_lifespan(app.app):\n"
+            "        warmup.start().join(30)\n"
+            "asyncio.run(serve())\n"
+            "print(json.dumps([found.is_asgi_app, found.import_string, type(app.app).__name__, torch_at_import,\n"
+            "                  warmup.start().is_alive(), warmup._thread is not None]))\n")
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert json.loads(p.stdout.splitlines()[-1]) == [True, "app:app", "App", False, False, True]
 
 
 def test_the_library_lists_models_without_torch(tmp_path):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 # plotly looks for pandas in sys.modules without waiting for an import in progress, so a chart
-# drawn while another thread (ui.state.warm_libraries, another session) is still importing
+# drawn while another thread (ui.warmup, another session) is still importing
 # pandas would fail; an import statement does wait for it to finish.
 import pandas  # noqa: F401
 import plotly.graph_objects as go

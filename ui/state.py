@@ -6,16 +6,13 @@ loading); arrays are `st.cache_data`; a session holds only small values in `st.s
 
 This module imports no torch: every run imports it, the server's first run included, and the
 Welcome page with its sidebar draws from the library's metadata and a bundled picture. torch
-(1.7 s to import) comes with the first helper that needs it, or from `warm_libraries()` right
-after the first page is sent, whichever is first.
+(1.7 s to import) comes with the first helper that needs it, or from ui.warmup's background
+import, started with the server, whichever is first.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -47,7 +44,9 @@ def library() -> ModelLibrary:
     return ModelLibrary(default_library_dir(), BUNDLED_DIR)
 
 
-PRESTART_DELAY_S = 4.0  # the map workers load their libraries this long after the first page is sent
+# The map workers load their libraries this long after the first page is sent: after the
+# background import of torch (ui.warmup) and a map page opened at once, which they would slow.
+PRESTART_DELAY_S = 4.0
 CHAIN_PAUSE_S = 1.0  # a new model's UMAP starts this long after its t-SNE ends, once the t-SNE is on screen
 
 
@@ -59,41 +58,6 @@ def map_service() -> MapService:
                          chain_pause_s=CHAIN_PAUSE_S)
     service.prestart(delay_s=PRESTART_DELAY_S)
     return service
-
-
-# What the pages need and the first page does not, imported in the background after it: first
-# torch and the core (every other page needs them, the map page nothing more); then, a few seconds
-# later so as not to slow a map page opened at once, pandas and plotly for the pages with charts
-# (which import pandas themselves: plotly reads it from sys.modules without waiting for an import
-# in progress) and the classifier.
-BACKGROUND_IMPORTS = ("torch", "vae.models", "vae.data", "vae.latent", "vae.checkpoint", "vae.mapview")
-LATER_IMPORTS = ("pandas", "plotly.graph_objects", "vae.classifier")
-LATER_IMPORTS_DELAY_S = 3.0
-
-
-def _import_all(names, then=(), delay_s: float = 0.0) -> None:
-    for name in names:
-        try:
-            importlib.import_module(name)
-        except Exception:  # the page that needs it imports it again and shows the error
-            return
-    if then:
-        time.sleep(delay_s)
-        _import_all(then)
-
-
-@st.cache_resource(show_spinner=False)
-def warm_libraries() -> threading.Thread:
-    """Import BACKGROUND_IMPORTS, then LATER_IMPORTS, on a daemon thread, once per server.
-
-    Called after a page is drawn: the server's first page needs none of them, so it is sent
-    before torch starts loading, and the import runs while the browser draws that page. A
-    page that needs torch before the thread is done waits for that import, not for a second one
-    (Python's per-module import lock)."""
-    t = threading.Thread(target=_import_all, args=(BACKGROUND_IMPORTS, LATER_IMPORTS, LATER_IMPORTS_DELAY_S),
-                         name="latent-lab-imports", daemon=True)
-    t.start()
-    return t
 
 
 @st.cache_resource(show_spinner=False, max_entries=24)
