@@ -32,13 +32,12 @@ if e is not None:
         st.image(preview, width=560)
 
 st.subheader("Where to go")
-c1, c2, c3 = st.columns(3)
+c1, c2 = st.columns(2)  # two wide columns: a page link does not wrap, and three cut the longer labels
 with c1:
     st.page_link("pages/map.py", label="**Latent map**: every test digit as a dot", icon=":material/scatter_plot:")
     st.page_link("pages/sliders.py", label="**Sliders**: drag a code, watch the digit morph", icon=":material/tune:")
-with c2:
     st.page_link("pages/interpolate.py", label="**Interpolate**: walk from one digit to another", icon=":material/timeline:")
+with c2:
     st.page_link("pages/compare.py", label="**AE vs VAE**: holes, shown and measured", icon=":material/compare:")
-with c3:
-    st.page_link("pages/gallery.py", label="**Samples & errors**: prior samples, worst reconstructions", icon=":material/photo_library:")
+    st.page_link("pages/gallery.py", label="**Samples & errors**: samples, worst redraws", icon=":material/photo_library:")
     st.page_link("pages/train.py", label="**Train & library**: train, upload, manage models", icon=":material/model_training:")
