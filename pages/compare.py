@@ -3,7 +3,7 @@
 import streamlit as st
 
 from ui import explore, map_canvas, map_view, state
-from ui.figures import image_grid
+from ui.figures import DIGIT_COLORS, image_grid
 from vae.checkpoint import CheckpointError
 from vae.compare import BUNDLED_PAIRS, pair_mismatch
 from ui.layout import ensure_frame
@@ -121,7 +121,7 @@ for k, col in enumerate(cols):
     p, y = planes[k]
     with col:
         map_canvas.map_chart(f"compare_map_{k}", f"{models[k].fingerprint}-{p.name}", y, labels[k], names,
-                             explore.DIGIT_COLORS, explore.axis_names(p), region=(reports[k].region.x_range, reports[k].region.y_range),
+                             DIGIT_COLORS, explore.axis_names(p), region=(reports[k].region.x_range, reports[k].region.y_range),
                              filename=f"compare-map-{models[k].entry.id}", height=420, pickable=False,
                              path=explore.walk(p.transform(paths[k].z), paths[k].scores, paths[k].threshold))
 if models[0].dataset == models[1].dataset:  # the hover card shows test images of one dataset

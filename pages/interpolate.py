@@ -3,7 +3,7 @@
 import streamlit as st
 
 from ui import explore, map_canvas, map_view, state
-from ui.figures import gif_bytes, image_grid, png_bytes
+from ui.figures import DIGIT_COLORS, gif_bytes, image_grid, png_bytes
 from vae.compare import representative
 from ui.layout import ensure_frame
 
@@ -94,7 +94,7 @@ st.caption(("The model's own 2-D latent plane" if p.name == "native" else
             "hover a step for its score."))
 m1, m2 = st.columns([3, 2])
 with m1:
-    map_canvas.map_chart("interp_map", f"{a.fingerprint}-{p.name}", y, labels, names, explore.DIGIT_COLORS,
+    map_canvas.map_chart("interp_map", f"{a.fingerprint}-{p.name}", y, labels, names, DIGIT_COLORS,
                          explore.axis_names(p), filename=f"interpolation-map-{a.entry.id}-{i0}-{i1}", height=480,
                          path=explore.walk(p.transform(report.z), report.scores, report.threshold), pickable=False,
                          equal=True)

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from ui import map_canvas, map_view, state
-from ui.figures import image_grid
+from ui.figures import DIGIT_COLORS, image_grid
 from vae.projection import METHOD_LABELS
 from ui.layout import ensure_frame
 
@@ -44,7 +44,7 @@ else:
     region, left = None, st.container()
 with left:
     picked = map_canvas.map_chart(
-        "map_scatter", job.key, y, labels, names, map_view.DIGIT_COLORS, map_view.axis_titles(method, dim), region,
+        "map_scatter", job.key, y, labels, names, DIGIT_COLORS, map_view.axis_titles(method, dim), region,
         filename=f"latent-map-{a.entry.id}-{method}", height=map_view.MAP_HEIGHT)
     map_view.hover_digits(a.dataset)
     st.caption(f"{METHOD_LABELS[method]} of all {len(y):,} test digits · "

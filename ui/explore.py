@@ -17,7 +17,7 @@ import streamlit as st
 from PIL import Image
 
 from ui import state
-from ui.figures import DIGIT_COLORS, image_grid  # noqa: F401  (DIGIT_COLORS: the pages' explore.DIGIT_COLORS)
+from ui.figures import image_grid
 from vae.checkpoint import CheckpointError
 from vae.classifier import CONFIDENT, DigitClassifier, digit_confidence
 from vae.compare import HoleReport, PathReport, code_region, hole_report, map_plane, path_report
