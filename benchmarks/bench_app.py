@@ -52,6 +52,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA_DIR = os.environ.get("LATENT_LAB_DATA") or str(ROOT.parent / "shared" / "data")
 CHROMIUM = os.environ.get("LATENT_LAB_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -371,6 +372,21 @@ def first_page(page, tracker: Tracker, server: "Server", need_picture: bool = Tr
                 return t_health - server.t_start, time.perf_counter() - server.t_start
         tracker.pump(20)
     raise NA(f"the first page did not finish rendering within {timeout:.0f} s")
+
+
+def app_env(home: Path, cache: Path, data_dir: str) -> dict:
+    """The environment of an app server under test: its own model library and caches, the data."""
+    return dict(os.environ, LATENT_LAB_HOME=str(home), XDG_CACHE_HOME=str(cache), LATENT_LAB_DATA=data_dir,
+                PYTHONUNBUFFERED="1", PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+
+
+def open_page(browser) -> tuple:
+    """A fresh browser context at 1400 x 1000 that records its clicks (CLICK_CLOCK_JS).
+    -> (context, page, Tracker of the page)"""
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    ctx.add_init_script(CLICK_CLOCK_JS)
+    page = ctx.new_page()
+    return ctx, page, Tracker(page)
 
 
 def click_nav(page, url_path: str, title: str) -> None:
@@ -728,7 +744,7 @@ def open_map_of(page, tracker: Tracker, server: Server, name: str) -> tuple[floa
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data-dir", default=os.environ.get("LATENT_LAB_DATA") or str(ROOT.parent / "shared" / "data"),
+    p.add_argument("--data-dir", default=DEFAULT_DATA_DIR,
                    help="root holding MNIST/raw (default: $LATENT_LAB_DATA or ../shared/data)")
     p.add_argument("--port", type=int, default=0, help="server port (default: a free one)")
     p.add_argument("--quick", action="store_true",
@@ -754,8 +770,7 @@ def main(argv=None) -> int:
     drag_s = 1.0 if quick else 2.0
     tmp = Path(tempfile.mkdtemp(prefix="bench-app-"))
     home, cache = tmp / "home", tmp / "cache"
-    env = dict(os.environ, LATENT_LAB_HOME=str(home), XDG_CACHE_HOME=str(cache), LATENT_LAB_DATA=args.data_dir,
-               PYTHONUNBUFFERED="1", PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = app_env(home, cache, args.data_dir)
     table = Table()
     log(f"temp folder {tmp}")
 
@@ -805,10 +820,7 @@ def run_app(args, table: Table, env: dict, tmp: Path, cache: Path, home: Path, s
     port = args.port or free_port()
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)  # a browser already open
-        ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
-        ctx.add_init_script(CLICK_CLOCK_JS)
-        page = ctx.new_page()
-        tracker = Tracker(page)
+        _, page, tracker = open_page(browser)
         log(f"starting streamlit on port {port}")
         server = Server(env, port, tmp / "server.log")
         try:

@@ -18,7 +18,6 @@ medians. Figures, not asserts; run it on an otherwise idle machine.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import sys
@@ -35,7 +34,7 @@ DEFAULT_MODEL = "vae-2d"
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data-dir", default=os.environ.get("LATENT_LAB_DATA") or str(ROOT.parent / "shared" / "data"))
+    p.add_argument("--data-dir", default=B.DEFAULT_DATA_DIR)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--pause", type=float, default=0.0, help="seconds between the first page and the map click")
     args = p.parse_args(argv)
@@ -52,14 +51,9 @@ def main(argv=None) -> int:
         for i in range(1, args.rounds + 1):
             run = tmp / f"round-{i}"
             home, cache = run / "home", run / "cache"
-            env = dict(os.environ, LATENT_LAB_HOME=str(home), XDG_CACHE_HOME=str(cache),
-                       LATENT_LAB_DATA=args.data_dir, PYTHONUNBUFFERED="1",
-                       PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+            env = B.app_env(home, cache, args.data_dir)
             run.mkdir(parents=True)
-            ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
-            ctx.add_init_script(B.CLICK_CLOCK_JS)
-            page = ctx.new_page()
-            tracker = B.Tracker(page)
+            ctx, page, tracker = B.open_page(browser)
             server = B.Server(env, B.free_port(), run / "server.log")
             try:
                 cpu0 = server.cpu_seconds()

@@ -16,7 +16,6 @@ process meanwhile) and the median. Figures, not asserts; run it on an otherwise 
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import sys
@@ -54,7 +53,7 @@ def make_models(data_dir: str, out: Path, n: int, env: dict) -> list[tuple[Path,
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data-dir", default=os.environ.get("LATENT_LAB_DATA") or str(ROOT.parent / "shared" / "data"))
+    p.add_argument("--data-dir", default=B.DEFAULT_DATA_DIR)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--settle", type=float, default=40.0, help="seconds between the server's start and round 1")
     args = p.parse_args(argv)
@@ -63,17 +62,13 @@ def main(argv=None) -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-tsne-"))
     home, cache = tmp / "home", tmp / "cache"
-    env = dict(os.environ, LATENT_LAB_HOME=str(home), XDG_CACHE_HOME=str(cache), LATENT_LAB_DATA=args.data_dir,
-               PYTHONUNBUFFERED="1", PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = B.app_env(home, cache, args.data_dir)
     B.log(f"training a 20-d VAE for 30 s and saving {args.rounds} copies")
     models = make_models(args.data_dir, tmp, args.rounds, env)
     results = []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=B.CHROMIUM, args=B.CHROMIUM_ARGS)
-        ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
-        ctx.add_init_script(B.CLICK_CLOCK_JS)
-        page = ctx.new_page()
-        tracker = B.Tracker(page)
+        _, page, tracker = B.open_page(browser)
         server = B.Server(env, B.free_port(), tmp / "server.log")
         try:
             server.wait_healthy()
