@@ -32,6 +32,32 @@ ROOT = B.ROOT
 DEFAULT_MODEL = "vae-2d"
 
 
+NAV_TIMING_JS = """() => {
+  const n = performance.getEntriesByType('navigation')[0];
+  return {origin: performance.timeOrigin, html: n.responseEnd, dom: n.domContentLoadedEventEnd, load: n.loadEventEnd};
+}"""
+
+
+def timeline(page, tracker: B.Tracker, server: B.Server) -> str:
+    """Where a start's seconds went, from the server's start: the page's HTML received, its scripts
+    loaded (the load event), the first script run started and finished on the server."""
+    try:
+        nav = page.evaluate(NAV_TIMING_JS)
+    except Exception:
+        return ""
+    offset = time.perf_counter() - time.time()  # perf_counter = wall clock + offset
+
+    def at(ms):
+        return (nav["origin"] + ms) / 1000 + offset - server.t_start
+
+    parts = [f"HTML {at(nav['html']):.2f}", f"scripts loaded {at(nav['load']):.2f}"]
+    if tracker.started:
+        parts.append(f"first run {tracker.started[0] - server.t_start:.2f}")
+    if tracker.finished:
+        parts.append(f"-{tracker.finished[0] - server.t_start:.2f}")
+    return ", " + " ".join(parts)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data-dir", default=B.DEFAULT_DATA_DIR)
@@ -60,8 +86,8 @@ def main(argv=None) -> int:
                 t_health, t_start = B.first_page(page, tracker, server)
                 cpu1 = server.cpu_seconds()
                 starts.append(t_start)
-                line = (f"round {i}: first page {t_start:.2f} s (health {t_health:.2f} s; CPU s meanwhile: server "
-                        f"{cpu1['server']:.1f}, Chromium {cpu1['chromium'] - cpu0['chromium']:.1f})")
+                line = (f"round {i}: first page {t_start:.2f} s (health {t_health:.2f} s{timeline(page, tracker, server)}; "
+                        f"CPU s meanwhile: server {cpu1['server']:.1f}, Chromium {cpu1['chromium'] - cpu0['chromium']:.1f})")
                 time.sleep(args.pause)
                 t0 = time.perf_counter()
                 B.click_nav(page, "map", "Latent map")

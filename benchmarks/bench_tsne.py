@@ -83,9 +83,9 @@ def main(argv=None) -> int:
                 fp = B.add_to_library(home, src)
                 t_pick, t0, cpu0 = B.open_map_of(page, tracker, server, name)
                 t_final, t_file, _, note = B.wait_final_map(tracker, t0, cache, fp, "tsne", 120)
-                cpu1 = server.cpu_seconds()
+                cpu1 = server.cpu_seconds(by_type=True)
                 results.append(t_final)
-                cpu = ", ".join(f"{k} {cpu1[k] - cpu0[k]:.1f}" for k in cpu0)
+                cpu = ", ".join(f"{k} {cpu1.get(k, 0.0) - cpu0.get(k, 0.0):.1f}" for k in {**cpu0, **cpu1})
                 print(f"round {i}: final t-SNE on screen {t_final:.2f} s after the click (map written at "
                       f"{B.secs(t_file) if t_file is not None else '?'}; {t_final + t0 - t_pick:.2f} s after the pick)"
                       f"{'; ' + note if note else ''}; CPU s meanwhile: {cpu}", flush=True)
