@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from vae.maps import MapService, MapStore, compute_map, default_params, map_key, resolve_params
+from vae.maps import CAN_PAUSE, MapService, MapStore, compute_map, default_params, map_key, resolve_params
 from vae.projection import METHODS, make_projection
 
 FAST_TSNE = {"perplexity": 10.0, "n_iter": 50, "early_iter": 25}  # a rough map in a fraction of a second
@@ -510,6 +510,102 @@ def test_the_umap_worker_yields_to_the_tsne_worker(isolated, z):
         time.sleep(0.05)  # until the new process has lowered its own priority
     ours = os.getpriority(os.PRIO_PROCESS, 0)
     assert umap > tsne > ours or (tsne == 19 and umap == 19)
+
+
+def _process_state(pid: int) -> str:
+    """R, S, T (stopped), ... from /proc/<pid>/stat."""
+    return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+
+
+def _wait_until(condition, timeout: float = 60.0) -> bool:
+    deadline = time.time() + timeout
+    while not condition():
+        if time.time() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+@pytest.mark.skipif(not CAN_PAUSE, reason="warm-ups are paused on Linux only")
+def test_a_warm_up_waits_while_the_other_lane_computes_a_map(isolated, z):
+    """UMAP's warm-up (importing umap: seconds; compiling its numba code the first time on a machine:
+    ~30 CPU s) is stopped while a t-SNE computes, and continues when the t-SNE ends."""
+    umap = isolated._workers["umap"]
+    isolated._queues["umap"].put(None)  # what prestart does
+    assert _wait_until(lambda: umap._warming and umap.pid is not None)
+    states = []
+    job = isolated.request("fp", z, "tsne", {"perplexity": 10.0, "n_iter": 300, "early_iter": 25})
+    while job.status in ("queued", "running"):
+        states.append(_process_state(umap.pid))
+        time.sleep(0.01)
+    assert job.status == "done", job.error
+    assert states.count("T") > 0.8 * len(states), states  # stopped while the t-SNE ran
+    assert not umap.paused and _process_state(umap.pid) != "T"  # and running again after it
+
+
+@pytest.mark.skipif(not CAN_PAUSE, reason="warm-ups are paused on Linux only")
+def test_a_warm_up_runs_again_when_every_map_that_paused_it_has_let_go():
+    from vae.maps import _WorkerProcess
+
+    w = _WorkerProcess(lane="umap")
+    try:
+        w._ensure()
+        assert not w.pause_warm_up()  # not warming up: a worker computing a map is never stopped
+        w._warming = True  # (as during a warm-up)
+        assert w.pause_warm_up() and w.pause_warm_up()  # two maps, one after the other's end is drawn
+        assert _wait_until(lambda: _process_state(w.pid) == "T", 5)
+        w.resume()
+        time.sleep(0.2)
+        assert w.paused and _process_state(w.pid) == "T"  # the second map still holds it
+        w.resume()
+        assert not w.paused and _wait_until(lambda: _process_state(w.pid) != "T", 5)
+        assert w.pause_warm_up() and w.pause_warm_up()
+        w.resume(now=True)  # a map asked of this worker: it runs at once
+        assert not w.paused and _wait_until(lambda: _process_state(w.pid) != "T", 5)
+        w.resume()  # a late let-go changes nothing
+        assert not w.paused
+    finally:
+        w._warming = False
+        w.stop()
+
+
+@pytest.mark.skipif(not CAN_PAUSE, reason="warm-ups are paused on Linux only")
+def test_a_map_asked_of_a_paused_lane_continues_its_warm_up(isolated, z):
+    umap = isolated._workers["umap"]
+    isolated._queues["umap"].put(None)
+    assert _wait_until(lambda: umap._warming and umap.pid is not None)
+    tsne = isolated.request("fp", z, "tsne", {"perplexity": 10.0, "n_iter": 100000, "early_iter": 25})  # minutes
+    assert _wait_until(lambda: umap.paused and _process_state(umap.pid) == "T", 30)
+    job = isolated.request("fp", z, "umap")
+    assert job.status == "queued"  # behind the warm-up, which runs again at once
+    assert not umap.paused and _wait_until(lambda: _process_state(umap.pid) != "T", 5)
+    assert tsne.status == "running"
+
+
+@pytest.mark.skipif(not CAN_PAUSE, reason="warm-ups are paused on Linux only")
+def test_a_stopped_worker_dies_with_its_server(tmp_path):
+    """A worker stopped while its server is killed does not linger (its parent-watch thread cannot
+    run while stopped: the kernel's parent-death signal ends it)."""
+    import signal
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    parent = subprocess.Popen([sys.executable, "-c", """
+import os, signal, subprocess, sys, time
+w = subprocess.Popen([sys.executable, "-m", "vae.mapworker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+time.sleep(2)  # its set-up done
+os.kill(w.pid, signal.SIGSTOP)
+print(w.pid, flush=True)
+time.sleep(600)
+"""], cwd=root, stdout=subprocess.PIPE, text=True)
+    worker = int(parent.stdout.readline())
+    assert _wait_until(lambda: _process_state(worker) == "T", 10)
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    if not _wait_until(lambda: not os.path.exists(f"/proc/{worker}") or _process_state(worker) == "Z", 20):
+        os.kill(worker, signal.SIGKILL)
+        pytest.fail("a stopped worker outlived its killed server")
 
 
 def test_a_dead_worker_gives_a_sentence_and_is_replaced(isolated, z):

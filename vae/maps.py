@@ -19,6 +19,7 @@ import io
 import json
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -123,6 +124,13 @@ class MapJob:
     seconds: float = 0.0
 
 
+# A worker that is only loading its libraries (UMAP's: numba compiling ~30 CPU s the first time on a
+# machine) is stopped (SIGSTOP) while the other lane computes a map someone is waiting for, and
+# continued (SIGCONT) a little after that map ends (once it is drawn), or at once when a map is
+# asked of it. Linux only, where a stopped worker still dies with its server (PR_SET_PDEATHSIG, set
+# by vae.mapworker); elsewhere the warm-up keeps running beside the map, at a lower priority.
+CAN_PAUSE = sys.platform.startswith("linux")
+
 # openTSNE's OpenMP threads wait for each other at every iteration. By default libgomp spins for
 # 300,000 rounds first, which on a busy machine burns the time slices the other thread needs.
 # Measured on 2 cores, t-SNE of 10,000 codes (default -> 10,000 rounds): idle 2.33-2.55 s -> 2.44-2.64 s;
@@ -144,8 +152,13 @@ class _WorkerProcess:
         self.warm = False  # its libraries are loaded (warm-up done in this process)
         self._proc: subprocess.Popen | None = None
         self._lock = threading.Lock()  # one request at a time per process
+        self._state = threading.Lock()  # guards the two flags below (taken without waiting for a request)
+        self._warming = False  # a warm-up is running in the process
+        self._pauses = 0  # maps that stopped the process (pause_warm_up) and have not resumed it yet
 
     def _ensure(self) -> subprocess.Popen:
+        # Called by a lane's thread, which lives as long as the server: the worker's parent-death
+        # signal (vae.mapworker) fires when the thread that started it ends.
         if self._proc is None or self._proc.poll() is not None:
             root = str(Path(__file__).resolve().parent.parent)
             env = dict(os.environ)
@@ -166,7 +179,11 @@ class _WorkerProcess:
             if message.get("op") == "warm" and self.warm and self.pid is not None:
                 return None
             proc = self._ensure()
+            warming = message.get("op") == "warm"
             try:
+                if warming:
+                    with self._state:
+                        self._warming = True
                 mapworker.send(proc.stdin, message, z)
                 while True:
                     reply, array = mapworker.receive(proc.stdout)
@@ -183,12 +200,49 @@ class _WorkerProcess:
                 self._kill()
                 raise MapError("The map worker process stopped unexpectedly (out of memory?). Ask for the map "
                                "again to retry.") from e
+            finally:
+                if warming:
+                    with self._state:
+                        self._warming = False
+
+    def pause_warm_up(self) -> bool:
+        """Stop the process if it is only warming up (see CAN_PAUSE); -> whether this call holds it
+        stopped, in which case it calls `resume()` once. It runs again when every holder has."""
+        with self._state:
+            if not (CAN_PAUSE and self._warming) or self.pid is None:
+                return False
+            if not self._pauses:
+                try:
+                    os.kill(self._proc.pid, signal.SIGSTOP)
+                except OSError:
+                    return False
+            self._pauses += 1
+            return True
+
+    def resume(self, now: bool = False) -> None:
+        """Let go of one `pause_warm_up` (`now`: of all of them, for a map asked of this worker)."""
+        with self._state:
+            if not self._pauses:
+                return
+            self._pauses = 0 if now else self._pauses - 1
+            if not self._pauses and self._proc is not None:
+                try:
+                    os.kill(self._proc.pid, signal.SIGCONT)
+                except OSError:
+                    pass
+
+    @property
+    def paused(self) -> bool:
+        return self._pauses > 0
 
     def stop(self) -> None:
-        with self._lock:
+        """Kill the process now, also mid-request (a long t-SNE, a paused warm-up): that request
+        then ends in a MapError."""
+        with self._state:
             self._kill()
 
     def _kill(self) -> None:
+        self._pauses = 0  # (a stopped process dies of SIGKILL all the same)
         if self._proc is not None:
             try:
                 self._proc.kill()
@@ -307,6 +361,8 @@ class MapService:
                 job.status, job.progress, job.embedding = "done", 1.0, cached
             elif not run_here:
                 self._queues[method].put((job, fingerprint, np.array(z, np.float32), seed))
+                if method in self._workers:  # a map asked of a paused warm-up: let it finish, then the map
+                    self._workers[method].resume(now=True)
             self._jobs[key] = job
         if run_here:  # milliseconds (or an unknown method's error): never queued behind a t-SNE
             self._run(job, fingerprint, np.array(z, np.float32), seed)
@@ -324,6 +380,8 @@ class MapService:
             if partial is not None:
                 job.embedding = partial
 
+        # Another lane's warm-up (UMAP's compile) waits while this map computes (see CAN_PAUSE).
+        paused = [w for lane, w in self._workers.items() if lane != job.method and w.pause_warm_up()]
         try:
             if self.isolate and job.method in self._workers:
                 y = self._workers[job.method].call({"op": "map", "method": job.method, "params": job.params,
@@ -340,6 +398,8 @@ class MapService:
         except Exception as e:  # shown on the page as a sentence
             job.status, job.error = "error", f"{type(e).__name__}: {e}"
         finally:
+            for w in paused:  # once this map is on screen (as for the next map of a warm-up chain)
+                _later(self.chain_pause_s, w.resume)
             job.seconds = time.perf_counter() - job.started
             with self._lock:  # after the final status, so `_chain` either sees it or leaves a follow-up
                 after = self._then.pop(job.key, [])

@@ -21,6 +21,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import struct
 import sys
 import time
@@ -95,10 +96,23 @@ def serve(requests, replies) -> None:
 
 def _exit_with_parent(poll_s: float = 0.5) -> None:
     """End this process when the server that started it is gone, even in the middle of a long job
-    (a UMAP compile, a t-SNE): its pipe is only read between jobs."""
+    (a UMAP compile, a t-SNE): its pipe is only read between jobs.
+
+    On Linux the kernel also kills it then (PR_SET_PDEATHSIG), which works while it is stopped:
+    the server stops a warming-up worker while another map computes (vae.maps.CAN_PAUSE)."""
     import threading
 
     parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            PR_SET_PDEATHSIG = 1
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):  # no libc to call: the thread below still ends it (unless stopped)
+            pass
+        if os.getppid() != parent:  # the server died before that took effect
+            os._exit(0)
 
     def watch():
         while True:
