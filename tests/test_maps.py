@@ -583,6 +583,20 @@ def test_a_map_asked_of_a_paused_lane_continues_its_warm_up(isolated, z):
 
 
 @pytest.mark.skipif(not CAN_PAUSE, reason="warm-ups are paused on Linux only")
+def test_a_warm_up_with_a_map_queued_behind_it_is_not_paused(isolated, z):
+    umap = isolated._workers["umap"]
+    isolated._queues["umap"].put(None)
+    assert _wait_until(lambda: umap._warming and umap.pid is not None)
+    assert isolated.request("fp", z, "umap").status == "queued"  # waits for the warm-up, which must go on
+    states = []
+    job = isolated.request("fp", z, "tsne", {"perplexity": 10.0, "n_iter": 300, "early_iter": 25})
+    while job.status in ("queued", "running") and umap._warming:
+        states.append(_process_state(umap.pid))
+        time.sleep(0.01)
+    assert "T" not in states and not umap.paused
+
+
+@pytest.mark.skipif(not CAN_PAUSE, reason="warm-ups are paused on Linux only")
 def test_a_stopped_worker_dies_with_its_server(tmp_path):
     """A worker stopped while its server is killed does not linger (its parent-watch thread cannot
     run while stopped: the kernel's parent-death signal ends it)."""

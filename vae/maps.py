@@ -380,8 +380,11 @@ class MapService:
             if partial is not None:
                 job.embedding = partial
 
-        # Another lane's warm-up (UMAP's compile) waits while this map computes (see CAN_PAUSE).
-        paused = [w for lane, w in self._workers.items() if lane != job.method and w.pause_warm_up()]
+        # Another lane's warm-up (UMAP's compile) waits while this map computes (see CAN_PAUSE),
+        # unless a map is queued behind it. (Under the lock that `request` queues maps under.)
+        with self._lock:
+            paused = [w for lane, w in self._workers.items()
+                      if lane != job.method and self._queues[lane].empty() and w.pause_warm_up()]
         try:
             if self.isolate and job.method in self._workers:
                 y = self._workers[job.method].call({"op": "map", "method": job.method, "params": job.params,
