@@ -175,11 +175,11 @@ class _WorkerProcess:
 
     def call(self, message: dict, z: np.ndarray | None = None, on_progress=None) -> np.ndarray | None:
         """Send one request and relay its replies; returns the finished embedding (None for a warm-up)."""
+        warming = message.get("op") == "warm"
         with self._lock:
-            if message.get("op") == "warm" and self.warm and self.pid is not None:
+            if warming and self.warm and self.pid is not None:
                 return None
             proc = self._ensure()
-            warming = message.get("op") == "warm"
             try:
                 if warming:
                     with self._state:
@@ -191,7 +191,7 @@ class _WorkerProcess:
                         if on_progress is not None:
                             on_progress(reply["done"], reply["total"], array)
                     elif reply["type"] == "done":
-                        if message.get("op") == "warm":
+                        if warming:
                             self.warm = True
                         return array
                     else:
