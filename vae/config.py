@@ -65,3 +65,23 @@ class ModelConfig:
     @property
     def label(self) -> str:
         return f"{self.kind.upper()} · {self.arch.upper()} · {self.latent_dim}-d"
+
+    @property
+    def has_prior(self) -> bool:
+        """Whether the model was trained towards a prior N(0, I) (a VAE): its codes can be sampled from
+        it, its region is the prior's mass, its test nats include a KL term. An AE has none."""
+        return self.kind == "vae"
+
+
+def parse_hidden(text: str) -> tuple[int, ...]:
+    """'512, 256' -> (512, 256): the one parser of hidden sizes (the training form and the command
+    line). Anything else raises ValueError with a sentence; the sizes' range is ModelConfig's."""
+    parts = [p.strip() for p in str(text).replace(";", ",").split(",") if p.strip()]
+    try:
+        hidden = tuple(int(p) for p in parts)
+    except ValueError:
+        raise ValueError(f"Hidden sizes must be whole numbers separated by commas, like 512,256 (not {text!r}).") \
+            from None
+    if not hidden:
+        raise ValueError("Give at least one hidden layer size, like 512,256.")
+    return hidden
