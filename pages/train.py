@@ -5,7 +5,7 @@ import streamlit as st
 from ui import state, training
 from vae.checkpoint import MAX_BYTES, CheckpointError, slugify
 from vae.data import DATASETS, DataError
-from vae.jobs import parse_hidden
+from vae.config import parse_hidden
 from vae.train import DEFAULT_LR_NOTE, TrainConfig
 from ui.layout import ensure_frame
 
