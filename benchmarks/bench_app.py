@@ -1,8 +1,8 @@
 """App benchmark (issue 5): starts the real app, drives it in headless Chromium, prints figures.
 
-    PYTHONPATH=. python benchmarks/bench_app.py --data-dir ../shared/data           # about 10 minutes
-    PYTHONPATH=. python benchmarks/bench_app.py --data-dir ../shared/data --quick   # smoke run
-    PYTHONPATH=. python benchmarks/bench_app.py --skip-libs --port 8605
+    python -m benchmarks.bench_app --data-dir ../shared/data           # about 10 minutes
+    python -m benchmarks.bench_app --data-dir ../shared/data --quick   # smoke run
+    python -m benchmarks.bench_app --skip-libs --port 8605
 
 What it does, in one run on one machine:
 
@@ -51,7 +51,8 @@ import traceback
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from vae.paths import ROOT
+
 DEFAULT_DATA_DIR = os.environ.get("LATENT_LAB_DATA") or str(ROOT.parent / "shared" / "data")
 CHROMIUM = os.environ.get("LATENT_LAB_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -384,7 +385,7 @@ def first_page(page, tracker: Tracker, server: "Server", need_picture: bool = Tr
 def app_env(home: Path, cache: Path, data_dir: str) -> dict:
     """The environment of an app server under test: its own model library and caches, the data."""
     return dict(os.environ, LATENT_LAB_HOME=str(home), XDG_CACHE_HOME=str(cache), LATENT_LAB_DATA=data_dir,
-                PYTHONUNBUFFERED="1", PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+                PYTHONUNBUFFERED="1")
 
 
 def open_page(browser) -> tuple:
@@ -654,7 +655,7 @@ def lib_child(method: str, codes_path: str) -> dict:
 
 
 def run_lib(method: str, codes: Path, env: dict, timeout: float) -> dict:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--lib-child", method, "--codes", str(codes)]
+    cmd = [sys.executable, "-m", "benchmarks.bench_app", "--lib-child", method, "--codes", str(codes)]
     r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     if r.returncode != 0:
         tail = (r.stderr.strip().splitlines() or ["no output"])[-1]

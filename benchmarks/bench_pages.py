@@ -1,6 +1,6 @@
 """How soon the Interpolate and AE vs VAE pages show their walk on the latent map, in headless Chromium.
 
-    PYTHONPATH=. python benchmarks/bench_pages.py [--rounds 3] [--data-dir ../shared/data]
+    python -m benchmarks.bench_pages [--rounds 3] [--data-dir ../shared/data]
 
 Starts the real app (`streamlit run app.py`, as the browser tests do), and per round, for each page:
 a fresh browser context (empty HTTP cache, as on a first visit) opens the app, clicks the page in
@@ -20,10 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, start_server, wait_for_app  # noqa: E402
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, start_server, wait_for_app
+from vae.paths import ROOT
 
 PAGES = (("Interpolate", ("interp_map",)), ("AE vs VAE", ("compare_map_0", "compare_map_1")))
 DRAWN = """(keys) => { const m = window.__latentLabMaps || {};

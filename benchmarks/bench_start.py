@@ -1,7 +1,7 @@
 """Start to first page, then the bundled map page, on several fresh servers: their spread.
 
-    PYTHONPATH=. python benchmarks/bench_start.py                  # 5 rounds, ~1 minute
-    PYTHONPATH=. python benchmarks/bench_start.py --rounds 10 --pause 3
+    python -m benchmarks.bench_start                  # 5 rounds, ~1 minute
+    python -m benchmarks.bench_start --rounds 10 --pause 3
 
 `bench_app.py` measures both figures once per run; on this 2-core machine one run says little.
 Each round here starts the real app (`python -m streamlit run app.py`, fresh model library and
@@ -25,10 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_app as B  # noqa: E402  (the server, browser and page helpers)
+from benchmarks import bench_app as B  # the server, browser and page helpers
 
-ROOT = B.ROOT
 DEFAULT_MODEL = "vae-2d"
 
 

@@ -1,7 +1,7 @@
 """The never-seen model's t-SNE, several times on one server: its spread, and where the CPU went.
 
-    PYTHONPATH=. python benchmarks/bench_tsne.py --data-dir ../shared/data            # 5 rounds, ~3 minutes
-    PYTHONPATH=. python benchmarks/bench_tsne.py --rounds 8 --settle 40
+    python -m benchmarks.bench_tsne --data-dir ../shared/data            # 5 rounds, ~3 minutes
+    python -m benchmarks.bench_tsne --rounds 8 --settle 40
 
 `bench_app.py` measures this figure once per run, between many others, and on this 2-core
 machine one run says little: the same code gave 3.8 s and 6.5 s in two runs. This script
@@ -23,10 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_app as B  # noqa: E402  (the server, browser and page helpers)
-
-ROOT = B.ROOT
+from benchmarks import bench_app as B  # the server, browser and page helpers
 
 
 def make_models(data_dir: str, out: Path, n: int, env: dict) -> list[tuple[Path, str]]:

@@ -7,13 +7,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from vae.paths import ROOT  # the page tests import it from here too
+
 DATA_ROOT = Path(os.environ.get("LATENT_LAB_DATA") or ROOT.parent / "shared" / "data")
-
-
-def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: trains for real (seconds to a minute)")
-    config.addinivalue_line("markers", "e2e: drives the real app in headless Chromium")
 
 
 @pytest.fixture(scope="session")

@@ -15,16 +15,15 @@ import pytest
 
 from vae.checkpoint import load_checkpoint
 from vae.evaluate import main as evaluate_main
+from vae.paths import ROOT
 from vae.train import main as train_main
 
-ROOT = Path(__file__).resolve().parent.parent
 METRICS = ("test_nats", "recon_nats", "kl_nats", "active_units", "train_seconds", "epochs", "checkpoint")
 TINY = ["--model", "vae", "--arch", "mlp", "--latent-dim", "2", "--hidden", "64", "--threads", "1"]
 
 
 def run(module: str, *args, home: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "LATENT_LAB_HOME": str(home),
-           "PYTHONWARNINGS": "ignore"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "LATENT_LAB_HOME": str(home), "PYTHONWARNINGS": "ignore"}
     return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
 

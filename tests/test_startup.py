@@ -20,12 +20,12 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import ROOT
 from vae.assets import preview_path
 from vae.checkpoint import BUNDLED_DIR, ModelLibrary, default_library_dir, load_checkpoint
 from vae.images import png_bytes
 from vae.latent import prior_preview
 from vae.models import ModelConfig, build_model
+from vae.paths import ROOT
 
 FIRST_PAGE = """
 import json, sys, threading
@@ -51,8 +51,7 @@ print(json.dumps({{
 
 
 def first_page(tmp_path, setup: str) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "LATENT_LAB_HOME": str(tmp_path / "home"),
-           "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    env = {**os.environ, "LATENT_LAB_HOME": str(tmp_path / "home"), "XDG_CACHE_HOME": str(tmp_path / "cache")}
     code = FIRST_PAGE.format(setup=setup, app=str(ROOT / "app.py"))
     p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
@@ -90,8 +89,7 @@ def test_streamlit_run_finds_the_app_whose_lifespan_starts_the_import_and_import
             "asyncio.run(serve())\n"
             "print(json.dumps([found.is_asgi_app, found.import_string, type(app.app).__name__, torch_at_import,\n"
             "                  warmup.start().is_alive(), warmup._thread is not None]))\n")
-    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                       capture_output=True, text=True, timeout=120)
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr[-3000:]
     assert json.loads(p.stdout.splitlines()[-1]) == [True, "app:app", "App", False, False, True]
 
@@ -101,8 +99,7 @@ def test_the_library_lists_models_without_torch(tmp_path):
             "from vae.checkpoint import BUNDLED_DIR, ModelLibrary\n"
             f"entries = ModelLibrary({str(tmp_path)!r}, BUNDLED_DIR).entries()\n"
             "print(json.dumps([[e.id, e.config.latent_dim, e.fingerprint] for e in entries] + ['torch' in sys.modules]))\n")
-    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                       capture_output=True, text=True, timeout=120)
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     *entries, torch_loaded = json.loads(p.stdout.splitlines()[-1])
     assert [e[:2] for e in entries] == [["ae-16d", 16], ["ae-2d", 2], ["vae-16d", 16], ["vae-2d", 2]]
