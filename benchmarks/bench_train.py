@@ -132,16 +132,17 @@ def child_project(args) -> dict:
     """vae.train.train with the default TrainConfig and a time budget."""
     import torch
 
+    from vae.config import ModelConfig, parse_hidden
     from vae.data import Dataset, load_dataset
-    from vae.models import ModelConfig, build_model
-    from vae.train import EpochEvent, TrainConfig, default_lr, train
+    from vae.events import EpochEvent
+    from vae.models import build_model
+    from vae.train import TrainConfig, default_lr, train
 
     data = load_dataset("mnist", args.data_dir, download=False)
     if args.train_subset:
         data = Dataset(data.name, data.x_train[:args.train_subset], data.y_train[:args.train_subset],
                        data.x_test, data.y_test, data.source)
-    hidden = tuple(int(h) for h in args.hidden.split(","))
-    mcfg = ModelConfig(kind="vae", arch="mlp", latent_dim=args.latent_dim, hidden=hidden)
+    mcfg = ModelConfig(kind="vae", arch="mlp", latent_dim=args.latent_dim, hidden=parse_hidden(args.hidden))
     # epochs=1000: the time budget, not the default 20 epochs, ends the run (as in the CLI)
     tcfg = TrainConfig(epochs=1000, time_budget=args.budget, threads=args.threads, seed=args.seed)
     model = build_model(mcfg, seed=args.seed)

@@ -1,5 +1,6 @@
 """The command line: `python -m vae.train` and `python -m vae.evaluate` end with exactly one JSON line
-on stdout; every user error is exit code 2, one line on stderr and {"error": ...}, never a traceback."""
+on stdout; every user error is exit code 2, one line on stderr and {"error": ...}, never a traceback.
+The flags and a JSON job file (--config) build the same job."""
 
 from __future__ import annotations
 
@@ -14,9 +15,13 @@ from pathlib import Path
 import pytest
 
 from vae.checkpoint import load_checkpoint
+from vae.config import ModelConfig, parse_hidden
 from vae.evaluate import main as evaluate_main
 from vae.paths import ROOT
-from vae.train import main as train_main
+from vae.train import train_config
+from vae.train.cli import main as train_main
+from vae.train.cli import read_command_line
+from vae.train.job import JOB_FORMAT, JOB_VERSION, TrainingJob
 
 METRICS = ("test_nats", "recon_nats", "kl_nats", "active_units", "train_seconds", "epochs", "checkpoint")
 TINY = ["--model", "vae", "--arch", "mlp", "--latent-dim", "2", "--hidden", "64", "--threads", "1"]
@@ -143,7 +148,7 @@ def test_train_broken_data(tmp_path, capsys):
 
 @pytest.mark.parametrize("args,word", [
     (["--latent-dim", "129"], "Latent dimension"),
-    (["--hidden", "abc"], "--hidden"),
+    (["--hidden", "abc"], "Hidden sizes"),
     (["--beta", "-1"], "Beta"),
     (["--epochs", "0"], "Epochs"),
     (["--lr", "5"], "Learning rate"),
@@ -155,6 +160,14 @@ def test_train_bad_settings(tmp_path, data_root, capsys, args, word):
     p = in_process(train_main, [*TINY, "--epochs", 1, "--data-dir", data_root, *args], capsys)
     assert_user_error(p, word)
     assert not (tmp_path / "home").exists()  # nothing saved
+
+
+def test_hidden_sizes_parse_with_the_one_parser():
+    assert read_command_line(["--hidden", " 512, 256 "])[0].model.hidden == (512, 256)
+    assert parse_hidden("64") == (64,) and parse_hidden("512;256") == (512, 256)
+    for bad in ("", "abc", "512,,x"):
+        with pytest.raises(ValueError, match="hidden|Hidden"):
+            parse_hidden(bad)
 
 
 def test_evaluate_missing_checkpoint(tmp_path, capsys):
@@ -170,3 +183,65 @@ def test_train_events_file_that_cannot_be_opened(tmp_path, data_root, capsys):
     finally:
         signal.signal(signal.SIGTERM, handler)  # main() installs its own
     assert_user_error(p, "--events")
+
+
+# ------------------------------------------------------------------ the job file (--config)
+
+def test_flags_and_job_file_build_the_same_job(tmp_path):
+    job, _ = read_command_line([*TINY, "--beta", "2", "--input-noise", "0.1", "--time-budget", "30", "--lr", "0.01",
+                                "--no-bias-init", "--seed", "7", "--dataset", "fashion", "--data-dir", str(tmp_path),
+                                "--no-download", "--name", "flags", "--out", str(tmp_path / "m.safetensors"),
+                                "--half"])
+    assert job.model == ModelConfig(kind="vae", arch="mlp", latent_dim=2, hidden=(64,), beta=2.0, input_noise=0.1)
+    assert job.train == train_config(time_budget=30.0, lr=0.01, init_output_bias=False, seed=7, threads=1)
+    assert (job.dataset, job.data_dir, job.download, job.name, job.half) == ("fashion", str(tmp_path), False,
+                                                                           "flags", True)
+    job.write(tmp_path / "job.json")
+    from_file, args = read_command_line(["--config", str(tmp_path / "job.json"), "--events", "e.jsonl",
+                                         "--no-progress"])
+    assert from_file == job and args.events == "e.jsonl" and args.no_progress
+
+
+def test_job_file_says_what_it_is(tmp_path):
+    job = TrainingJob(ModelConfig(latent_dim=2), train_config(epochs=3), job_id="ab12", submitted_at=1.7e9)
+    job.write(tmp_path / "job.json")
+    d = json.loads((tmp_path / "job.json").read_text())
+    assert (d["format"], d["version"], d["job_id"], d["submitted_at"]) == (JOB_FORMAT, JOB_VERSION, "ab12", 1.7e9)
+    assert d["model"]["hidden"] == [512, 256] and d["train"]["epochs"] == 3 and d["train"]["lr"] is None
+    assert TrainingJob.read(tmp_path / "job.json") == job
+    assert not [p for p in tmp_path.iterdir() if p.name != "job.json"]  # no temp file left beside it
+
+
+GOOD_JOB = TrainingJob(ModelConfig(latent_dim=2, hidden=(64,)), train_config(epochs=1)).to_dict()
+
+
+@pytest.mark.parametrize("content, words", [
+    (None, ["Could not read the job file"]),
+    ("{not json", ["is not valid JSON", "line 1"]),
+    (b"\xff\xfe", ["is not JSON text"]),
+    ([1, 2], ["Not a Latent Lab training job"]),
+    ({**GOOD_JOB, "format": "something-else"}, ["Not a Latent Lab training job"]),
+    ({**GOOD_JOB, "version": 99}, ["version 99", "reads version 1"]),
+    ({**GOOD_JOB, "colour": "blue"}, ["Unknown training job fields: colour"]),
+    ({**GOOD_JOB, "model": {**GOOD_JOB["model"], "latent_dim": 0}}, ["Latent dimension"]),
+    ({**GOOD_JOB, "train": {**GOOD_JOB["train"], "epochs": 0}}, ["Epochs"]),
+    ({**GOOD_JOB, "train": {**GOOD_JOB["train"], "speed": 9}}, ["Unknown training settings: speed"]),
+    ({**GOOD_JOB, "dataset": "cifar"}, ["Unknown dataset"]),
+    ({**GOOD_JOB, "half": "yes"}, ["half"]),
+], ids=["missing", "not-json", "not-text", "a-list", "format", "version", "unknown-field", "latent-0", "epochs-0",
+        "unknown-setting", "dataset", "half"])
+def test_bad_job_file_is_one_sentence(tmp_path, capsys, content, words):
+    path = tmp_path / "job.json"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content if isinstance(content, str) else json.dumps(content))
+    p = in_process(train_main, ["--config", path], capsys)
+    assert_user_error(p, *words)
+    assert str(path) in one_json_line(p)["error"]
+
+
+def test_job_file_goes_with_no_settings_flags(tmp_path, capsys):
+    TrainingJob.from_dict(GOOD_JOB).write(tmp_path / "job.json")
+    p = in_process(train_main, ["--config", tmp_path / "job.json", "--epochs", 3, "--name", "x"], capsys)
+    assert_user_error(p, "--config", "--epochs", "--name")

@@ -1,5 +1,5 @@
 """Training: the loss falls, seeds reproduce, cancel and time budgets stop between steps,
-divergence raises TrainingError and saves nothing."""
+divergence raises TrainingError and saves nothing; the evaluation metrics."""
 
 from __future__ import annotations
 
@@ -7,17 +7,21 @@ import json
 import math
 import signal
 import threading
+from dataclasses import asdict
 
 import numpy as np
 import pytest
 import torch
 
-import vae.train as train_mod
+import vae.evaluate as evaluation  # not `from ... import test_losses`: pytest would collect it as a test
+import vae.train.cli as train_cli
+from vae.config import ModelConfig
 from vae.data import DataError, Dataset
 from vae.evaluate import active_units, evaluate, knn_accuracy
-from vae.models import AutoEncoder, LossOutput, ModelConfig, build_model
+from vae.events import DoneEvent, EpochEvent, StepEvent, event_to_dict
+from vae.models import AutoEncoder, LossOutput, build_model
 from vae.train import (
-    DoneEvent, EpochEvent, StepEvent, TrainConfig, TrainingError, event_to_dict, iter_train, train,
+    TrainConfig, TrainingError, default_lr, init_output_bias, iter_train, train, train_config,
 )
 
 
@@ -43,7 +47,7 @@ def small(mnist_small) -> Dataset:
 @pytest.mark.slow
 def test_loss_falls(mnist_small):
     model = build_model(tiny(), seed=0)
-    before = train_mod.test_losses(model, mnist_small.x_test)["nats"]
+    before = evaluation.test_losses(model, mnist_small.x_test)["nats"]
     done = train(model, mnist_small, cfg(epochs=3))
     h = done.history
     assert done.reason == "completed" and done.epochs == 3
@@ -159,12 +163,12 @@ def test_loss_turning_nan_mid_run_raises(small, monkeypatch):
 
 
 def test_cli_saves_nothing_when_training_diverges(small, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(train_mod, "load_dataset", lambda *a, **k: small)
+    monkeypatch.setattr(train_cli, "load_dataset", lambda *a, **k: small)
     monkeypatch.setattr(AutoEncoder, "loss", lambda self, x, out, beta=None: LossOutput(
         (out.logits * float("nan")).sum(), torch.tensor(0.0), torch.tensor(0.0), torch.zeros(self.latent_dim)))
     handler = signal.getsignal(signal.SIGTERM)
     try:
-        code = train_mod.main(["--epochs", "1", "--hidden", "32", "--latent-dim", "2", "--no-progress",
+        code = train_cli.main(["--epochs", "1", "--hidden", "32", "--latent-dim", "2", "--no-progress",
                                "--out", str(tmp_path / "m.safetensors")])
     finally:
         signal.signal(signal.SIGTERM, handler)
@@ -187,18 +191,24 @@ def test_missing_device_is_a_training_error(small):
         list(iter_train(build_model(tiny(), seed=0), small, cfg(device="cuda")))
 
 
-def test_test_losses_seeded(small):
-    model = build_model(tiny(), seed=0)
-    a, b = train_mod.test_losses(model, small.x_test, seed=1), train_mod.test_losses(model, small.x_test, seed=1)
-    assert a == b
-    assert np.isclose(a["nats"], a["recon"] + a["kl"])
-    assert np.isclose(sum(a["kl_per_dim"]), a["kl"], rtol=1e-4)
-    assert model.training  # restored
-
-
 def test_train_config_defaults_are_valid():
     c = TrainConfig()
     assert c.epochs >= 1 and c.batch_size >= 1 and c.device == "cpu"
+
+
+def test_epochs_default_to_the_time_budget():
+    assert train_config().epochs == 20 and train_config(epochs=3).epochs == 3
+    assert train_config(time_budget=60).epochs == 1000  # the budget, not an epoch count, ends the run
+    assert train_config(epochs=5, time_budget=60).epochs == 5
+
+
+def test_train_config_from_dict():
+    c = TrainConfig(epochs=3, lr=0.01, time_budget=9.5, threads=2)
+    assert TrainConfig.from_dict(json.loads(json.dumps(asdict(c)))) == c  # as the job file carries it
+    with pytest.raises(ValueError, match="Unknown training settings: learning_rate"):
+        TrainConfig.from_dict({"learning_rate": 0.01})
+    with pytest.raises(ValueError, match="JSON object"):
+        TrainConfig.from_dict([3])
 
 
 @pytest.mark.parametrize("kw", [
@@ -215,6 +225,15 @@ def test_train_config_rejects_bad_values(kw):
 
 
 # ------------------------------------------------------------------ evaluation
+
+
+def test_test_losses_seeded(small):
+    model = build_model(tiny(), seed=0)
+    a, b = evaluation.test_losses(model, small.x_test, seed=1), evaluation.test_losses(model, small.x_test, seed=1)
+    assert a == b
+    assert np.isclose(a["nats"], a["recon"] + a["kl"])
+    assert np.isclose(sum(a["kl_per_dim"]), a["kl"], rtol=1e-4)
+    assert model.training  # restored
 
 
 def test_active_units():
@@ -247,7 +266,6 @@ def test_knn_with_scarce_labels(small):
 
 def test_output_bias_starts_at_the_mean_training_image(small):
     from vae.data import to_float
-    from vae.train import init_output_bias
 
     x = small.x_train
     mean = (x.double().mean(0) / 255).clamp(1e-3, 1 - 1e-3)
@@ -277,8 +295,6 @@ def test_training_applies_the_bias_start_unless_told_not_to(small):
 
 
 def test_default_learning_rate_is_chosen_per_network():
-    from vae.train import default_lr
-
     assert default_lr(tiny()) == 8e-3  # one hidden layer: the fast rate
     assert default_lr(ModelConfig(kind="vae", arch="mlp", latent_dim=2, hidden=(512, 256))) == 2e-3
     assert default_lr(tiny(arch="conv")) == 4e-3

@@ -17,14 +17,36 @@ import sys
 import numpy as np
 import torch
 
-from .data import DATASETS, DataError, Dataset, load_dataset
+from .data import DATASETS, DataError, Dataset, load_dataset, to_float
 from .latent import encode
 from .models import AutoEncoder
-from .train import test_losses
 
 ACTIVE_UNIT_THRESHOLD = 0.01
 LABELS_PER_CLASS = 10
 KNN_K = 3
+
+
+@torch.no_grad()
+def test_losses(model: AutoEncoder, x: torch.Tensor, batch: int = 2000, seed: int = 0) -> dict:
+    """Negative ELBO (beta = 1) and its parts on uint8 digits, per image in nats (the trainer's
+    per-epoch test figure, and `evaluate`'s). The model's train/eval mode is restored."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    gen = torch.Generator(device).manual_seed(seed)
+    recon = kl = 0.0
+    kl_dims = torch.zeros(model.latent_dim)
+    for i in range(0, len(x), batch):
+        xb = to_float(x[i:i + batch].to(device))  # (B, 1, 28, 28)
+        out = model(xb, generator=gen)
+        parts = model.loss(xb, out, beta=1.0)
+        n = len(xb)
+        recon += parts.recon.item() * n
+        kl += parts.kl.item() * n
+        kl_dims += parts.kl_per_dim.cpu() * n
+    model.train(was_training)
+    n = len(x)
+    return {"nats": (recon + kl) / n, "recon": recon / n, "kl": kl / n, "kl_per_dim": (kl_dims / n).tolist()}
 
 
 def active_units(mu: np.ndarray, threshold: float = ACTIVE_UNIT_THRESHOLD) -> int:

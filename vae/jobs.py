@@ -7,8 +7,10 @@
 
 Why subprocesses: training holds the GIL for minutes; in a process of its own it cannot
 stall the web server, it goes on when the user leaves the page, and cancelling is a signal.
-The child writes every event as a JSON line to `<jobs_dir>/<job_id>.jsonl`; the queue reads
-that file incrementally (a half-written last line waits for the next read).
+Each job's settings travel as a JSON job file, `<jobs_dir>/<job_id>.json` (vae.train.job), and
+the child is `python -m vae.train --config <job_id>.json --events <job_id>.jsonl --no-progress`,
+started in the repository root. It writes every event as a JSON line to the events file, which
+the queue reads incrementally (vae.events.EventLog: a half-written last line waits for the next read).
 
 Training is a shared resource, so at most `max_running` trainings run at once with
 `threads_per_job` torch threads each; the rest wait in submission order. Both default to
@@ -23,7 +25,6 @@ from __future__ import annotations
 
 import atexit
 import json
-import math
 import os
 import signal
 import subprocess
@@ -31,21 +32,23 @@ import sys
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .data import DATASETS, load_dataset
-from .models import ModelConfig
-from .train import TrainConfig
+from .config import ModelConfig
+from .data import load_dataset
+from .events import EventLog
+from .paths import ROOT
+from .train import train_config
+from .train.job import TrainingJob
 
-ROOT = Path(__file__).resolve().parent.parent  # the repository root: `vae` is importable from here
 STATES = ("queued", "running", "done", "error", "cancelled")
 FINISHED = ("done", "error", "cancelled")
-MAX_CURVE_POINTS = 600  # step-level loss points kept per job (older ones are thinned out)
 KILL_AFTER_S = 30.0  # a cancelled job that has not stopped by then is killed
-KEEP_FILES_S = 7 * 86400  # event and log files of old jobs are swept after a week
+KEEP_FILES_S = 7 * 86400  # job, event and log files of old jobs are swept after a week
+JOB_FILES = (".json", ".jsonl", ".out", ".log")  # per job: its settings, events, stdout, stderr
 
 
 def cpu_count() -> int:
@@ -66,145 +69,6 @@ def _env_int(name: str, default: int, low: int = 1) -> int:
     if value < low:
         raise ValueError(f"{name} must be a whole number of at least {low}, not {raw!r}.")
     return value
-
-
-def parse_hidden(text: str) -> tuple[int, ...]:
-    """'512, 256' -> (512, 256); anything else raises ValueError with a sentence."""
-    parts = [p.strip() for p in str(text).replace(";", ",").split(",") if p.strip()]
-    try:
-        hidden = tuple(int(p) for p in parts)
-    except ValueError:
-        raise ValueError(f"Hidden sizes must be whole numbers separated by commas, like 512,256 (not {text!r}).") \
-            from None
-    if not hidden:
-        raise ValueError("Give at least one hidden layer size, like 512,256.")
-    return hidden
-
-
-# ---------------------------------------------------------------- reading the events file
-
-@dataclass
-class Progress:
-    """What the events of one training say so far (fed line by line by `EventLog`)."""
-
-    epoch: int = 0
-    epochs: int = 0
-    step: int = 0
-    steps_per_epoch: int = 0
-    progress: float = 0.0
-    eta_s: float | None = None
-    samples_per_s: float | None = None
-    elapsed_s: float = 0.0
-    # one entry per finished epoch: epoch, train_recon, train_kl, test_recon, test_kl, test_nats, and x:
-    # where it ended in (fractional) epochs, which is below `epoch` when a time budget cut it short
-    history: dict = field(default_factory=lambda: {k: [] for k in (
-        "epoch", "x", "train_recon", "train_kl", "test_recon", "test_kl", "test_nats")})
-    # step-level training losses for a live curve: fractional epoch, recon, kl
-    steps: dict = field(default_factory=lambda: {"epoch": [], "recon": [], "kl": []})
-    originals: np.ndarray | None = None  # (8, 28, 28) uint8 test digits
-    reconstructions: np.ndarray | None = None  # (8, 28, 28) uint8, after the latest epoch
-    stop_reason: str | None = None  # from the done event: completed, time_budget, cancelled
-    checkpoint: str | None = None  # from the saved event
-    metrics: dict | None = None
-    error: str | None = None  # from an error event
-    last_event_at: float = 0.0  # time.time() when the latest event was read
-
-
-class EventLog:
-    """Incremental reader of a JSON-lines events file that another process is still writing."""
-
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        self.offset = 0
-        self.state = Progress()
-        self.bad_lines = 0
-
-    def read(self, final: bool = False) -> Progress:
-        """Read what was appended since the last call. A torn last line is kept for later
-        (or, with final=True, once the writer has exited, tried and dropped if broken)."""
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self.offset)
-                chunk = f.read()
-        except FileNotFoundError:
-            return self.state
-        end = chunk.rfind(b"\n") + 1
-        complete, rest = chunk[:end], chunk[end:]
-        self.offset += end
-        lines = complete.splitlines()
-        if final and rest.strip():
-            lines.append(rest)
-            self.offset += len(rest)
-        for line in lines:
-            self.feed(line)
-        return self.state
-
-    def feed(self, line: bytes | str) -> None:
-        try:
-            event = json.loads(line)
-        except (ValueError, UnicodeDecodeError):
-            self.bad_lines += 1
-            return
-        if not isinstance(event, dict):
-            self.bad_lines += 1
-            return
-        try:
-            self._apply(event)
-        except (KeyError, TypeError, ValueError):
-            self.bad_lines += 1
-
-    def _apply(self, ev: dict) -> None:
-        s = self.state
-        kind = ev.get("kind")
-        s.last_event_at = time.time()
-        if kind == "step":
-            s.epoch, s.epochs = int(ev["epoch"]), int(ev["epochs"])
-            s.step, s.steps_per_epoch = int(ev["step"]), int(ev["steps_per_epoch"])
-            s.progress = max(s.progress, float(ev["progress"]))
-            s.eta_s = _finite(ev.get("eta_s"))
-            s.samples_per_s = _finite(ev.get("samples_per_s"))
-            s.elapsed_s = float(ev["elapsed_s"])
-            s.steps["epoch"].append(s.epoch - 1 + s.step / max(1, s.steps_per_epoch))
-            s.steps["recon"].append(float(ev["recon"]))
-            s.steps["kl"].append(float(ev["kl"]))
-            if len(s.steps["epoch"]) > MAX_CURVE_POINTS:  # thin the older half, keep the recent detail
-                for k, v in s.steps.items():
-                    half = len(v) // 2
-                    s.steps[k] = v[:half:2] + v[half:]
-        elif kind == "epoch":
-            h = s.history
-            epoch = int(ev["epoch"])
-            last = s.steps["epoch"][-1] if s.steps["epoch"] else float(epoch)
-            h["epoch"].append(epoch)
-            h["x"].append(last if epoch - 1 < last < epoch - 0.02 else float(epoch))
-            h["train_recon"].append(float(ev["train"]["recon"]))
-            h["train_kl"].append(float(ev["train"]["kl"]))
-            h["test_recon"].append(float(ev["test"]["recon"]))
-            h["test_kl"].append(float(ev["test"]["kl"]))
-            h["test_nats"].append(float(ev["test"]["nats"]))
-            s.epoch, s.epochs = int(ev["epoch"]), int(ev["epochs"])
-            s.elapsed_s = float(ev["elapsed_s"])
-            s.eta_s = _finite(ev.get("eta_s"))
-            s.originals = np.asarray(ev["originals"], dtype=np.uint8)
-            s.reconstructions = np.asarray(ev["reconstructions"], dtype=np.uint8)
-        elif kind == "done":
-            s.stop_reason = str(ev["reason"])
-            s.elapsed_s = float(ev.get("train_seconds", s.elapsed_s))
-            s.eta_s = 0.0
-        elif kind == "saved":
-            s.checkpoint = str(ev["checkpoint"])
-            s.metrics = dict(ev.get("metrics") or {})
-            s.progress = 1.0
-        elif kind == "error":
-            s.error = str(ev.get("message") or "Training failed.")
-
-
-def _finite(v) -> float | None:
-    try:
-        v = float(v)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
 
 
 # ---------------------------------------------------------------- the queue
@@ -250,15 +114,9 @@ class JobStatus:
 
 @dataclass
 class _Job:
-    job_id: str
-    name: str
-    args: list[str]
-    label: str
-    dataset: str
-    epochs: int
-    time_budget: float | None
+    spec: TrainingJob  # what the job file says
+    config: Path  # the job file
     log: EventLog
-    submitted_at: float
     state: str = "queued"
     proc: subprocess.Popen | None = None
     started_at: float = 0.0
@@ -296,32 +154,16 @@ class TrainingQueue:
         """Validate, check that the data is there, and queue a training. Returns its job id.
 
         Raises ValueError (bad settings, full queue) or DataError (no data), each with a sentence."""
-        mcfg = ModelConfig(**model_cfg)
-        train_cfg = {k: v for k, v in train_cfg.items() if k != "threads"}  # the server decides threads
-        if train_cfg.get("epochs") is None:
-            train_cfg["epochs"] = 1000 if train_cfg.get("time_budget") else 20
-        tcfg = TrainConfig(**train_cfg, threads=self.threads_per_job)
-        if dataset not in DATASETS:
-            raise ValueError(f"Unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}.")
+        mcfg = ModelConfig.from_dict(dict(model_cfg))
+        settings = {k: v for k, v in train_cfg.items() if k != "threads"}  # the server decides threads
+        tcfg = train_config(**settings, threads=self.threads_per_job)
         if dataset == "custom" and not data_dir:
             raise ValueError("A custom dataset needs a folder: give the folder that holds its IDX files.")
-        name = (name or "").strip()[:100] or mcfg.label
-        load_dataset(dataset, data_dir, download=False)  # a DataError says where to put the files
         job_id = uuid.uuid4().hex[:12]
-        events = self.jobs_dir / f"{job_id}.jsonl"
-        args = ["--model", mcfg.kind, "--arch", mcfg.arch, "--latent-dim", str(mcfg.latent_dim),
-                "--hidden", ",".join(map(str, mcfg.hidden)), "--beta", repr(mcfg.beta),
-                "--input-noise", repr(mcfg.input_noise), "--epochs", str(tcfg.epochs),
-                "--batch-size", str(tcfg.batch_size), "--seed", str(tcfg.seed),
-                "--device", tcfg.device, "--threads", str(tcfg.threads),
-                "--dataset", dataset, "--no-download", "--name", name,
-                "--events", str(events), "--no-progress"]
-        if tcfg.time_budget:
-            args += ["--time-budget", repr(float(tcfg.time_budget))]
-        if tcfg.lr is not None:  # else the trainer's measured default for this network
-            args += ["--lr", repr(float(tcfg.lr))]
-        if data_dir:
-            args += ["--data-dir", str(Path(data_dir).expanduser().resolve())]
+        spec = TrainingJob(mcfg, tcfg, dataset=dataset, download=False, name=(name or "").strip()[:100] or mcfg.label,
+                           data_dir=str(Path(data_dir).expanduser().resolve()) if data_dir else None,
+                           job_id=job_id, submitted_at=time.time())  # a ValueError for an unknown dataset
+        load_dataset(dataset, data_dir, download=False)  # a DataError says where to put the files
         with self._lock:
             if self._closed:
                 raise ValueError("The server is shutting down; no new trainings start now.")
@@ -329,8 +171,9 @@ class TrainingQueue:
             if waiting >= self.max_queued:
                 raise ValueError(f"The training queue is full ({waiting} trainings are waiting); "
                                  "try again when some have finished.")
-            self._jobs[job_id] = _Job(job_id, name, args, mcfg.label, dataset, tcfg.epochs, tcfg.time_budget,
-                                      EventLog(events), time.time())
+            config = self.jobs_dir / f"{job_id}.json"
+            spec.write(config)
+            self._jobs[job_id] = _Job(spec, config, EventLog(self.jobs_dir / f"{job_id}.jsonl"))
             self._schedule()
             self._ensure_monitor()
         return job_id
@@ -377,7 +220,7 @@ class TrainingQueue:
             self._closed = True  # first, so that no cancel below starts a waiting job
             for job in self._jobs.values():
                 if job.state in ("queued", "running"):
-                    self.cancel(job.job_id)
+                    self.cancel(job.spec.job_id)
             procs = [j.proc for j in self._jobs.values() if j.proc is not None and j.proc.poll() is None]
         deadline = time.time() + timeout
         for proc in procs:
@@ -428,9 +271,9 @@ class TrainingQueue:
             sig = signal.Signals(-rc).name if -rc in signal.Signals._value2member_map_ else str(-rc)
             return "error", (f"The training process was stopped by {sig} (perhaps the machine ran out of "
                              "memory); nothing was saved.")
-        message = _last_error(self.jobs_dir / f"{job.job_id}.out")
+        message = _last_error(self.jobs_dir / f"{job.spec.job_id}.out")
         return "error", message or (f"The training process ended with exit code {rc} and saved nothing; "
-                                    f"its log is {self.jobs_dir / (job.job_id + '.log')}.")
+                                    f"its log is {self.jobs_dir / (job.spec.job_id + '.log')}.")
 
     def _schedule(self) -> None:
         if self._closed:
@@ -448,14 +291,16 @@ class TrainingQueue:
         env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS=str(self.threads_per_job),
                    MKL_NUM_THREADS=str(self.threads_per_job))
         # Idle OpenMP threads sleep instead of spinning: on a shared, busy machine spinning threads
-        # fight the other processes for the cores, and training ran 50-100x slower (measured).
+        # fight the other processes for the cores and training slows down many times over.
         env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+        argv = [self.python, "-m", "vae.train", "--config", str(job.config), "--events", str(job.log.path),
+                "--no-progress"]
+        stem = self.jobs_dir / job.spec.job_id
         try:
-            with open(self.jobs_dir / f"{job.job_id}.out", "wb") as out, \
-                    open(self.jobs_dir / f"{job.job_id}.log", "wb") as log:
-                job.proc = subprocess.Popen([self.python, "-m", "vae.train", *job.args], cwd=ROOT, env=env,
-                                            stdin=subprocess.DEVNULL, stdout=out, stderr=log)
+            with open(stem.with_suffix(".out"), "wb") as out, open(stem.with_suffix(".log"), "wb") as log:
+                # in the repository root, `python -m vae.train` finds the package without PYTHONPATH
+                job.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                                            stderr=log)
         except OSError as e:
             job.state, job.error = "error", f"Could not start the training process: {e.strerror or e}."
             return
@@ -488,9 +333,11 @@ class TrainingQueue:
             eta = max(0.0, eta - (time.time() - p.last_event_at))  # count down between events
         if job.state in FINISHED:
             eta = None
+        spec = job.spec
         return JobStatus(
-            job_id=job.job_id, name=job.name, state=job.state, position=position, label=job.label,
-            dataset=job.dataset, epochs=job.epochs, time_budget=job.time_budget, epoch=p.epoch, step=p.step,
+            job_id=spec.job_id, name=spec.name, state=job.state, position=position, label=spec.model.label,
+            dataset=spec.dataset, epochs=spec.train.epochs, time_budget=spec.train.time_budget, epoch=p.epoch,
+            step=p.step,
             steps_per_epoch=p.steps_per_epoch, progress=1.0 if job.state == "done" else p.progress,
             eta_s=eta, samples_per_s=p.samples_per_s, elapsed_s=p.elapsed_s,
             history={k: list(v) for k, v in p.history.items()}, steps={k: list(v) for k, v in p.steps.items()},
@@ -498,13 +345,13 @@ class TrainingQueue:
             checkpoint=p.checkpoint if job.state == "done" else None,
             metrics=dict(p.metrics) if p.metrics and job.state == "done" else None,
             error=job.error, cancelling=job.cancel_at is not None and job.state == "running",
-            submitted_at=job.submitted_at)
+            submitted_at=spec.submitted_at)
 
     def _sweep(self) -> None:
         now = time.time()
         for p in self.jobs_dir.glob("*"):
             try:
-                if p.suffix in (".jsonl", ".out", ".log") and now - p.stat().st_mtime > KEEP_FILES_S:
+                if p.suffix in JOB_FILES and now - p.stat().st_mtime > KEEP_FILES_S:
                     p.unlink()
             except OSError:
                 pass
