@@ -1,5 +1,6 @@
 """Checkpoints: bit-exact round trip, one clear CheckpointError for every bad file, atomic writes,
-and a model library whose file names no user can steer."""
+and a model library whose file names no user can steer and that reads each file once per version.
+(Hostile files, one by one: tests/test_checkpoint_files.py.)"""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ import os
 import pickle
 import re
 import time
-from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
 from safetensors.torch import save as st_save
 
+from vae import checkpoint
 from vae.checkpoint import (
     FORMAT, TMP_PREFIX, CheckpointError, ModelLibrary, atomic_write, checkpoint_bytes, load_checkpoint,
     read_checkpoint, save_checkpoint, weights_fingerprint,
@@ -23,6 +25,9 @@ from vae.models import ModelConfig, build_model
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 GENERATED_NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*-[0-9a-f]{8}\.safetensors$")
+# what a sentence for a user must not hold: Python's exceptions, type names, reprs of bytes or containers
+NOISE = re.compile(r"Error|Exception|Traceback|NoneType|object has|attribute|<class|\\x|\bb'|[\[\]{}]"
+                   r"|\b(dict|list|str|tuple|int|float|bool|None)\b")
 
 
 def tiny(kind="vae", arch="mlp", latent_dim=2) -> ModelConfig:
@@ -46,13 +51,20 @@ def assert_same_weights(a, b) -> None:
         assert sa[k].dtype == sb[k].dtype and torch.equal(sa[k], sb[k]), k
 
 
+def assert_plain(error: CheckpointError, max_len: int = 300) -> str:
+    """One line for a user: short, no Python internals, no raw error chained behind it."""
+    assert type(error) is CheckpointError
+    assert error.__suppress_context__ or error.__context__ is None
+    msg = str(error)
+    assert "\n" not in msg and 0 < len(msg) < max_len and msg.endswith("."), msg
+    assert not NOISE.search(msg), msg
+    return msg
+
+
 def assert_rejected(data: bytes, *words: str) -> str:
     with pytest.raises(CheckpointError) as e:
         read_checkpoint(data, "upload.safetensors")
-    assert type(e.value) is CheckpointError
-    assert e.value.__suppress_context__ or e.value.__context__ is None  # no raw error chained behind it
-    msg = str(e.value)
-    assert "\n" not in msg and len(msg) < 300, msg
+    msg = assert_plain(e.value)
     for w in words:
         assert w.lower() in msg.lower(), msg
     return msg
@@ -402,3 +414,67 @@ def test_header_length_that_starts_like_a_pickle_still_loads():
     assert meta["name"] == "x" * pad
     for k, v in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[k], v)
+
+
+# ------------------------------------------------------------------ each file read once per version
+
+
+@pytest.fixture
+def header_reads(monkeypatch) -> list[str]:
+    """The names of the files whose safetensors header is parsed (every read goes through one function)."""
+    calls = []
+    real = checkpoint._raw_header
+
+    def spy(f, size, name):
+        calls.append(name)
+        return real(f, size, name)
+
+    monkeypatch.setattr(checkpoint, "_raw_header", spy)
+    return calls
+
+
+def test_listing_does_not_reread_unchanged_files(lib, model, header_reads):
+    a, b = lib.save(model, name="a"), lib.save(build_model(tiny(), seed=1), name="b")
+    (lib.user_dir / "broken.safetensors").write_bytes(b"\x01" * 100)
+    header_reads.clear()
+    for _ in range(3):  # three page runs, each listing, fingerprinting and getting
+        assert [(e.id, e.fingerprint) for e in lib.entries()] == [(a.id, a.fingerprint), (b.id, b.fingerprint)]
+        assert lib.get(b.id).fingerprint == weights_fingerprint(b.path)
+    assert header_reads == ["broken.safetensors"] + [b.path.name] * 3  # the broken file once; the rest: the checks
+
+
+def test_fingerprint_is_not_hashed_on_access(lib, model, monkeypatch):
+    entry = lib.save(model, name="m")
+    monkeypatch.setattr(checkpoint, "_digest", lambda *a: pytest.fail("hashed again"))
+    assert len({entry.fingerprint, *(e.fingerprint for e in lib.entries() for _ in range(3))}) == 1
+
+
+def test_listing_sees_a_rename_and_a_rewrite(lib, model, header_reads):
+    entry = lib.save(model, name="a")
+    renamed = lib.rename(entry.id, "b")
+    assert lib.get(entry.id).name == "b" and renamed.fingerprint == entry.fingerprint
+    # a rewrite with other weights, of the same size, with the old mtime put back: a new inode tells it apart
+    st = entry.path.stat()
+    save_checkpoint(entry.path, build_model(tiny(), seed=5), name="c")
+    os.utime(entry.path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert entry.path.stat().st_size == st.st_size and entry.path.stat().st_mtime_ns == st.st_mtime_ns
+    header_reads.clear()
+    rewritten = lib.get(entry.id)
+    assert rewritten.name == "c" and rewritten.fingerprint == weights_fingerprint(entry.path) != entry.fingerprint
+    assert header_reads == [entry.path.name, entry.path.name]  # listed once, and the check above
+    lib.delete(entry.id)
+    assert lib.entries() == []
+
+
+def test_many_threads_list_one_library(tmp_path, model, header_reads):
+    first = ModelLibrary(tmp_path / "models")
+    saved = [first.save(build_model(tiny(), seed=i), name=f"m{i}") for i in range(4)]
+    lib = ModelLibrary(first.user_dir)  # a fresh library: nothing read yet
+    header_reads.clear()
+    with ThreadPoolExecutor(8) as pool:
+        listings = list(pool.map(lambda _: [(e.id, e.name, e.fingerprint) for e in lib.entries()], range(64)))
+    assert all(listing == [(e.id, e.name, e.fingerprint) for e in saved] for listing in listings)
+    assert 4 <= len(header_reads) <= 4 * 8  # each file read once, or a few times by threads racing to it
+    header_reads.clear()
+    lib.entries()
+    assert header_reads == []

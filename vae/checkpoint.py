@@ -5,47 +5,48 @@
     model, meta = load_checkpoint("m.safetensors")
     lib = ModelLibrary(user_dir, bundled_dir); entry = lib.save(model, name="typed by a user")
 
-Loading never unpickles: the file is parsed by safetensors and then checked against its
-own config (keys, shapes, dtypes, finite values). Every problem is one `CheckpointError`
-with a one-line message. Writes are atomic: a temp file in the same folder, fsync,
-os.replace. Library file names are generated (slug + id); the user's name is metadata only.
-
-Listing the library reads only the files' JSON headers, so it does not import torch (1.7 s):
-the app draws its first page, sidebar included, before torch is loaded. Everything that reads
-or writes weights imports it when called.
+One reader, `read_header`, parses every safetensors header (here and in vae.classifier). Loading
+never unpickles: weights are checked against the config (names, shapes, dtypes, finite values).
+Every problem is one `CheckpointError` with a sentence a user can act on. Writes are atomic, and their
+bytes pass the same reader first, so the library lists all it saves. File names are generated (slug +
+id); the user's name is metadata only. Listing reads each file once per version and imports no torch,
+so the first page draws before torch loads; whatever reads or writes weights imports it when called.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 import re
+import threading
 import time
 import uuid
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-from safetensors import SafetensorError
+from typing import TYPE_CHECKING, BinaryIO, Callable, TypeVar
 
 from .config import ModelConfig
 from .fileio import TMP_PREFIX, atomic_write
+from .paths import BUNDLED_MODELS as BUNDLED_DIR
 
 if TYPE_CHECKING:
     from .models import AutoEncoder
 
 FORMAT = "latent-lab/1"
 MAX_BYTES = 64 * 1024 * 1024  # far above any model the app trains; refuses giant uploads early
+MAX_HEADER = 1024 * 1024  # several times the header of a model with 1000 epochs of history (the most allowed)
+MAX_DEPTH = 32  # JSON nesting (ours is 3 deep); refusing deeper keeps every later json call far from recursion limits
 SUFFIX = ".safetensors"
-
-
-BUNDLED_DIR = Path(__file__).resolve().parent.parent / "assets" / "models"
+STORAGES = ("float32", "float16")  # torch dtypes of the same names
+T = TypeVar("T")
 
 
 def default_library_dir() -> Path:
     """Where trained and uploaded models go: $LATENT_LAB_HOME/models, else a per-user folder."""
-    home = os.environ.get("LATENT_LAB_HOME")
-    if home:
+    if home := os.environ.get("LATENT_LAB_HOME"):
         return Path(home).expanduser() / "models"
     base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
     return Path(base) / "latent-lab" / "models"
@@ -55,21 +56,134 @@ class CheckpointError(Exception):
     """A checkpoint could not be read or written; the message says what to do."""
 
 
-STORAGES = ("float32", "float16")  # torch dtypes of the same names
+def _clip(text: str, n: int = 40) -> str:
+    """Text from a file, safe in a one-line message: printable and short."""
+    text = "".join(c if c.isprintable() else "?" for c in str(text))
+    return text if len(text) <= n else text[:n - 1] + "…"
+
+
+def _json(text: str | bytes) -> object:
+    """Parsed JSON nested at most MAX_DEPTH deep, else None (not UTF-8, not JSON, or deeper): never a RecursionError."""
+    try:
+        value = json.loads(text.decode("utf-8") if isinstance(text, bytes) else text)
+    except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        return None
+    level = [value]
+    for _ in range(MAX_DEPTH):  # breadth first, so the check cannot recurse either
+        level = [v for x in level if isinstance(x, (dict, list)) for v in (x.values() if isinstance(x, dict) else x)]
+    return None if level else value
+
+
+def _describe_foreign(f: BinaryIO) -> str | None:
+    """Name a file that did not parse as safetensors. Never asked first: a safetensors header length
+    can begin with any byte (0x80 included), so magic bytes alone would take checkpoints for pickles."""
+    f.seek(0)
+    head = f.read(4)
+    if head[:1] == b"\x80" or head[:2] in (b"(d", b"}q", b"cc"):
+        return "a Python pickle, which could run code when loaded"
+    if head[:2] == b"\x1f\x8b":
+        return "a gzip archive"
+    if head != b"PK\x03\x04":
+        return None
+    try:
+        with zipfile.ZipFile(f) as z:
+            names = z.namelist()
+    except Exception:  # a damaged zip is a zip all the same
+        names = []
+    if any(n.rsplit("/", 1)[-1] == "data.pkl" for n in names):
+        return "a PyTorch .pt/.pth file (a zip of pickles, which could run code when loaded)"
+    return "a NumPy .npz archive" if names and all(n.endswith(".npy") for n in names) else "a zip archive"
+
+
+def _raw_header(f: BinaryIO, size: int, name: str) -> tuple[dict, int]:
+    """The JSON header of a safetensors file of `size` bytes, open at its start, and where its weights begin."""
+    n = int.from_bytes(f.read(8), "little") if size >= 8 else size  # under 8 bytes is cut off too
+    if n > size - 8:
+        why = "is not a complete safetensors file (it is cut off, or in another format)"
+    elif n > MAX_HEADER:
+        why = f"has a header of {n:,} bytes, more than the {MAX_HEADER:,} of any Latent Lab checkpoint"
+    elif isinstance(header := _json(f.read(n)), dict):
+        return header, 8 + n
+    else:
+        why = "is not a safetensors file (its header is not a readable JSON object)"
+    foreign = _describe_foreign(f)
+    raise CheckpointError(f"{name} is {foreign}; Latent Lab only loads .safetensors checkpoints saved by Latent Lab."
+                          if foreign else f"{name} {why}.")
+
+
+def _latent_lab(header: dict, name: str, fmt: str) -> dict:
+    """Our metadata in a parsed header: a JSON object of format `fmt` (a model's config rebuilt)."""
+    table = header.get("__metadata__", {})
+    if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
+        raise CheckpointError(f"{name} is not a valid safetensors file (its metadata is not a table of texts).")
+    if "latent_lab" not in table:
+        raise CheckpointError(f"{name} is a safetensors file but not a Latent Lab checkpoint (no Latent Lab metadata).")
+    if not isinstance(meta := _json(table["latent_lab"]), dict):
+        raise CheckpointError(f"{name} is not a Latent Lab checkpoint: its metadata is not a readable JSON object.")
+    if (found := meta.get("format")) != fmt:
+        shown = f"in format {_clip(found)}" if isinstance(found, str) and found else "of no known format"
+        raise CheckpointError(f"{name} is {shown}; this version of Latent Lab reads {fmt} only.")
+    if fmt != FORMAT:
+        return meta
+    if "config" not in meta:
+        raise CheckpointError(f"{name} is not a Latent Lab checkpoint: its metadata has no model config.")
+    try:
+        meta["config"] = ModelConfig.from_dict(meta["config"])
+    except (ValueError, TypeError, ArithmeticError) as e:  # ModelConfig's sentences; anything else gets one
+        why = str(e) if isinstance(e, ValueError) and len(str(e)) < 160 else "A setting has the wrong type or value."
+        raise CheckpointError(f"{name} has a broken model config: {why[:1].lower()}{why[1:]}") from None
+    return meta
+
+
+def _read_path(path: str | os.PathLike, read: Callable[[BinaryIO, int, str], T]) -> T:
+    """read(file, size, name) on an open file, with a sentence for a file that cannot be opened."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            return read(f, os.fstat(f.fileno()).st_size, path.name)
+    except FileNotFoundError:
+        raise CheckpointError(f"No checkpoint at {path}.") from None
+    except OSError as e:
+        raise CheckpointError(f"Could not read {path}: {e.strerror or 'input/output error'}.") from None
+
+
+def read_header(source: bytes | str | os.PathLike, name: str | None = None, fmt: str = FORMAT) -> dict:
+    """The `latent_lab` metadata of a safetensors file, from its bytes (an upload) or its path (only
+    the header is read), checked: a JSON object of format `fmt`; for a model, "config" is a
+    ModelConfig. Raises CheckpointError with a sentence for anything else."""
+    def read(f: BinaryIO, size: int, file_name: str) -> dict:
+        return _latent_lab(_raw_header(f, size, name or file_name)[0], name or file_name, fmt)
+
+    if isinstance(source, (bytes, bytearray)):
+        return read(io.BytesIO(source), len(source), "the file")
+    return _read_path(source, read)
+
+
+def _digest(f: BinaryIO, start: int) -> str:
+    f.seek(start)
+    return hashlib.file_digest(f, "sha1").hexdigest()[:16]
+
+
+def weights_fingerprint(path: str | os.PathLike) -> str:
+    """A short hash of the weights alone (not the metadata), so renaming keeps cached maps valid."""
+    return _read_path(path, lambda f, size, name: _digest(f, _raw_header(f, size, name)[1]))
+
+
+def _meta_and_fingerprint(f: BinaryIO, size: int, name: str) -> tuple[dict, str]:
+    """read_header and weights_fingerprint of a file in one read, so both are of the same version."""
+    header, start = _raw_header(f, size, name)
+    return _latent_lab(header, name, FORMAT), _digest(f, start)
 
 
 def checkpoint_bytes(model: AutoEncoder, /, storage: str = "float32", **meta) -> bytes:
     """Serialise a model and its metadata (name, dataset, metrics, history, ...) to safetensors bytes.
-
-    `storage="float16"` halves the file (the bundled models use it); loading casts back to float32.
-    """
+    `storage="float16"` halves the file (the bundled models use it); loading casts back to float32."""
     return _encode(model, meta, storage)
 
 
 def _encode(model: AutoEncoder, meta: dict, storage: str = "float32") -> bytes:
     # meta arrives as a dict, not **kwargs: an uploaded file's metadata may hold any key ("model", "storage")
     import torch
-    from safetensors.torch import save as st_save
 
     if storage not in STORAGES:
         raise CheckpointError(f"Storage must be one of {', '.join(STORAGES)}, not {storage!r}.")
@@ -79,38 +193,29 @@ def _encode(model: AutoEncoder, meta: dict, storage: str = "float32") -> bytes:
     tensors = {k: v.detach().cpu().to(getattr(torch, storage)).contiguous() for k, v in model.state_dict().items()}
     if storage != "float32" and not all(torch.isfinite(t).all() for t in tensors.values()):
         raise CheckpointError(f"Refusing to save: some weights overflow {storage}; save as float32.")
-    header = {**meta, "format": FORMAT, "config": model.config.to_dict()}  # metadata never overrides these
+    return _serialise(tensors, {**meta, "format": FORMAT, "config": model.config.to_dict()})  # these two win
+
+
+def _serialise(tensors: dict, meta: dict) -> bytes:
+    """safetensors bytes with `meta` as our metadata, refused unless read_header reads them back."""
+    from safetensors.torch import save as st_save
+
     try:
-        text = json.dumps(header, allow_nan=False)
-    except (TypeError, ValueError):
+        text = json.dumps(meta, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
         raise CheckpointError("Refusing to save: the metadata holds NaN, infinite or non-JSON values.") from None
-    return st_save(tensors, metadata={"latent_lab": text})
+    data = st_save(tensors, metadata={"latent_lab": text})
+    try:
+        read_header(data, "the checkpoint")
+    except CheckpointError as e:
+        raise CheckpointError(f"Refusing to save: {e}") from None
+    return data
 
 
 def save_checkpoint(path: str | os.PathLike, model: AutoEncoder, /, storage: str = "float32", **meta) -> Path:
     path = Path(path)
     atomic_write(path, checkpoint_bytes(model, storage=storage, **meta))
     return path
-
-
-def _looks_like_safetensors(data: bytes) -> bool:
-    """8-byte little-endian header length, then a JSON object that fits in the file."""
-    return len(data) >= 10 and int.from_bytes(data[:8], "little") <= len(data) - 8 and data[8:9] == b"{"
-
-
-def _describe_foreign(data: bytes) -> str | None:
-    """Name a file that is not safetensors. Only asked when the bytes do not parse as safetensors:
-    a safetensors header length can begin with any byte (0x80 included), so magic bytes alone
-    would mistake real checkpoints for pickles."""
-    if _looks_like_safetensors(data):
-        return None
-    if data[:1] == b"\x80" or data[:2] in (b"(d", b"}q", b"cc"):
-        return "a Python pickle, which could run code when loaded"
-    if data[:4] == b"PK\x03\x04":
-        return "a PyTorch .pt/.pth file (a zip of pickles, which could run code when loaded)"
-    if data[:2] == b"\x1f\x8b":
-        return "a gzip archive"
-    return None
 
 
 def read_checkpoint(data: bytes, source: str = "the file") -> tuple[AutoEncoder, dict]:
@@ -121,72 +226,40 @@ def read_checkpoint(data: bytes, source: str = "the file") -> tuple[AutoEncoder,
     from .models import build_model
 
     if len(data) > MAX_BYTES:
-        raise CheckpointError(f"{source} is {len(data) / 2**20:.0f} MB; Latent Lab checkpoints are under "
-                              f"{MAX_BYTES // 2**20} MB.")
-    foreign = _describe_foreign(data)
-    if foreign:
-        raise CheckpointError(f"{source} is {foreign}; "
-                              "Latent Lab only loads .safetensors checkpoints saved by Latent Lab.")
-    if len(data) < 8 or int.from_bytes(data[:8], "little") > len(data) - 8:
-        raise CheckpointError(f"{source} is not a complete safetensors file (truncated or another format).")
-    try:
-        header = json.loads(data[8:8 + int.from_bytes(data[:8], "little")])
-        text = header.get("__metadata__", {}).get("latent_lab")
-        tensors = st_load(data)
-    except (SafetensorError, ValueError, UnicodeDecodeError, AttributeError) as e:
-        raise CheckpointError(f"{source} is not a valid safetensors file ({str(e)[:80]}).") from None
-    if not text:
-        raise CheckpointError(f"{source} is a safetensors file but not a Latent Lab checkpoint (no metadata).")
-    try:
-        meta = json.loads(text)
-        if meta.get("format") != FORMAT:
-            raise CheckpointError(f"{source} has format {meta.get('format')!r}; this version reads {FORMAT}.")
-        config = ModelConfig.from_dict(meta["config"])
-    except CheckpointError:
-        raise
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
-        raise CheckpointError(f"{source} has a broken model config: {e}") from None
+        raise CheckpointError(f"{source} is over {MAX_BYTES // 2**20} MB, too large for a Latent Lab checkpoint.")
+    header, _ = _raw_header(io.BytesIO(data), len(data), source)
+    meta = _latent_lab(header, source, FORMAT)
+    config = meta["config"]
     model = build_model(config)
     expected = model.state_dict()
-    missing, extra = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
+    table = {k: v for k, v in header.items() if k != "__metadata__"}
+    missing, extra = [k for k in expected if k not in table], sorted(set(table) - set(expected))
     if missing or extra:
-        raise CheckpointError(f"{source} does not match its config ({config.label}): "
-                              f"missing {missing[:3]}, unexpected {extra[:3]}.")
-    for k, ref in expected.items():
-        t = tensors[k]
-        if t.shape != ref.shape or t.dtype not in (ref.dtype, torch.float16):
-            raise CheckpointError(f"{source}: weight {k} has shape {tuple(t.shape)} {t.dtype}, "
-                                  f"but {config.label} needs {tuple(ref.shape)} {ref.dtype}.")
-        if not torch.isfinite(t).all():
+        parts = [f"{what} {', '.join(_clip(k) for k in keys[:3])}{' and more' if len(keys) > 3 else ''}"
+                 for what, keys in (("missing", missing), ("unexpected", extra)) if keys]
+        raise CheckpointError(f"{source} does not match its config ({config.label}): {'; '.join(parts)}.")
+    for k, ref in expected.items():  # every weight is float32; float16 storage is cast back
+        info = table[k] if isinstance(table[k], dict) else {}
+        if info.get("shape") != list(ref.shape) or info.get("dtype") not in ("F32", "F16"):
+            raise CheckpointError(f"{source}: weight {k} has the wrong shape or type; {config.label} needs shape "
+                                  f"{'×'.join(map(str, ref.shape))} in float32 or float16.")
+    try:
+        tensors = st_load(data)
+    except Exception:  # safetensors checks offsets and sizes against the bytes: the file is damaged
+        raise CheckpointError(f"{source} is damaged: its weights do not match its header; "
+                              "save or download it again.") from None
+    for k in expected:
+        if not torch.isfinite(tensors[k]).all():
             raise CheckpointError(f"{source}: weight {k} has NaN or infinite values; the model diverged. "
                                   "Retrain it with a lower learning rate.")
     model.load_state_dict({k: t.to(expected[k].dtype) for k, t in tensors.items()})
     model.eval()
-    meta["config"] = config
     return model, meta
 
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[AutoEncoder, dict]:
-    path = Path(path)
-    try:
-        if path.stat().st_size > MAX_BYTES:
-            raise CheckpointError(f"{path.name} is over {MAX_BYTES // 2**20} MB; it is no Latent Lab checkpoint.")
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise CheckpointError(f"No checkpoint at {path}.") from None
-    except OSError as e:
-        raise CheckpointError(f"Could not read {path}: {e.strerror}.") from None
-    return read_checkpoint(data, path.name)
-
-
-def weights_fingerprint(path: str | os.PathLike) -> str:
-    """A short hash of the weights alone (not the metadata), so renaming keeps cached maps valid."""
-    import hashlib
-
-    with open(path, "rb") as f:
-        n = int.from_bytes(f.read(8), "little")
-        f.seek(8 + n)
-        return hashlib.sha1(f.read()).hexdigest()[:16]
+    # a byte past the limit is enough for read_checkpoint to refuse a giant file
+    return _read_path(path, lambda f, size, name: read_checkpoint(f.read(MAX_BYTES + 1), name))
 
 
 def slugify(name: str) -> str:
@@ -196,20 +269,17 @@ def slugify(name: str) -> str:
 
 @dataclass
 class Entry:
-    """One model in the library."""
+    """One model in the library, as its header describes it (no weights loaded)."""
 
     id: str  # the file stem; stable and safe
     path: Path
     meta: dict = field(repr=False)
     bundled: bool = False
+    fingerprint: str = ""  # weights_fingerprint(path), computed once per version of the file
 
     @property
     def name(self) -> str:
         return self.meta.get("name") or self.id
-
-    @property
-    def fingerprint(self) -> str:
-        return weights_fingerprint(self.path)
 
     @property
     def config(self) -> ModelConfig:
@@ -221,12 +291,15 @@ class Entry:
 
 
 class ModelLibrary:
-    """Bundled (read-only) models plus a user folder of saved ones."""
+    """Bundled (read-only) models plus a user folder of saved ones. Every page run of every session
+    lists it, from its own thread: what is read of each file is kept here, under a lock."""
 
     def __init__(self, user_dir: str | os.PathLike, bundled_dir: str | os.PathLike | None = None):
         self.user_dir = Path(user_dir)
         self.bundled_dir = Path(bundled_dir) if bundled_dir else None
         self.user_dir.mkdir(parents=True, exist_ok=True)
+        self._versions: dict[Path, tuple] = {}  # path -> (key, meta or None, fingerprint, error)
+        self._lock = threading.Lock()
         self.sweep()
 
     def sweep(self, older_than_s: float = 3600.0) -> int:
@@ -241,33 +314,42 @@ class ModelLibrary:
                 pass
         return n
 
-    def _read_meta(self, path: Path) -> dict:
-        """Metadata only (header), without loading weights."""
-        with open(path, "rb") as f:
-            n = int.from_bytes(f.read(8), "little")
-            if n > 10_000_000:
-                raise CheckpointError(f"{path.name} has an oversized header.")
-            header = json.loads(f.read(n))
-        meta = json.loads(header["__metadata__"]["latent_lab"])
-        meta["config"] = ModelConfig.from_dict(meta["config"])
-        return meta
+    def _entry(self, path: Path, bundled: bool) -> Entry:
+        """The file's entry: its header is read and its weights hashed once per version of the file, told
+        apart by (inode, mtime, size), so a rename or a rewrite is seen and an unchanged file is not read."""
+        st = path.stat()  # OSError for a file gone since it was listed
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        with self._lock:
+            known = self._versions.get(path)
+        if known is None or known[0] != key:  # read outside the lock; two threads may both read, harmlessly
+            try:
+                known = (key, *_read_path(path, _meta_and_fingerprint), "")
+            except CheckpointError as e:  # a broken file is read once too, not on every run
+                known = (key, None, "", str(e))
+            with self._lock:
+                self._versions[path] = known
+        _, meta, fingerprint, error = known
+        if meta is None:
+            raise CheckpointError(error)
+        return Entry(path.stem, path, dict(meta), bundled, fingerprint)
 
     def entries(self) -> list[Entry]:
-        out = []
+        out, seen = [], set()
         for bundled, folder in ((True, self.bundled_dir), (False, self.user_dir)):
-            if folder is None or not folder.is_dir():
-                continue
-            for p in sorted(folder.glob("*" + SUFFIX)):
+            for p in sorted(folder.glob("*" + SUFFIX)) if folder else ():  # a missing folder globs nothing
+                seen.add(p)
                 try:
-                    out.append(Entry(p.stem, p, self._read_meta(p), bundled))
-                except Exception:  # a broken file is listed by nobody; load() says why if asked
+                    out.append(self._entry(p, bundled))
+                except (CheckpointError, OSError):  # a broken file is listed by nobody; load() says why
                     continue
+        with self._lock:  # forget files that are gone
+            for p in self._versions.keys() - seen:
+                del self._versions[p]
         return out
 
     def get(self, entry_id: str) -> Entry:
-        for e in self.entries():
-            if e.id == entry_id:
-                return e
+        if entry := next((e for e in self.entries() if e.id == entry_id), None):
+            return entry
         raise CheckpointError(f"No model {entry_id!r} in the library; it may have been deleted.")
 
     def load(self, entry_id: str) -> tuple[AutoEncoder, dict]:
@@ -283,13 +365,12 @@ class ModelLibrary:
         name = str(meta.get("name") or "").strip()[:100] or model.config.label
         path = self._new_path(name)
         atomic_write(path, _encode(model, {**meta, "name": name}, storage))
-        return Entry(path.stem, path, self._read_meta(path))
+        return self._entry(path, bundled=False)
 
     def import_bytes(self, data: bytes, filename: str = "upload") -> Entry:
-        """Validate an uploaded file, then store it under a generated name."""
-        model, meta = read_checkpoint(data, Path(filename).name[:80] or "the upload")
-        meta.pop("config")
-        meta.pop("format", None)
+        """Validate an uploaded file, then store it under a generated name; a refused one stores nothing."""
+        model, meta = read_checkpoint(data, _clip(Path(filename).name, 80) or "the upload")
+        meta = {k: v for k, v in meta.items() if k not in ("config", "format")}  # _encode writes its own
         meta["name"] = str(meta.get("name") or Path(filename).stem)[:100]
         return self._write(model, meta)
 
@@ -298,16 +379,13 @@ class ModelLibrary:
         new_name = (new_name or "").strip()[:100]
         if not new_name:
             raise CheckpointError("Give the model a name that is not blank.")
-        data = entry.path.read_bytes()
-        read_checkpoint(data, entry.path.name)  # never rewrite a file that does not validate
-        header = json.loads(data[8:8 + int.from_bytes(data[:8], "little")])
-        meta = json.loads(header["__metadata__"]["latent_lab"])
-        meta["name"] = new_name
+        data = _read_path(entry.path, lambda f, size, name: f.read(MAX_BYTES + 1))
+        _, meta = read_checkpoint(data, entry.path.name)  # never rewrite a file that does not validate
         # the tensors are written back as they were (same dtypes, same bytes), so the fingerprint holds
         from safetensors.torch import load as st_load
-        from safetensors.torch import save as st_save
 
-        atomic_write(entry.path, st_save(st_load(data), metadata={"latent_lab": json.dumps(meta)}))
+        meta = {**meta, "name": new_name, "config": meta["config"].to_dict()}
+        atomic_write(entry.path, _serialise(st_load(data), meta))
         return self.get(entry_id)
 
     def delete(self, entry_id: str) -> None:

@@ -2,9 +2,9 @@
 
     python -m vae.classifier --data-dir ../shared/data --out assets/models/classifier.safetensors
 
-trains it (about a minute on a laptop CPU). `digit_confidence(clf, images)` returns the
-highest class probability per image: decoded images from a latent hole score low.
-Weights are saved in safetensors with a JSON header, like the models.
+trains it. `digit_confidence(clf, images)` returns the highest class probability per image:
+decoded images from a latent hole score low. Weights are saved in safetensors with a JSON header,
+like the models, and read by the same header reader (vae.checkpoint.read_header).
 """
 
 from __future__ import annotations
@@ -21,12 +21,15 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import nn
 
-from .checkpoint import CheckpointError, atomic_write
+from .checkpoint import CheckpointError, read_header
 from .data import DataError, load_dataset, to_float
+from .fileio import atomic_write
+from .paths import BUNDLED_MODELS
 
 FORMAT = "latent-lab-classifier/1"
 CONFIDENT = 0.9  # "a confident digit": the classifier gives one class at least this probability
-DEFAULT_PATH = Path(__file__).resolve().parent.parent / "assets" / "models" / "classifier.safetensors"
+DEFAULT_PATH = BUNDLED_MODELS / "classifier.safetensors"
+REBUILD = "rebuild it with `python -m vae.classifier` (see assets/README.md)"
 
 
 class DigitClassifier(nn.Module):
@@ -56,10 +59,6 @@ def digit_confidence(clf: DigitClassifier, images) -> np.ndarray:
     """Max class probability per image: near 1 looks like a clear digit, near 0.1 like noise."""
     p = predict_proba(clf, images)
     return p.max(1) if len(p) else np.zeros(0, np.float32)
-
-
-def confident_share(clf: DigitClassifier, images, threshold: float = CONFIDENT) -> float:
-    return float((digit_confidence(clf, images) >= threshold).mean())
 
 
 def train_classifier(data, epochs: int = 3, seed: int = 0, progress=None) -> tuple[DigitClassifier, float]:
@@ -94,20 +93,24 @@ def save_classifier(clf: DigitClassifier, path, **meta) -> None:
 
 
 def load_classifier(path=DEFAULT_PATH) -> DigitClassifier:
+    """The classifier saved at `path`; CheckpointError with a sentence if it is missing or unreadable."""
+    path = Path(path)
     try:
-        data = Path(path).read_bytes()
-        tensors = st_load(data)
-        header = json.loads(data[8:8 + int.from_bytes(data[:8], "little")])
-        if json.loads(header["__metadata__"]["latent_lab"]).get("format") != FORMAT:
-            raise ValueError("not a classifier")
-        clf = DigitClassifier()
-        clf.load_state_dict(tensors)
+        data = path.read_bytes()
     except FileNotFoundError:
-        raise CheckpointError(f"The digit classifier is missing ({path}); rebuild it with "
-                              "`python -m vae.classifier` (see assets/README.md).") from None
-    except Exception as e:
-        raise CheckpointError(f"The digit classifier at {path} is unreadable ({type(e).__name__}); rebuild it "
-                              "with `python -m vae.classifier`.") from None
+        raise CheckpointError(f"The digit classifier is missing ({path}); {REBUILD}.") from None
+    except OSError as e:
+        raise CheckpointError(f"Could not read the digit classifier at {path} ({e.strerror}); {REBUILD}.") from None
+    try:
+        read_header(data, path.name, fmt=FORMAT)
+    except CheckpointError as e:
+        raise CheckpointError(f"{e} The digit classifier is unusable; {REBUILD}.") from None
+    clf = DigitClassifier()
+    try:
+        clf.load_state_dict(st_load(data))
+    except Exception:  # damaged weights (safetensors) or another network's (torch): the file needs rebuilding
+        raise CheckpointError(f"The digit classifier at {path} is damaged or made for another version; "
+                              f"{REBUILD}.") from None
     return clf.eval()
 
 
