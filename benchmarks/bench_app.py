@@ -24,7 +24,7 @@ How "done" is judged. The benchmark decodes Streamlit's websocket messages (Forw
 protobufs) to know when a script run starts and finishes, and reads the page's DOM for a
 picture (plotly chart, canvas, image, component) and for busy markers (st.progress,
 st.spinner). A map counts as final when its file has appeared in the map cache
-($XDG_CACHE_HOME/latent-lab/maps/<fingerprint>-<method>-*.npz, written by vae.maps.MapService
+($XDG_CACHE_HOME/latent-lab/maps/<fingerprint>-<method>-*.npz, written by vae.maps.service.MapService
 when a map is finished), a whole-page script run has finished after that, and the page shows
 a chart and no busy marker. Times are taken in this process when the browser's events arrive
 (a few ms of overhead, which counts against the app). Byte counts are websocket payloads after
@@ -225,8 +225,8 @@ class Server:
             used = (int(fields[11]) + int(fields[12])) / tick
             if pid == self.proc.pid:
                 out["server"] += used
-            elif pid in kids and b"vae.mapworker" in cmd:
-                try:  # which lane: vae.maps passes it in the worker's environment
+            elif pid in kids and b"vae.maps.worker" in cmd:
+                try:  # which lane: vae.maps.service passes it in the worker's environment
                     umap = b"LATENT_LAB_MAP_LANE=umap" in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
                 except OSError:
                     umap = False
@@ -622,7 +622,7 @@ def lib_child(method: str, codes_path: str) -> dict:
         t = time.perf_counter()
         openTSNE.TSNE(n_jobs=2, random_state=0).fit(z)
     elif method == "opentsne_project":
-        from vae.projection import TSNEProjection
+        from vae.maps.projection import TSNEProjection
         out["import_s"] = time.perf_counter() - t
         p = TSNEProjection(seed=0)
         out["schedule"] = {"early_iter": p.early_iter, "n_iter": p.n_iter, "perplexity": p.perplexity}
@@ -632,7 +632,7 @@ def lib_child(method: str, codes_path: str) -> dict:
         t = time.perf_counter()
         p.fit_transform(z)
     elif method == "umap":
-        from vae.projection import UMAPProjection
+        from vae.maps.projection import UMAPProjection
         import umap  # noqa: F401
         out["import_s"] = time.perf_counter() - t
         t = time.perf_counter()
@@ -643,7 +643,7 @@ def lib_child(method: str, codes_path: str) -> dict:
         out["later_s"] = time.perf_counter() - t
         return out
     elif method == "pca":
-        from vae.projection import PCAProjection
+        from vae.maps.projection import PCAProjection
         out["import_s"] = time.perf_counter() - t
         PCAProjection(seed=0).fit_transform(z[:100])  # warm sklearn's lazy imports
         t = time.perf_counter()

@@ -4,7 +4,7 @@ import streamlit as st
 
 from ui import map_canvas, map_view, state
 from ui.figures import DIGIT_COLORS, image_grid
-from vae.projection import METHOD_LABELS
+from vae.maps.projection import METHOD_LABELS
 from ui.layout import ensure_frame
 
 ensure_frame()

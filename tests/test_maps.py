@@ -11,8 +11,9 @@ import time
 import numpy as np
 import pytest
 
-from vae.maps import CAN_PAUSE, MapService, MapStore, compute_map, default_params, map_key, resolve_params
-from vae.projection import METHODS, make_projection
+from vae.maps import worker
+from vae.maps.projection import METHODS, compute_map, default_params, make_projection, nearest_neighbors, resolve_params
+from vae.maps.service import LANES, MapService, MapStore, WorkerProcess, map_key
 
 FAST_TSNE = {"perplexity": 10.0, "n_iter": 50, "early_iter": 25}  # a rough map in a fraction of a second
 
@@ -22,7 +23,7 @@ def small_and_single_threaded(request):
     """300 points gain nothing from threads, and on a shared CI box extra threads cost several times over.
     UMAP's JIT compile costs tens of seconds; a cache outside the per-test temp folders pays it once."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("vae.projection._threads", lambda: 1)
+        mp.setattr("vae.maps.projection._threads", lambda: 1)
         mp.setenv("NUMBA_NUM_THREADS", "1")
         if "NUMBA_CACHE_DIR" not in os.environ:
             mp.setenv("NUMBA_CACHE_DIR", str(request.config.cache.mkdir("numba")))
@@ -44,9 +45,7 @@ def check_map(y: np.ndarray, n: int = 300) -> None:
 
 
 def wait(job, timeout=60.0):
-    t0 = time.monotonic()
-    while job.status in ("queued", "running") and time.monotonic() - t0 < timeout:
-        time.sleep(0.02)
+    assert job.wait(timeout), f"the {job.method} map did not end within {timeout} s"
     return job
 
 
@@ -241,13 +240,22 @@ def test_service_computes_then_serves_from_disk(tmp_path, z):
     assert service.peek("fp", "tsne", FAST_TSNE) is job
     wait(job)
     assert job.status == "done", job.error
-    assert job.progress == 1.0 and job.seconds > 0 and job.n_points == 300
+    assert job.progress == 1.0 and job.seconds > 0 and job.n_points == 300 and job.error == ""
     check_map(job.embedding)
     assert np.array_equal(store.get("fp", "tsne", FAST_TSNE), job.embedding)
+    assert job.future.result() is job.embedding
 
     fresh = MapService(MapStore(tmp_path / "maps"))  # after a restart
     again = fresh.request("fp", z, "tsne", FAST_TSNE)
     assert again.status == "done" and np.array_equal(again.embedding, job.embedding)
+
+
+def test_fast_maps_are_done_when_asked_for(tmp_path, z):
+    service = MapService(MapStore(tmp_path))
+    for method in ("native", "pca"):
+        job = service.request("fp", z, method)
+        assert job.status == "done" and job.wait(0)  # computed on the asking thread, never queued
+        check_map(job.embedding)
 
 
 def test_service_recomputes_over_a_damaged_file(tmp_path, z):
@@ -282,109 +290,75 @@ def test_no_map_for_unknown_method(tmp_path, z):
 
 
 class FakeMaps:
-    """Stands in for `compute_map`: records when each map ran, and holds a method's maps at its gate."""
+    """Stands in for `compute_map`: records the order t-SNEs and UMAPs ran in, and holds each method's
+    maps at its gate (native and PCA pass straight through)."""
 
     def __init__(self, fail=()):
-        self.runs = []  # (method, start, end), in the order they ended
-        self.gates = {m: threading.Event() for m in MapService.LANES}
+        self.started, self.ended = [], []  # methods, in the order they started / ended
+        self.gates = {m: threading.Event() for m in LANES}
         self.fail = fail
 
     def __call__(self, z, method, params=None, seed=0, progress=None):
-        start = time.perf_counter()
         if method in self.gates:
+            self.started.append(method)
             assert self.gates[method].wait(10), f"{method} was never let through"
-        self.runs.append((method, start, time.perf_counter()))
+            self.ended.append(method)
         if method in self.fail:
             raise ValueError(f"{method} failed")
         return np.random.default_rng(0).standard_normal((len(z), 2)).astype(np.float32)
 
-    def ran(self, method: str) -> int:
-        return sum(m == method for m, *_ in self.runs)
+    def open(self):
+        for gate in self.gates.values():
+            gate.set()
 
 
 @pytest.fixture
 def fake(monkeypatch) -> FakeMaps:
     fake = FakeMaps()
-    monkeypatch.setattr("vae.maps.compute_map", fake)
+    monkeypatch.setattr("vae.maps.service.compute_map", fake)
     yield fake
-    for gate in fake.gates.values():  # never leave a lane thread waiting
-        gate.set()
+    fake.open()  # never leave a lane thread waiting
 
 
-def appears(service, method, timeout=10.0):
-    t0 = time.monotonic()
-    while (job := service.peek("fp", method)) is None and time.monotonic() - t0 < timeout:
+def asked_for(service, method, timeout=10.0):
+    """The job of a map that a done-callback asks for (it runs just after the job before it ends)."""
+    deadline = time.monotonic() + timeout
+    while (job := service.peek("fp", method)) is None and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert job is not None, f"no {method} map was requested"
+    assert job is not None, f"no {method} map was asked for"
     return job
-
-
-def lanes_idle(service, z):
-    """Once a later map on each lane is done, everything queued before it, and its follow-ups, has run."""
-    for m in MapService.LANES:
-        wait(service.request("other", z, m))
-
-
-def test_prestart_can_wait_before_loading_the_libraries(tmp_path, monkeypatch):
-    """The app starts its map workers a moment after the first page, so that page has the CPU to itself."""
-    warmed = []
-    monkeypatch.setattr("vae.mapworker.warm", lambda method: warmed.append((method, time.monotonic())))
-    service = MapService(MapStore(tmp_path))
-    t0 = time.monotonic()
-    service.prestart(delay_s=0.5)
-    assert not service.wait_ready(timeout=0.2) and warmed == []
-    assert service.wait_ready(timeout=10)
-    assert sorted(m for m, _ in warmed) == ["tsne", "umap"] and min(t for _, t in warmed) - t0 >= 0.5
 
 
 def test_warm_up_runs_tsne_then_umap_never_side_by_side(tmp_path, z, fake):
     service = MapService(MapStore(tmp_path))
     service.warm_up("fp", z)
-    assert service.peek("fp", "pca").status == "done"  # at once, on the caller's thread
-    tsne = appears(service, "tsne")
-    time.sleep(0.2)
-    assert tsne.status == "running" and service.peek("fp", "umap") is None  # UMAP waits for its turn
-    fake.gates["tsne"].set()
-    fake.gates["umap"].set()
-    umap = wait(appears(service, "umap"))
-    assert wait(tsne).status == "done" and umap.status == "done", (tsne.error, umap.error)
-    (first, _, tsne_end), (second, umap_start, _) = [r for r in fake.runs if r[0] != "pca"]
-    assert (first, second) == ("tsne", "umap") and tsne_end <= umap_start
-
-
-def test_warm_up_can_pause_between_its_maps(tmp_path, z, fake):
-    """The app leaves a second between a t-SNE's end and the UMAP's start, for the page drawing the t-SNE."""
-    fake.gates["tsne"].set()
-    fake.gates["umap"].set()
-    service = MapService(MapStore(tmp_path), chain_pause_s=0.5)
-    service.warm_up("fp", z)
-    umap = wait(appears(service, "umap"))
-    assert umap.status == "done", umap.error
-    (first, _, tsne_end), (second, umap_start, _) = [r for r in fake.runs if r[0] != "pca"]
-    assert (first, second) == ("tsne", "umap") and umap_start - tsne_end >= 0.5
+    assert service.peek("fp", "pca").status == "done"  # the fast one at once
+    tsne = service.peek("fp", "tsne")
+    assert tsne.status in ("queued", "running") and service.peek("fp", "umap") is None  # UMAP waits for it
+    fake.open()
+    wait(tsne)
+    wait(asked_for(service, "umap"))  # asked for as soon as the t-SNE ended
+    assert fake.started == ["tsne", "umap"] and fake.ended == ["tsne", "umap"]
 
 
 def test_warm_up_goes_on_after_a_failed_map(tmp_path, z, fake):
     fake.fail = ("tsne",)
-    fake.gates["tsne"].set()
-    fake.gates["umap"].set()
+    fake.open()
     service = MapService(MapStore(tmp_path))
-    service.warm_up("fp", z, methods=("tsne", "umap"))
-    assert wait(appears(service, "tsne")).status == "error"
-    assert wait(appears(service, "umap")).status == "done"
+    service.warm_up("fp", z)
+    assert wait(service.peek("fp", "tsne")).status == "error"
+    assert wait(asked_for(service, "umap")).status == "done"
 
 
 def test_a_map_asked_for_during_warm_up_starts_at_once_and_runs_once(tmp_path, z, fake):
     service = MapService(MapStore(tmp_path))
     service.warm_up("fp", z)
-    tsne = appears(service, "tsne")
+    umap = service.request("fp", z, "umap")  # someone opens UMAP while the warm-up's t-SNE runs
     fake.gates["umap"].set()
-    umap = wait(service.request("fp", z, "umap"))  # the map page asks for UMAP while t-SNE runs
-    assert umap.status == "done" and tsne.status == "running"
+    assert wait(umap).status == "done" and fake.ended == ["umap"]  # it did not wait for the t-SNE
     fake.gates["tsne"].set()
-    assert wait(tsne).status == "done"
-    lanes_idle(service, z)
-    assert service.peek("fp", "umap") is umap and fake.ran("umap") == 2  # "fp" once, "other" once
+    wait(service.peek("fp", "tsne"))
+    assert service.peek("fp", "umap") is umap and fake.started.count("umap") == 1  # the chain found it done
 
 
 @pytest.mark.parametrize("where", ["on disk", "in memory"])
@@ -392,22 +366,42 @@ def test_warm_up_skips_a_finished_map_to_the_next(tmp_path, z, fake, where):
     store = MapStore(tmp_path)
     service = MapService(store)
     if where == "on disk":
-        store.put("fp", "tsne", {}, np.ones((300, 2)))
+        store.put("fp", "tsne", default_params("tsne"), z[:, :2])
     else:
         fake.gates["tsne"].set()
         wait(service.request("fp", z, "tsne"))
-        fake.gates["tsne"].clear()
     service.warm_up("fp", z)
     umap = service.peek("fp", "umap")
-    assert umap is not None and umap.status in ("queued", "running")  # requested straight away
+    assert umap is not None  # requested straight away
     fake.gates["umap"].set()
     assert wait(umap).status == "done"
-    assert fake.ran("tsne") == (where == "in memory")
+    assert fake.started.count("tsne") == (where == "in memory")
+
+
+def test_prestart_warms_each_lane_once_and_a_map_waits_only_for_its_own_lane(tmp_path, z, fake, monkeypatch):
+    gates = {lane: threading.Event() for lane in LANES}
+    warmed = []
+
+    def warm(method):
+        warmed.append(method)
+        assert gates[method].wait(10)
+
+    monkeypatch.setattr("vae.maps.service.warm", warm)
+    service = MapService(MapStore(tmp_path))
+    service.prestart()
+    service.prestart()  # a second call starts nothing more
+    assert not service.wait_ready(0.05)
+    gates["tsne"].set()
+    fake.open()
+    assert wait(service.request("fp", z, "tsne")).status == "done"  # while UMAP still warms up
+    umap = service.request("fp", z, "umap")
+    assert not umap.wait(0.05) and umap.status == "queued"  # behind its own lane's warm-up
+    gates["umap"].set()
+    assert wait(umap).status == "done" and service.wait_ready(10)
+    assert sorted(warmed) == ["tsne", "umap"]
 
 
 def test_nearest_neighbours_are_exact_and_exclude_the_point_itself(z):
-    from vae.projection import nearest_neighbors
-
     idx, dist = nearest_neighbors(z, 7, chunk=64)  # several chunks, the last one short
     full = np.linalg.norm(z[:, None] - z[None], axis=2)
     np.fill_diagonal(full, np.inf)
@@ -422,8 +416,6 @@ def test_nearest_neighbours_with_ties_at_the_kth_distance():
     """Codes on a grid (many equal distances, as a collapsed AE gives): still k distinct, exact ones."""
     g = np.stack(np.meshgrid(np.arange(6), np.arange(6)), -1).reshape(-1, 2).astype(np.float32)
     z = np.r_[g, g[:5]]  # and a few exact duplicates
-    from vae.projection import nearest_neighbors
-
     idx, dist = nearest_neighbors(z, 5, chunk=16)
     full = np.linalg.norm(z[:, None] - z[None], axis=2)
     np.fill_diagonal(full, np.inf)
@@ -440,250 +432,129 @@ def test_nearest_neighbours_with_ties_at_the_kth_distance():
     assert all(len(set(r)) == 5 for r in idx.tolist()) and not (idx == np.arange(len(mixed))[:, None]).any()
 
 
+
 # ------------------------------------------------------------------ the worker process
 
 
-def test_worker_protocol_round_trip_and_truncation():
-    import io
+def test_worker_protocol_round_trip():
+    from multiprocessing import Pipe
 
-    from vae import mapworker
-
-    buf = io.BytesIO()
+    a, b = Pipe()
     y = np.arange(12, dtype=np.float32).reshape(6, 2)
-    mapworker.send(buf, {"type": "done", "seconds": 1.5}, y)
-    mapworker.send(buf, {"type": "progress", "done": 1, "total": 2})
-    buf.seek(0)
-    msg, arr = mapworker.receive(buf)
+    worker.send(a, {"type": "done", "seconds": 1.5}, y)
+    worker.send(a, {"type": "progress", "done": 1, "total": 2})
+    msg, arr = worker.receive(b)
     assert msg == {"type": "done", "seconds": 1.5} and np.array_equal(arr, y)
-    assert mapworker.receive(buf) == ({"type": "progress", "done": 1, "total": 2}, None)
-    with pytest.raises(EOFError):
-        mapworker.receive(buf)
-    with pytest.raises(EOFError):  # a message cut short (the other end died mid-write)
-        mapworker.receive(io.BytesIO(buf.getvalue()[:20]))
+    assert worker.receive(b) == ({"type": "progress", "done": 1, "total": 2}, None)
     with pytest.raises(ValueError):  # arrays travel as .npy, never pickled
-        mapworker.send(io.BytesIO(), {"type": "done"}, np.array([object()]))
+        worker.send(a, {"type": "done"}, np.array([object()]))
+    a.close()
+    with pytest.raises(EOFError):  # the other end is gone
+        worker.receive(b)
 
 
 @pytest.fixture
-def isolated(tmp_path):
-    service = MapService(MapStore(tmp_path / "maps"), isolate=True, threads=1)
-    yield service
-    service.close()
+def process(request):
+    w = WorkerProcess(getattr(request, "param", "tsne"), threads=1)
+    yield w
+    w.stop()
 
 
-def test_worker_process_computes_the_map_with_progress(isolated, z):
+def test_worker_process_computes_the_map_with_progress(process, z):
     seen = []
-    job = isolated.request("fp", z, "tsne", FAST_TSNE)
-    while job.status in ("queued", "running"):
-        if job.embedding is not None and (not seen or seen[-1] is not job.embedding):
-            seen.append(job.embedding)
-        time.sleep(0.005)
-    assert job.status == "done", job.error
-    check_map(job.embedding)
-    assert job.progress == 1.0 and len(seen) >= 2  # partial embeddings arrived while it ran
-    assert np.allclose(job.embedding, compute_map(z, "tsne", FAST_TSNE), atol=1e-3)  # same map as in-process
-    assert isolated.store.get("fp", "tsne", FAST_TSNE) is not None
-    pid = isolated.worker_pids()[0]
-    libraries = open(f"/proc/{pid}/maps").read() if os.path.exists(f"/proc/{pid}/maps") else ""
-    assert "libtorch" not in libraries  # the worker stays light: numpy and the map libraries only
+    y = process.call({"op": "map", "method": "tsne", "params": FAST_TSNE}, z,
+                     on_progress=lambda done, total, partial: seen.append((done, total, partial.shape)))
+    check_map(y)
+    assert seen == [(20, 75, (300, 2)), (45, 75, (300, 2)), (65, 75, (300, 2))]  # partial maps on the way
+    assert np.allclose(y, compute_map(z, "tsne", FAST_TSNE), atol=1e-3)  # the same map as in-process
+    pid = process.pid
+    if os.path.exists(f"/proc/{pid}/maps"):
+        assert "libtorch" not in open(f"/proc/{pid}/maps").read()  # numpy and the map libraries only
     if os.path.exists(f"/proc/{pid}/environ") and "GOMP_SPINCOUNT" not in os.environ:
-        from vae.maps import GOMP_SPINCOUNT
+        from vae.maps.service import GOMP_SPINCOUNT
 
         environ = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
         assert f"GOMP_SPINCOUNT={GOMP_SPINCOUNT}".encode() in environ  # OpenMP yields soon on a busy machine
-    if hasattr(os, "getpriority"):  # below the server: a page never waits for a map's CPU
-        from vae.mapworker import NICENESS
+    from vae.maps.service import MapError
 
-        assert os.getpriority(os.PRIO_PROCESS, pid) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + NICENESS["tsne"])
-    bad = wait(isolated.request("fp", z[:20], "tsne", {"perplexity": 30.0}))
-    assert bad.status == "error" and bad.error.startswith("ValueError: Perplexity")  # the sentence gets through
+    with pytest.raises(MapError, match="^ValueError: Perplexity"):  # the sentence gets through
+        process.call({"op": "map", "method": "tsne", "params": {"perplexity": 30.0}}, z[:20])
+    assert process.pid == pid  # and the worker goes on
 
 
 @pytest.mark.skipif(not hasattr(os, "getpriority"), reason="no process priorities on this platform")
-def test_the_umap_worker_yields_to_the_tsne_worker(isolated, z):
-    """UMAP's worker (a long numba compile at a server's start) runs below t-SNE's, which a user watches form."""
-    assert wait(isolated.request("fp", z, "tsne", FAST_TSNE)).status == "done"  # the worker has set its priority
-    tsne = os.getpriority(os.PRIO_PROCESS, isolated._workers["tsne"].pid)
-    isolated._workers["umap"]._ensure()  # started, without a map (that would compile UMAP here)
-    deadline = time.time() + 30
-    while (umap := os.getpriority(os.PRIO_PROCESS, isolated._workers["umap"].pid)) <= tsne and time.time() < deadline:
-        time.sleep(0.05)  # until the new process has lowered its own priority
+@pytest.mark.parametrize("process", LANES, indirect=True)
+def test_each_lane_runs_below_the_server(process, z):
+    """t-SNE below the server (a page never waits for a map's CPU); UMAP (its first start on a machine
+    compiles it) lower still, below a t-SNE that someone watches form."""
+    process.call({"op": "map", "method": "pca"}, z)  # started, its priority set before it serves
     ours = os.getpriority(os.PRIO_PROCESS, 0)
-    assert umap > tsne > ours or (tsne == 19 and umap == 19)
+    assert os.getpriority(os.PRIO_PROCESS, process.pid) == min(19, ours + worker.NICENESS[process.lane])
+    assert worker.NICENESS["umap"] > worker.NICENESS["tsne"] > 0
 
 
-def _process_state(pid: int) -> str:
-    """R, S, T (stopped), ... from /proc/<pid>/stat."""
-    return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
-
-
-def _wait_until(condition, timeout: float = 60.0) -> bool:
-    deadline = time.time() + timeout
-    while not condition():
-        if time.time() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
-@pytest.mark.skipif(not CAN_PAUSE, reason="warm-ups are paused on Linux only")
-def test_a_warm_up_waits_while_the_other_lane_computes_a_map(isolated, z):
-    """UMAP's warm-up (importing umap: seconds; compiling its numba code the first time on a machine:
-    ~30 CPU s) is stopped while a t-SNE computes, and continues when the t-SNE ends."""
-    umap = isolated._workers["umap"]
-    isolated._queues["umap"].put(None)  # what prestart does
-    assert _wait_until(lambda: umap._warming and umap.pid is not None)
-    states = []
-    job = isolated.request("fp", z, "tsne", {"perplexity": 10.0, "n_iter": 300, "early_iter": 25})
-    while job.status in ("queued", "running"):
-        states.append(_process_state(umap.pid))
-        time.sleep(0.01)
-    assert job.status == "done", job.error
-    assert states.count("T") > 0.8 * len(states), states  # stopped while the t-SNE ran
-    assert not umap.paused and _process_state(umap.pid) != "T"  # and running again after it
-
-
-@pytest.mark.skipif(not CAN_PAUSE, reason="warm-ups are paused on Linux only")
-def test_a_warm_up_runs_again_when_every_map_that_paused_it_has_let_go():
-    from vae.maps import _WorkerProcess
-
-    w = _WorkerProcess(lane="umap")
-    try:
-        w._ensure()
-        assert not w.pause_warm_up()  # not warming up: a worker computing a map is never stopped
-        w._warming = True  # (as during a warm-up)
-        assert w.pause_warm_up() and w.pause_warm_up()  # two maps, one after the other's end is drawn
-        assert _wait_until(lambda: _process_state(w.pid) == "T", 5)
-        w.resume()
-        time.sleep(0.2)
-        assert w.paused and _process_state(w.pid) == "T"  # the second map still holds it
-        w.resume()
-        assert not w.paused and _wait_until(lambda: _process_state(w.pid) != "T", 5)
-        assert w.pause_warm_up() and w.pause_warm_up()
-        w.resume(now=True)  # a map asked of this worker: it runs at once
-        assert not w.paused and _wait_until(lambda: _process_state(w.pid) != "T", 5)
-        w.resume()  # a late let-go changes nothing
-        assert not w.paused
-    finally:
-        w._warming = False
-        w.stop()
-
-
-@pytest.mark.skipif(not CAN_PAUSE, reason="warm-ups are paused on Linux only")
-def test_a_map_asked_of_a_paused_lane_continues_its_warm_up(isolated, z):
-    umap = isolated._workers["umap"]
-    isolated._queues["umap"].put(None)
-    assert _wait_until(lambda: umap._warming and umap.pid is not None)
-    tsne = isolated.request("fp", z, "tsne", {"perplexity": 10.0, "n_iter": 100000, "early_iter": 25})  # minutes
-    assert _wait_until(lambda: umap.paused and _process_state(umap.pid) == "T", 30)
-    job = isolated.request("fp", z, "umap")
-    assert job.status == "queued"  # behind the warm-up, which runs again at once
-    assert not umap.paused and _wait_until(lambda: _process_state(umap.pid) != "T", 5)
-    assert tsne.status == "running"
-
-
-@pytest.mark.skipif(not CAN_PAUSE, reason="warm-ups are paused on Linux only")
-def test_a_warm_up_with_a_map_queued_behind_it_is_not_paused(isolated, z):
-    umap = isolated._workers["umap"]
-    isolated._queues["umap"].put(None)
-    assert _wait_until(lambda: umap._warming and umap.pid is not None)
-    assert isolated.request("fp", z, "umap").status == "queued"  # waits for the warm-up, which must go on
-    states = []
-    job = isolated.request("fp", z, "tsne", {"perplexity": 10.0, "n_iter": 300, "early_iter": 25})
-    while job.status in ("queued", "running") and umap._warming:
-        states.append(_process_state(umap.pid))
-        time.sleep(0.01)
-    assert "T" not in states and not umap.paused
-
-
-@pytest.mark.skipif(not CAN_PAUSE, reason="warm-ups are paused on Linux only")
-def test_a_stopped_worker_dies_with_its_server(tmp_path):
-    """A worker stopped while its server is killed does not linger (its parent-watch thread cannot
-    run while stopped: the kernel's parent-death signal ends it)."""
+def test_a_dead_worker_gives_a_sentence_and_is_replaced(process, z):
     import signal
-    import subprocess
-    import sys
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    parent = subprocess.Popen([sys.executable, "-c", """
-import os, signal, subprocess, sys, time
-w = subprocess.Popen([sys.executable, "-m", "vae.mapworker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-time.sleep(2)  # its set-up done
-os.kill(w.pid, signal.SIGSTOP)
+    from vae.maps.service import MapError
+
+    def kill(*_):  # say, the out-of-memory killer, mid-map
+        os.kill(process.pid, signal.SIGKILL)
+
+    with pytest.raises(MapError, match="stopped unexpectedly.*again"):
+        process.call({"op": "map", "method": "tsne", "params": {**FAST_TSNE, "n_iter": 5000}}, z, on_progress=kill)
+    check_map(process.call({"op": "map", "method": "tsne", "params": FAST_TSNE}, z))  # a new worker takes over
+
+
+def test_closing_the_service_ends_a_map_in_flight_with_a_sentence(tmp_path, z):
+    service = MapService(MapStore(tmp_path), isolate=True, threads=1)
+    job = service.request("fp", z, "tsne", {**FAST_TSNE, "n_iter": 100000})  # minutes
+    deadline = time.monotonic() + 60
+    while job.embedding is None and time.monotonic() < deadline:  # until it computes in the worker
+        time.sleep(0.01)
+    assert job.status == "running"
+    service.close()
+    assert wait(job, 10).status == "error" and "stopped" in job.error
+    assert service.worker_pids() == []
+
+
+SERVER = """
+import sys, threading, time
+import numpy as np
+from vae.maps.service import WorkerProcess
+z = np.load(sys.argv[1])
+w = WorkerProcess("tsne", threads=1)
+w.call({"op": "map", "method": "pca"}, z)  # the worker is up
+if sys.argv[2] == "mid-map":  # a long t-SNE that reports nothing: the worker never touches its pipe
+    params = {"perplexity": 10.0, "n_iter": 100000, "report_every": 10**9}
+    threading.Thread(target=w.call, args=({"op": "map", "method": "tsne", "params": params}, z), daemon=True).start()
+    time.sleep(2)
 print(w.pid, flush=True)
 time.sleep(600)
-"""], cwd=root, stdout=subprocess.PIPE, text=True)
-    worker = int(parent.stdout.readline())
-    assert _wait_until(lambda: _process_state(worker) == "T", 10)
-    os.kill(parent.pid, signal.SIGKILL)
-    parent.wait()
-    if not _wait_until(lambda: not os.path.exists(f"/proc/{worker}") or _process_state(worker) == "Z", 20):
-        os.kill(worker, signal.SIGKILL)
-        pytest.fail("a stopped worker outlived its killed server")
+"""
 
 
-def test_a_dead_worker_gives_a_sentence_and_is_replaced(isolated, z):
-    import signal
-
-    slow = {"perplexity": 10.0, "n_iter": 5000, "early_iter": 25}
-    job = isolated.request("fp", z, "tsne", slow)
-    deadline = time.time() + 60
-    while job.embedding is None and time.time() < deadline:  # running in the worker
-        time.sleep(0.01)
-    os.kill(isolated.worker_pids()[0], signal.SIGKILL)  # say, the out-of-memory killer
-    wait(job)
-    assert job.status == "error" and "stopped unexpectedly" in job.error and "again" in job.error
-    retry = wait(isolated.request("fp", z, "tsne", FAST_TSNE))  # a new worker takes over
-    assert retry.status == "done", retry.error
-
-
-def test_worker_stops_when_the_server_goes(tmp_path, z):
-    import subprocess
-    import sys
-
-    from vae import mapworker
-
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    proc = subprocess.Popen([sys.executable, "-m", "vae.mapworker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            cwd=root)
-    mapworker.send(proc.stdin, {"op": "map", "method": "pca"}, z)
-    msg, y = mapworker.receive(proc.stdout)
-    while msg["type"] == "progress":
-        msg, y = mapworker.receive(proc.stdout)
-    assert msg["type"] == "done" and y.shape == (300, 2)
-    proc.stdin.close()  # what a server's exit (even a kill) does to the pipe
-    assert proc.wait(timeout=30) == 0
-
-
-def test_worker_ends_with_its_server_even_mid_job(tmp_path, z):
-    """A server killed while its worker computes (a long t-SNE, a UMAP compile) leaves no worker behind."""
+@pytest.mark.parametrize("when", ["between maps", "mid-map"])
+def test_the_worker_ends_with_its_server(tmp_path, z, when):
+    """A server killed (kill -9: no clean-up runs) leaves no worker behind, idle or computing."""
     import signal
     import subprocess
     import sys
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    from vae.paths import ROOT
+
     np.save(tmp_path / "z.npy", z)
-    parent = subprocess.Popen([sys.executable, "-c", f"""
-import subprocess, sys, time, numpy as np
-from vae import mapworker
-w = subprocess.Popen([sys.executable, "-m", "vae.mapworker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-# a long t-SNE that reports nothing: the worker computes without touching its pipe
-mapworker.send(w.stdin, {{"op": "map", "method": "tsne",
-                          "params": {{"perplexity": 10.0, "n_iter": 100000, "report_every": 10**9}}}},
-               np.load({str(tmp_path / "z.npy")!r}))
-time.sleep(3)
-print(w.pid, flush=True)
-time.sleep(600)
-"""], cwd=root, stdout=subprocess.PIPE, text=True)
-    worker = int(parent.stdout.readline())
-    os.kill(parent.pid, signal.SIGKILL)
-    parent.wait()
-    deadline = time.time() + 20
-    while time.time() < deadline:
+    server = subprocess.Popen([sys.executable, "-c", SERVER, str(tmp_path / "z.npy"), when], cwd=ROOT,
+                              stdout=subprocess.PIPE, text=True)
+    pid = int(server.stdout.readline())
+    os.kill(server.pid, signal.SIGKILL)
+    server.wait()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
         try:
-            os.kill(worker, 0)
+            os.kill(pid, 0)
         except ProcessLookupError:
             return
-        time.sleep(0.1)
-    os.kill(worker, signal.SIGKILL)
-    pytest.fail("the worker kept computing after its server was killed")
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    pytest.fail(f"the worker outlived its killed server ({when})")

@@ -8,7 +8,6 @@ private map cache first (or stubs the map service), so these tests check the pag
 from __future__ import annotations
 
 import json
-import threading
 import time
 
 import numpy as np
@@ -17,7 +16,8 @@ from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT
 from vae.checkpoint import BUNDLED_DIR
-from vae.maps import MapJob, MapStore, default_params
+from vae.maps.projection import compute_map, default_params
+from vae.maps.service import MapError, MapJob, MapStore
 
 BUNDLED = ["vae-2d", "ae-2d", "vae-16d", "ae-16d"]
 N_TEST = 10_000
@@ -38,6 +38,13 @@ def captions(at) -> str:
     return " | ".join(c.value for c in at.caption)
 
 
+def running_job(method: str = "tsne", **fields) -> MapJob:
+    """A map job as the service has it while a worker computes it."""
+    job = MapJob("k", method, default_params(method), N_TEST, started=time.perf_counter(), **fields)
+    job.future.set_running_or_notify_cancel()
+    return job
+
+
 def run_until_done(at, timeout: float = 60) -> AppTest:
     """Rerun while the page shows the live view (AppTest does not run fragments on a timer)."""
     deadline = time.time() + timeout
@@ -49,7 +56,8 @@ def run_until_done(at, timeout: float = 60) -> AppTest:
 
 def seed_slow_maps(model_id: str) -> None:
     """Stand-in t-SNE and UMAP maps in the private cache, so the page finds them finished."""
-    from ui.state import cache_dir, library
+    from ui.state import library
+    from vae.paths import cache_dir
 
     fp = library().get(model_id).fingerprint  # the id of a bundled or a saved model
     store = MapStore(cache_dir() / "maps")
@@ -115,12 +123,14 @@ def test_live_view_then_the_finished_map(monkeypatch):
     """While t-SNE runs: the PCA view at once, then the partial embedding, with a progress bar."""
     from ui import state
 
-    job = MapJob("k", "tsne", {"perplexity": 30.0}, N_TEST, status="running", started=time.perf_counter())
+    job = running_job()
     asked = []
 
     class Stub:
         def request(self, fingerprint, z, method, params=None, seed=0):
             asked.append((method, params))
+            if method == "pca":  # the instant view beside the live one
+                return MapJob.finished("pca", method, {}, compute_map(z, "pca"))
             return job
 
     monkeypatch.setattr(state, "map_service", lambda: Stub())
@@ -140,7 +150,8 @@ def test_live_view_then_the_finished_map(monkeypatch):
     assert "40%" in at.get("progress")[0].proto.text
     assert len(at.get("image")) == 1 and at.get("image")[0].proto.imgs[0].url != first  # the forming map now
 
-    job.status, job.progress, job.started = "done", 1.0, 0.0
+    job.progress = 1.0
+    job.future.set_result(job.embedding)
     at.run()
     assert_finished_map(at, "t-SNE")
     assert ("tsne", {"perplexity": 30.0}) in asked
@@ -153,8 +164,17 @@ def test_a_nearly_done_map_is_awaited_not_left_to_the_next_poll(monkeypatch, pro
     from ui import map_view, state
 
     y = np.random.default_rng(1).standard_normal((N_TEST, 2)).astype(np.float32)
-    job = MapJob("k", "tsne", {"perplexity": 30.0}, N_TEST, status="running", progress=progress, embedding=y,
-                 started=time.perf_counter())
+    waits = []
+
+    class Job(MapJob):
+        def wait(self, timeout=None):  # the map ends during the wait the live view asks for
+            waits.append(timeout)
+            if not self.future.done():
+                self.future.set_result(y)
+            return True
+
+    job = Job("k", "tsne", {"perplexity": 30.0}, N_TEST, progress=progress, embedding=y, started=time.perf_counter())
+    job.future.set_running_or_notify_cancel()
 
     class Stub:
         def request(self, fingerprint, z, method, params=None, seed=0):
@@ -163,14 +183,8 @@ def test_a_nearly_done_map_is_awaited_not_left_to_the_next_poll(monkeypatch, pro
     monkeypatch.setattr(state, "map_service", lambda: Stub())
     at = app("vae-16d")
     at.run()
-    assert "as it forms" in captions(at)
-    ends_in = (map_view.LIVE_WAIT_S + map_view.LIVE_END_WAIT_S) / 2  # longer than a plain redraw waits
-    threading.Timer(ends_in, lambda: setattr(job, "status", "done")).start()
-    at.run()
-    if progress >= map_view.NEARLY_DONE:
-        assert_finished_map(at, "t-SNE")
-    else:
-        assert "as it forms" in captions(at)
+    assert waits == [map_view.LIVE_END_WAIT_S if progress >= map_view.NEARLY_DONE else map_view.LIVE_WAIT_S]
+    assert_finished_map(at, "t-SNE")  # drawn in the same run, once the wait saw it end
 
 
 def test_parameters_reach_the_map_service(monkeypatch):
@@ -182,7 +196,7 @@ def test_parameters_reach_the_map_service(monkeypatch):
     class Stub:
         def request(self, fingerprint, z, method, params=None, seed=0):
             asked.append((method, dict(params)))
-            return MapJob("k", method, params, len(z), status="done", progress=1.0, embedding=y)
+            return MapJob.finished("k", method, params, y)
 
     monkeypatch.setattr(state, "map_service", lambda: Stub())
     at = app("vae-2d")
@@ -202,8 +216,10 @@ def test_a_failed_map_is_one_sentence(monkeypatch):
 
     class Stub:
         def request(self, fingerprint, z, method, params=None, seed=0):
-            return MapJob("k", method, params, len(z), status="error",
-                          error="ValueError: The codes contain NaN or infinite values; the model may have diverged.")
+            job = MapJob("k", method, params, len(z))
+            job.future.set_exception(MapError("ValueError: The codes contain NaN or infinite values; the model "
+                                              "may have diverged."))
+            return job
 
     monkeypatch.setattr(state, "map_service", lambda: Stub())
     at = app("vae-2d")
@@ -279,19 +295,34 @@ def test_picked_digits_show_with_their_reconstructions(monkeypatch):
     assert at.button(key="map_to_sliders").label == "Send 500 to Sliders"
 
 
-def test_a_busy_map_service_does_not_hold_up_native_or_pca(monkeypatch):
-    """With the service's worker busy (another session's t-SNE), the instant maps are computed in place."""
+def test_a_busy_map_service_does_not_hold_up_native_or_pca(monkeypatch, tmp_path):
+    """With both slow lanes busy (other sessions' t-SNE and UMAP), the instant maps still come at once."""
+    import threading
+
     from ui import state
+    from vae.maps.service import MapService
 
-    class Busy:
-        def request(self, fingerprint, z, method, params=None, seed=0):
-            return MapJob("k", method, params, len(z), status="queued")
+    gate = threading.Event()
 
-    monkeypatch.setattr(state, "map_service", lambda: Busy())
-    at = app("vae-2d")
-    at.run()
-    assert_finished_map(at, "Native latent plane")
-    at.radio[0].set_value("pca").run()
-    assert_finished_map(at, "PCA")
-    at.radio[0].set_value("umap").run()
-    assert "waiting for another map" in at.get("progress")[0].proto.text
+    def slow(z, method, params=None, seed=0, progress=None):
+        if method in ("native", "pca"):
+            return compute_map(z, method, params, seed, progress)
+        assert gate.wait(60)
+        return np.zeros((len(z), 2), np.float32)
+
+    monkeypatch.setattr("vae.maps.service.compute_map", slow)
+    service = MapService(MapStore(tmp_path / "maps"))
+    monkeypatch.setattr(state, "map_service", lambda: service)
+    z = np.zeros((N_TEST, 4), np.float32)
+    busy = [service.request("other", z, m) for m in ("tsne", "umap")]
+    try:
+        at = app("vae-2d")
+        at.run()
+        assert_finished_map(at, "Native latent plane")
+        at.radio[0].set_value("pca").run()
+        assert_finished_map(at, "PCA")
+        at.radio[0].set_value("umap").run()
+        assert "waiting for another map" in at.get("progress")[0].proto.text  # behind the other session's UMAP
+    finally:
+        gate.set()
+    assert all(job.wait(10) for job in busy)

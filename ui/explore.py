@@ -23,7 +23,7 @@ from vae.classifier import CONFIDENT, DigitClassifier, digit_confidence
 from vae.compare import HoleReport, PathReport, code_region, hole_report, map_plane, path_report
 from vae.latent import decode, encode, prior_samples, reconstruction_errors, to_uint8
 from vae.models import AutoEncoder
-from vae.projection import Projection
+from vae.maps.projection import Projection
 
 GOOD, BAD = "#2E9E4F", "#D62728"
 NO_CLASSIFIER = ("The digit classifier is missing, so the \"looks like a digit\" scores are off; rebuild it with "

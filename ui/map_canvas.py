@@ -8,7 +8,7 @@ clickable legend, hover events for the digit card (ui/map_hover.js), an optional
 It replaces plotly's WebGL scatter on the map page: without a GPU (a school laptop, CI) plotly
 needs 0.6-1 s of the browser's main thread per redraw and 1.5 s to load plotly.js once, where
 the canvas draws 10,000 dots in about 10 ms. The points travel as 16-bit coordinates and 8-bit
-labels (vae.mapview.pack_points, ~67 KB for 10,000 digits).
+labels (vae.maps.points.pack_points, ~67 KB for 10,000 digits).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 import streamlit as st
 
 from ui.components import component
-from vae.mapview import pack_points, selected_indices
+from vae.maps.points import pack_points, selected_indices
 
 _render = component("latent_lab.map_canvas", "map_canvas")
 

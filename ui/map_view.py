@@ -15,6 +15,7 @@ import base64
 import hashlib
 import html
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 import streamlit as st
@@ -22,13 +23,15 @@ from PIL import Image
 
 from ui import state
 from ui.components import component
-from ui.figures import DIGIT_COLORS, image_grid, png_bytes
-from vae.latent import decode
-from vae.mapview import (SPRITE_CHUNK, SPRITE_COLS, manifold_codes, manifold_region, map_csv, scatter_png,
-                         sprite_chunks, sprite_png)
-from vae.maps import FAST_METHODS, MapJob, compute_map, default_params
-from vae.models import AutoEncoder
-from vae.projection import METHOD_LABELS
+from ui.figures import DIGIT_COLORS
+from vae.images import SPRITE_CHUNK, SPRITE_COLS, image_grid, png_bytes, scatter_png, sprite_chunks, sprite_png
+from vae.latent import decode, manifold_codes, manifold_region
+from vae.maps.points import map_csv
+from vae.maps.projection import FAST_METHODS, METHOD_LABELS, default_params
+from vae.maps.service import MapJob
+
+if TYPE_CHECKING:
+    from vae.models import AutoEncoder
 
 MAP_HEIGHT = 560
 GRID_N = 20
@@ -38,6 +41,7 @@ LIVE_POLL_S = 1.0  # the live view's redraw interval while a slow map computes
 LIVE_WAIT_S = 0.6  # how long each redraw then waits for the map to end, so it shows without delay
 LIVE_END_WAIT_S = 1.5  # the same wait once the map is nearly done (its last progress report is in)
 NEARLY_DONE = 0.8
+FAST_WAIT_S = 10.0  # the longest a page waits for a native or PCA map another session is computing
 
 ABOUT = {
     "native": "The model's own latent plane: each axis is one latent dimension, so distances are real distances "
@@ -116,7 +120,7 @@ def _manifold(fingerprint: str, region, latent_dim: int, probabilistic: bool, n:
 
 def manifold(a: state.Active, z: np.ndarray, n: int = GRID_N) -> tuple[Image.Image, tuple]:
     """The decoded grid over the region of the native plane (top row = highest z₂). -> (image, region)"""
-    probabilistic = a.config.kind == "vae"
+    probabilistic = a.config.has_prior
     region = manifold_region(z[:, :2], probabilistic)
     region = tuple(tuple(round(v, 6) for v in r) for r in region)
     return _manifold(a.fingerprint, region, a.config.latent_dim, probabilistic, n, a.model), region
@@ -177,28 +181,14 @@ def sheet_bytes(dataset: str) -> int:
 
 # --- the map while it computes ---------------------------------------------------------------------
 
-def request(a: state.Active, z: np.ndarray, method: str, params: dict, wait_s: float = 0.5) -> MapJob:
-    """The map job from the shared map service. A fast method (native, PCA: a fraction of a second) never
-    shows the live view: it is waited for briefly and, if the service is still busy (say, with another
-    session's t-SNE), computed right here instead of queueing behind it."""
+def request(a: state.Active, z: np.ndarray, method: str, params: dict) -> MapJob:
+    """The map job from the shared map service. Native and PCA maps (milliseconds) are computed on
+    the thread that first asks for them, so they are done here, or a moment later when another
+    session asked first: they never show the live view."""
     job = state.map_service().request(a.fingerprint, z, method, params)
-    if method not in FAST_METHODS:
-        return job
-    deadline = time.perf_counter() + wait_s
-    while job.status in ("queued", "running") and time.perf_counter() < deadline:
-        time.sleep(0.02)
-    if job.status in ("queued", "running"):
-        y, seconds = _fast_map(a.fingerprint, a.dataset, method, a.model)
-        job = MapJob(job.key, method, params, len(y), status="done", progress=1.0, embedding=y, started=1.0,
-                     seconds=seconds)
+    if method in FAST_METHODS:
+        job.wait(FAST_WAIT_S)
     return job
-
-
-@st.cache_data(show_spinner=False, max_entries=32)
-def _fast_map(fingerprint: str, dataset: str, method: str, _model: AutoEncoder) -> tuple[np.ndarray, float]:
-    t0 = time.perf_counter()
-    y = compute_map(state.codes(fingerprint, dataset, _model)[0], method)
-    return y, time.perf_counter() - t0
 
 
 def progress_text(job, label: str) -> str:
@@ -220,7 +210,7 @@ def live_map(a: state.Active, method: str, params: dict, labels: np.ndarray, cla
     """Poll the map job once a second and draw what there is: t-SNE's embedding as it forms, else the
     PCA view. When the job ends, rerun the page, which then draws the finished, pickable map.
 
-    While it forms, the map is a picture (a PNG drawn by vae.mapview.scatter_png in tens of
+    While it forms, the map is a picture (a PNG drawn by vae.images.scatter_png in tens of
     milliseconds): the dots still move, so there is nothing to hover or pick yet, and a picture
     costs the browser only a decode while the map it waits for needs the CPU."""
     job = state.map_service().request(a.fingerprint, state.active_codes(a), method, params)
@@ -246,10 +236,7 @@ def live_map(a: state.Active, method: str, params: dict, labels: np.ndarray, cla
     # click during the live view waits at most this long; only in the last stretch (t-SNE's last
     # progress report is in: a fraction of a second to go) it waits through to the end, so the
     # finished map never sits unseen between two polls.
-    deadline = time.perf_counter() + (LIVE_END_WAIT_S if job.progress >= NEARLY_DONE else LIVE_WAIT_S)
-    while job.status not in ("done", "error") and time.perf_counter() < deadline:
-        time.sleep(0.01)
-    if job.status in ("done", "error"):
+    if job.wait(LIVE_END_WAIT_S if job.progress >= NEARLY_DONE else LIVE_WAIT_S):
         st.rerun()
 
 

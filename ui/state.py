@@ -12,7 +12,6 @@ import, started with the server, whichever is first.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,7 +21,8 @@ import streamlit as st
 
 from vae.assets import MAPS_DIR, preview_path
 from vae.checkpoint import BUNDLED_DIR, CheckpointError, Entry, ModelLibrary, default_library_dir
-from vae.maps import MapService, MapStore
+from vae.maps.service import MapService, MapStore
+from vae.paths import cache_dir
 
 if TYPE_CHECKING:
     from vae.classifier import DigitClassifier
@@ -34,29 +34,18 @@ ACTIVE = "active_model"  # session_state key: the active model's library id
 PICKS = "picked_digits"  # session_state key: test-set indices picked on the map
 
 
-def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "latent-lab"
-
-
 @st.cache_resource(show_spinner=False)
 def library() -> ModelLibrary:
     return ModelLibrary(default_library_dir(), BUNDLED_DIR)
 
 
-# The map workers load their libraries this long after the first page is sent: after the
-# background import of torch (ui.warmup) and a map page opened at once, which they would slow.
-PRESTART_DELAY_S = 4.0
-CHAIN_PAUSE_S = 1.0  # a new model's UMAP starts this long after its t-SNE ends, once the t-SNE is on screen
-
-
 @st.cache_resource(show_spinner=False)
 def map_service() -> MapService:
-    # t-SNE and UMAP run in worker processes (vae.mapworker): started soon, with their libraries
-    # loaded (and numba's UMAP code compiled once per machine, cached on disk) before anyone asks.
-    service = MapService(MapStore(cache_dir() / "maps", readonly_dirs=[MAPS_DIR]), isolate=True,
-                         chain_pause_s=CHAIN_PAUSE_S)
-    service.prestart(delay_s=PRESTART_DELAY_S)
+    """The server's map service. Made after the first page is drawn (app.py), when it starts its
+    worker processes (vae.maps.worker, below the server's CPU priority) and loads their libraries
+    (numba compiles UMAP once per machine, cached on disk) before anyone asks for a map."""
+    service = MapService(MapStore(cache_dir() / "maps", readonly_dirs=[MAPS_DIR]), isolate=True)
+    service.prestart()
     return service
 
 

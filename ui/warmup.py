@@ -23,7 +23,7 @@ import time
 # then, a few seconds later so as not to slow a page opened at once, pandas and plotly for the
 # pages with charts (which import pandas themselves: plotly reads it from sys.modules without
 # waiting for an import in progress) and the classifier.
-IMPORTS = ("torch", "vae.models", "vae.data", "vae.latent", "vae.checkpoint", "vae.mapview")
+IMPORTS = ("torch", "vae.models", "vae.data", "vae.latent", "vae.checkpoint", "vae.maps.service")
 LATER_IMPORTS = ("pandas", "plotly.graph_objects", "vae.classifier")
 LATER_DELAY_S = 3.0
 # While the import runs, the server's own thread (sending the front end's files, running the

@@ -87,7 +87,8 @@ def main(argv=None) -> int:
     from .checkpoint import BUNDLED_DIR, ModelLibrary, load_checkpoint
     from .data import DataError, load_dataset
     from .latent import encode
-    from .maps import MapStore, compute_map, default_params
+    from .maps.projection import compute_map, default_params
+    from .maps.service import MapStore
 
     p = argparse.ArgumentParser(prog="python -m vae.assets",
                                 description="Rebuild the bundled test digits, maps and Welcome pictures.")

@@ -21,7 +21,7 @@ import numpy as np
 from .classifier import CONFIDENT, DigitClassifier, digit_confidence
 from .latent import decode, grid_codes, interpolate, prior_samples
 from .models import AutoEncoder, ModelConfig
-from .projection import Projection, make_projection
+from .maps.projection import Projection, make_projection
 
 REGION_MODES = ("box", "codes")
 BUNDLED_PAIRS = {"2-d": ("ae-2d", "vae-2d"), "16-d": ("ae-16d", "vae-16d")}  # (AE id, VAE id)

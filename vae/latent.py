@@ -161,3 +161,47 @@ def reconstruction_errors(model: AutoEncoder, x: torch.Tensor, batch: int = 2000
         out.append(torch.nn.functional.binary_cross_entropy_with_logits(
             logits, xb, reduction="none").flatten(1).sum(1).cpu())
     return torch.cat(out).numpy()
+
+
+# The manifold grid: the decoded square of a 1-d or 2-d model's latent plane, beside its map.
+PERCENTILES = (1.0, 99.0)  # the region of an AE's grid: the codes' 1st-99th percentile per axis
+
+
+def manifold_region(z: np.ndarray, probabilistic: bool,
+                    percentiles: tuple[float, float] = PERCENTILES) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The square of the latent plane that the manifold grid decodes. ((x_lo, x_hi), (y_lo, y_hi))
+
+    With `probabilistic` (a VAE) it is the prior's central mass: the standard-normal quantiles of
+    the same percentiles, so the grid is evenly spaced in probability. Otherwise (an AE, which has no
+    prior) it is the codes' own percentile range per axis. A 1-d model gets y = (0, 0).
+    """
+    z = np.asarray(z, np.float32)
+    if z.ndim != 2 or z.shape[1] not in (1, 2) or len(z) == 0:
+        raise ValueError("A manifold grid needs 1-d or 2-d codes (N, 1) or (N, 2).")
+    lo, hi = percentiles
+    if not 0 < lo < hi < 100:
+        raise ValueError("Percentiles must satisfy 0 < low < high < 100.")
+    if probabilistic:
+        q = float(normal_ppf(lo / 100)), float(normal_ppf(hi / 100))
+        ranges = [q] * z.shape[1]
+    else:
+        ranges = []
+        for d in range(z.shape[1]):
+            a, b = np.percentile(z[:, d], [lo, hi]).astype(float)
+            if b - a < 1e-6:  # a collapsed axis still gets a visible window
+                a, b = a - 0.5, b + 0.5
+            ranges.append((a, b))
+    if len(ranges) == 1:
+        ranges.append((0.0, 0.0))
+    return (ranges[0][0], ranges[0][1]), (ranges[1][0], ranges[1][1])
+
+
+def manifold_codes(n: int, region, latent_dim: int, probabilistic: bool) -> np.ndarray:
+    """Codes of an n x n grid over `region` (row-major, top row = highest y, like the scatter),
+    or for a 1-d model a strip of n codes from left to right. (n*n, 2) or (n, 1)"""
+    (x_lo, x_hi), (y_lo, y_hi) = region
+    if latent_dim == 1:
+        return grid_axis(n, x_lo, x_hi, probabilistic)[:, None]
+    if latent_dim != 2:
+        raise ValueError("The manifold grid is drawn for 1-d and 2-d models only.")
+    return grid_codes(n, (x_lo, x_hi), (y_lo, y_hi), probabilistic=probabilistic)

@@ -87,7 +87,7 @@ def warm_numba_cache(env: dict) -> None:
     if _NUMBA_WARM:
         return
     _NUMBA_WARM.append(True)
-    subprocess.run([sys.executable, "-c", "from vae.projection import warm_up_umap; warm_up_umap()"],
+    subprocess.run([sys.executable, "-c", "from vae.maps.projection import warm_up_umap; warm_up_umap()"],
                    cwd=ROOT, env=env, timeout=600, check=False, stdout=subprocess.DEVNULL)
 
 

@@ -1,13 +1,15 @@
 """2-D maps of latent codes with the scikit-learn contract: fit / fit_transform / transform.
 
-    from vae.projection import make_projection
+    from vae.maps.projection import compute_map, make_projection
     proj = make_projection("tsne", seed=0, progress=lambda done, total, y: ...)
-    y = proj.fit_transform(z)   # (N, D) -> (N, 2)
+    y = proj.fit_transform(z)                      # (N, D) -> (N, 2)
+    y = compute_map(z, "umap", {"n_neighbors": 30})  # the same, from a map's method and parameters
 
 Methods: "native" (the first two latent dims; the model's own plane for 2-D models), "pca"
 (an SVD in numpy), "tsne" (openTSNE, FFT-accelerated), "umap" (umap-learn). Each takes a seed,
 and t-SNE reports progress with the embedding so far, so a page can draw it as it forms.
-Fitted state ends in `_`.
+Fitted state ends in `_`. numpy and the projection libraries only: this runs in the map
+worker processes, which never import torch.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import warnings
 from typing import Callable
 
 import numpy as np
+
+from ..paths import cache_dir
 
 Progress = Callable[[int, int, "np.ndarray | None"], None]  # (done, total, embedding so far)
 METHODS = ("native", "pca", "tsne", "umap")
@@ -40,9 +44,6 @@ class Projection:
     def __init__(self, seed: int = 0, progress: Progress | None = None):
         self.seed = seed
         self.progress = progress
-
-    def params(self) -> dict:
-        return {}
 
     def _report(self, done: int, total: int, y=None) -> None:
         if self.progress is not None:
@@ -129,12 +130,10 @@ def nearest_neighbors(z: np.ndarray, k: int, chunk: int = 1000) -> tuple[np.ndar
 
     Brute force in chunks of rows, one chunk per core: a matmul for the distances, then the k-th
     smallest value per row (`np.partition` on the values: `np.argpartition` would write an int64
-    index for all 10,000 columns, which cost more than everything else) and the few entries at or
-    below it. Rows that tie at the k-th distance (float32
-    rounding: ~13% of the rows for a real model's codes) go through `np.argpartition` alone. For
-    10,000 codes: about 0.4 s on 2 cores, faster than an approximate index here, and
-    exact. BLAS runs single-threaded inside the chunks (the chunks already use every core). numpy
-    only, so the map worker never imports torch. Returns (indices (N, k) int64, distances (N, k)
+    index for every column) and the few entries at or below it. Rows that tie at the k-th
+    distance (float32 rounding) go through `np.argpartition` alone. Exact, and on 10,000 codes
+    faster than an approximate index (benchmarks/README.md). BLAS runs single-threaded inside the
+    chunks, which already use every core. Returns (indices (N, k) int64, distances (N, k)
     float32), nearest first.
     """
     import contextlib
@@ -182,21 +181,11 @@ def nearest_neighbors(z: np.ndarray, k: int, chunk: int = 1000) -> tuple[np.ndar
 class TSNEProjection(Projection):
     """openTSNE with FFT-accelerated gradients, PCA initialisation and exact kNN affinities.
 
-    The schedule (40 early-exaggeration iterations, then 80 normal ones) is much shorter than
-    openTSNE's default 250 + 500, and the FFT grid is half as fine (`ints_in_interval=2`). On the
-    10,000 MNIST test codes of the bundled 16-d VAE, on 2 cores, its optimisation takes 1.8-2.3 s
-    (50 + 100: 2.4-2.6 s) for KL 2.38 (2.34) with 41.0% (41.5%) of each digit's 10 nearest codes
-    still among its 10 nearest dots: the same islands in the same places. Earlier figures, on a
-    20-d VAE: 50 + 100 gave KL 2.17 and 45.0%, 100 + 100 KL 2.15 and 44.8%, openTSNE's defaults
-    (~40 s) KL 1.91 and 47.2%. (Maps precomputed for the bundled models used 100 + 100.) `n_iter`
-    buys more polish.
-
-    The early-exaggeration phase runs on a coarser grid (20 intervals, 2 interpolation points):
-    its points sit in a small blob, where that grid is as good as the default one. Measured on 2
-    cores against the default grid: 1.75 s instead of 2.15 s of optimisation on a 20-d VAE's codes
-    (KL 2.248 / 2.250, 44.1% of neighbours kept in both), 1.8-1.9 s instead of 2.4 s on the bundled
-    16-d VAE's (KL within 0.01, neighbours within 0.3 points); a coarser grid in the normal phase
-    did cost quality (KL +0.03 to +0.1).
+    The schedule (40 early-exaggeration iterations, then 80 normal ones, on an FFT grid half as
+    fine as openTSNE's default) is much shorter than openTSNE's 250 + 500: it draws the same
+    islands in the same places in a fraction of the time, so a class sees a new model's map in
+    seconds (the measurements are in benchmarks/README.md, "t-SNE's schedule"). `n_iter` buys
+    more polish.
     """
 
     name = "tsne"
@@ -205,9 +194,6 @@ class TSNEProjection(Projection):
                  progress: Progress | None = None, report_every: int = 20):
         super().__init__(seed, progress)
         self.perplexity, self.n_iter, self.early_iter, self.report_every = perplexity, n_iter, early_iter, report_every
-
-    def params(self):
-        return {"perplexity": self.perplexity, "n_iter": self.n_iter}
 
     def _fit(self, z):
         import openTSNE
@@ -229,7 +215,7 @@ class TSNEProjection(Projection):
                                      ints_in_interval=2, random_state=self.seed, callbacks=callback if self.progress else None,
                                      callbacks_every_iters=self.report_every)
         # Early exaggeration keeps the points in a small blob, where a coarse interpolation grid does
-        # as well as the default one (same KL and neighbours on real codes) at half the cost.
+        # as well as the default one (same KL and neighbours) at half the cost.
         emb = emb.optimize(n_iter=self.early_iter, exaggeration=12, momentum=0.5, min_num_intervals=20,
                            n_interpolation_points=2)
         offset[0] = self.early_iter
@@ -240,15 +226,13 @@ class TSNEProjection(Projection):
 class UMAPProjection(Projection):
     name = "umap"
 
-    # umap-learn itself runs 200 epochs above 10,000 points but 500 at exactly 10,000 (the test set);
-    # 200 draws the same picture in under half the time.
+    """umap-learn on our exact kNN. umap-learn itself runs 200 epochs above 10,000 points but 500
+    at exactly 10,000 (the test set); 200 draws the same picture in under half the time."""
+
     def __init__(self, n_neighbors: int = 15, min_dist: float = 0.1, n_epochs: int | None = 200, seed: int = 0,
                  progress: Progress | None = None):
         super().__init__(seed, progress)
         self.n_neighbors, self.min_dist, self.n_epochs = n_neighbors, min_dist, n_epochs
-
-    def params(self):
-        return {"n_neighbors": self.n_neighbors, "min_dist": self.min_dist}
 
     def _fit(self, z):
         os.environ.setdefault("NUMBA_CACHE_DIR", str(_numba_cache_dir()))
@@ -296,10 +280,7 @@ def warm_up_tsne() -> None:
 
 
 def _numba_cache_dir():
-    from pathlib import Path
-
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "latent-lab" / "numba"
+    return cache_dir() / "numba"
 
 
 _CLASSES = {c.name: c for c in (NativeProjection, PCAProjection, TSNEProjection, UMAPProjection)}
@@ -309,3 +290,43 @@ def make_projection(method: str, **params) -> Projection:
     if method not in _CLASSES:
         raise ValueError(f"Unknown map method {method!r}; choose one of {', '.join(METHODS)}.")
     return _CLASSES[method](**params)
+
+
+# A map's parameters as the app names them: the defaults, and what a cached map is keyed by.
+DEFAULT_PARAMS = {
+    "native": {},
+    "pca": {},
+    "tsne": {"perplexity": 30.0},
+    "umap": {"n_neighbors": 15, "min_dist": 0.1},
+}
+FAST_METHODS = ("native", "pca")  # milliseconds: computed where they are asked for, never queued
+
+
+def default_params(method: str) -> dict:
+    return dict(DEFAULT_PARAMS[method])
+
+
+def resolve_params(method: str, params: dict | None = None) -> dict:
+    """The defaults overlaid with `params`, numbers in the defaults' types, so that a perplexity of
+    30 and of 30.0 name the same map (and find the same cached file)."""
+    defaults = DEFAULT_PARAMS.get(method, {})  # an unknown method is refused by make_projection, in words
+    out = defaults | (params or {})
+    for k, default in defaults.items():
+        v = out[k]
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue
+        if isinstance(default, float):
+            out[k] = float(v)
+        elif isinstance(default, int) and float(v).is_integer():
+            out[k] = int(v)
+    return out
+
+
+def compute_map(z: np.ndarray, method: str, params: dict | None = None, seed: int = 0, progress=None) -> np.ndarray:
+    """One projection of codes (N, D) -> (N, 2), with a progress hook (done, total, partial)."""
+    return make_projection(method, seed=seed, progress=progress, **resolve_params(method, params)).fit_transform(z)
+
+
+def warm(method: str) -> None:
+    """Import (and, for UMAP, compile or load from numba's disk cache) what a slow method needs."""
+    (warm_up_umap if method == "umap" else warm_up_tsne)()

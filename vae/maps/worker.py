@@ -1,19 +1,25 @@
-"""The map worker: a child process that computes t-SNE and UMAP maps for `vae.maps.MapService`.
+"""The map worker: a child process that computes t-SNE and UMAP maps for `vae.maps.service`.
 
-    python -m vae.mapworker      # reads requests on stdin, writes replies on stdout
+    python -m vae.maps.worker FD LIFELINE_FD    # started by WorkerProcess, never by hand
 
 Why a process and not a thread: t-SNE and UMAP spend much of their time in Python and in
 numba's compiler, both holding the GIL. On a busy app server (Streamlit redrawing pages for
-many sessions) a map computed on a thread was measured 5-10x slower than the same map alone.
+many sessions) a map computed on a thread runs several times slower than the same map alone.
 A process has its own interpreter, never imports torch or Streamlit (numpy and the projection
-libraries only), and if it dies (say, out of memory) the server gets a sentence and a new worker.
+libraries only), runs below the server's CPU priority, and if it dies (say, out of memory) the
+server gets a sentence and a new worker.
 
-The protocol is length-prefixed messages: an 8-byte header (JSON length, array length), a JSON
-object, and optionally one array in .npy format (never pickled). Requests:
-``{"op": "map", "method", "params", "seed"}`` + the codes (N, D) and ``{"op": "warm", "method"}``.
-Replies: ``{"type": "progress", "done", "total"}`` (+ the embedding so far, if any), then one
-``{"type": "done", "seconds"}`` + the embedding (N, 2), or ``{"type": "error", "message"}``.
-The worker exits when its stdin closes or its parent process is gone (the server stopped).
+The protocol runs over a `multiprocessing.connection.Connection` (a socket pair) with
+`send_bytes` / `recv_bytes` only, so nothing is ever unpickled: each message is a JSON object,
+followed by one array in .npy format (`allow_pickle=False`) when the object says `"array": true`.
+Requests: ``{"op": "map", "method", "params", "seed"}`` + the codes (N, D), and
+``{"op": "warm", "method"}``. Replies: ``{"type": "progress", "done", "total"}`` (+ the
+embedding so far, if any), then one ``{"type": "done", "seconds"}`` (+ the embedding (N, 2)),
+or ``{"type": "error", "message"}``.
+
+The worker ends when its server does: between requests its connection reads end-of-file, and
+during one (a long t-SNE, UMAP's first compile) a thread blocked on the lifeline pipe, whose
+other end only the server holds, wakes when the kernel closes that end.
 """
 
 from __future__ import annotations
@@ -21,131 +27,82 @@ from __future__ import annotations
 import io
 import json
 import os
-import signal
-import struct
 import sys
+import threading
 import time
+from multiprocessing.connection import Connection
 
 import numpy as np
 
-_HEADER = struct.Struct("<II")
+# Below the server and the browser: a map may take a little longer, a page never waits for one.
+# The UMAP lane's worker sits lower still: its start-up (numba compiling UMAP, the first time on
+# a machine) and its maps then yield to a t-SNE that someone is watching form.
+NICENESS = {"tsne": 5, "umap": 15}
 
 
-def send(stream, message: dict, array: np.ndarray | None = None) -> None:
-    blob = b""
+def send(conn: Connection, message: dict, array: np.ndarray | None = None) -> None:
+    conn.send_bytes(json.dumps({**message, "array": array is not None}).encode())
     if array is not None:
         buf = io.BytesIO()
         np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
-        blob = buf.getvalue()
-    head = json.dumps(message).encode()
-    stream.write(_HEADER.pack(len(head), len(blob)) + head + blob)
-    stream.flush()
+        conn.send_bytes(buf.getbuffer())
 
 
-def _read_exactly(stream, n: int) -> bytes:
-    chunks, left = [], n
-    while left:
-        chunk = stream.read(left)
-        if not chunk:
-            raise EOFError("the other end closed the pipe")
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
-
-
-def receive(stream) -> tuple[dict, np.ndarray | None]:
-    n_head, n_blob = _HEADER.unpack(_read_exactly(stream, _HEADER.size))
-    message = json.loads(_read_exactly(stream, n_head))
-    array = np.load(io.BytesIO(_read_exactly(stream, n_blob)), allow_pickle=False) if n_blob else None
+def receive(conn: Connection) -> tuple[dict, np.ndarray | None]:
+    """One message and its array (or None). EOFError when the other end has closed."""
+    message = json.loads(conn.recv_bytes())
+    has_array = message.pop("array", False)
+    array = np.load(io.BytesIO(conn.recv_bytes()), allow_pickle=False) if has_array else None
     return message, array
 
 
-def warm(method: str) -> None:
-    """Import (and, for UMAP, compile or load from numba's disk cache) what a method needs."""
-    from .projection import warm_up_tsne, warm_up_umap
-
-    (warm_up_umap if method == "umap" else warm_up_tsne)()
-
-
-def serve(requests, replies) -> None:
-    from .maps import compute_map
+def serve(conn: Connection) -> None:
+    from .projection import compute_map, warm
 
     while True:
         try:
-            message, z = receive(requests)
+            message, z = receive(conn)
         except EOFError:
             return
         t0 = time.perf_counter()
         try:
             if message["op"] == "warm":
                 warm(message["method"])
-                send(replies, {"type": "done", "seconds": time.perf_counter() - t0})
+                send(conn, {"type": "done", "seconds": time.perf_counter() - t0})
                 continue
 
             def progress(done, total, partial):
-                send(replies, {"type": "progress", "done": int(done), "total": int(total)}, partial)
+                send(conn, {"type": "progress", "done": int(done), "total": int(total)}, partial)
 
             y = compute_map(z, message["method"], message.get("params"), seed=int(message.get("seed", 0)),
                             progress=progress)
-            send(replies, {"type": "done", "seconds": time.perf_counter() - t0}, np.asarray(y, np.float32))
-        except BrokenPipeError:  # the server is gone
+            send(conn, {"type": "done", "seconds": time.perf_counter() - t0}, np.asarray(y, np.float32))
+        except OSError:  # the server is gone (a broken or reset connection)
             return
         except Exception as e:  # a bad parameter, NaN codes: the page shows it as a sentence
-            send(replies, {"type": "error", "message": f"{type(e).__name__}: {e}"})
+            send(conn, {"type": "error", "message": f"{type(e).__name__}: {e}"})
 
 
-def _exit_with_parent(poll_s: float = 0.5) -> None:
-    """End this process when the server that started it is gone, even in the middle of a long job
-    (a UMAP compile, a t-SNE): its pipe is only read between jobs.
-
-    On Linux the kernel also kills it then (PR_SET_PDEATHSIG), which works while it is stopped:
-    the server stops a warming-up worker while another map computes (vae.maps.CAN_PAUSE)."""
-    import threading
-
-    parent = os.getppid()
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            PR_SET_PDEATHSIG = 1
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-        except (OSError, AttributeError):  # no libc to call: the thread below still ends it (unless stopped)
-            pass
-        if os.getppid() != parent:  # the server died before that took effect
-            os._exit(0)
-
+def _exit_with_server(lifeline_fd: int) -> None:
+    """End this process, even mid-map, when the server is gone: the lifeline pipe's write end lives
+    only in the server, so this read returns (end-of-file) exactly when the server has exited."""
     def watch():
-        while True:
-            time.sleep(poll_s)
-            if os.getppid() != parent:  # re-parented: the server died or was stopped
-                os._exit(0)
+        os.read(lifeline_fd, 1)
+        os._exit(0)
 
-    threading.Thread(target=watch, name="latent-lab-parent-watch", daemon=True).start()
+    threading.Thread(target=watch, name="latent-lab-lifeline", daemon=True).start()
 
 
-# Below the server and the browser: a map may take a little longer, a page never waits for one.
-# The UMAP lane's worker sits lower still: its start-up (numba compiling UMAP, ~30 CPU s the first
-# time on a machine, ~8 s from the disk cache) and its maps then yield to a t-SNE that someone is
-# watching form (measured: a t-SNE asked for while UMAP compiled took 5.2-6.5 s instead of 4-4.6 s).
-NICENESS = {"tsne": 5, "umap": 15}
-
-
-def niceness(lane: str | None) -> int:
-    return NICENESS.get(lane or "", NICENESS["tsne"])
-
-
-def main() -> None:
-    _exit_with_parent()
+def main(argv: list[str] | None = None) -> None:
+    fd, lifeline_fd = (int(a) for a in (argv if argv is not None else sys.argv[1:]))
+    _exit_with_server(lifeline_fd)
     try:
-        os.nice(niceness(os.environ.get("LATENT_LAB_MAP_LANE")))
+        os.nice(NICENESS.get(os.environ.get("LATENT_LAB_MAP_LANE", ""), NICENESS["tsne"]))
     except (AttributeError, OSError):  # not on this platform: the maps share the CPU evenly instead
         pass
-    replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # a library that prints must not corrupt the protocol
-    sys.stdout = sys.stderr
     try:
-        serve(sys.stdin.buffer, replies)
-    except KeyboardInterrupt:
+        serve(Connection(fd))
+    except KeyboardInterrupt:  # Ctrl-C in the server's terminal reaches its workers too
         pass
 
 

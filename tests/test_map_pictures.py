@@ -1,4 +1,5 @@
-"""The map page's pure helpers: manifold region and codes, sprite sheets, CSV, selections."""
+"""The map pages' pure helpers: manifold region and codes (vae.latent), sprite sheets and the map as a
+picture (vae.images), CSV, packed points and selections (vae.maps.points)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import pytest
 from PIL import Image
 from scipy.stats import norm
 
-from vae.mapview import (SPRITE_CHUNK, manifold_codes, manifold_region, map_csv, selected_indices, sprite_chunks,
-                         sprite_png, sprite_sheet)
+from vae.images import SPRITE_CHUNK, scatter_png, sprite_chunks, sprite_png, sprite_sheet
+from vae.latent import manifold_codes, manifold_region
+from vae.maps.points import map_csv, pack_points, selected_indices
 
 
 def test_region_of_a_vae_is_the_priors_central_mass():
@@ -126,7 +128,6 @@ def test_selected_indices_from_the_canvas_map():
 def test_pack_points_round_trips_within_a_pixel_of_a_pixel():
     import base64
 
-    from vae.mapview import pack_points
 
     rng = np.random.default_rng(0)
     y = (rng.standard_normal((10_000, 2)) * [30, 0.002] + [5, -1]).astype(np.float32)  # very unequal ranges
@@ -145,7 +146,6 @@ def test_pack_points_round_trips_within_a_pixel_of_a_pixel():
 def test_pack_points_odd_input():
     import base64
 
-    from vae.mapview import pack_points
 
     p = pack_points(np.array([[1.0, np.nan], [1.0, 2.0], [np.inf, 3.0]]), np.array([0, 1, 2]))
     assert p["xr"] == [1.0, 2.0]  # one finite value: a unit range, not a division by zero
@@ -162,7 +162,6 @@ def test_scatter_png_draws_every_class_in_its_colour():
 
     from PIL import Image
 
-    from vae.mapview import scatter_png
 
     rng = np.random.default_rng(0)
     y = np.r_[rng.normal(-5, 0.3, (200, 2)), rng.normal(5, 0.3, (200, 2)), [[np.nan, 0]]]
