@@ -31,7 +31,7 @@ FIRST_PAGE = """
 import json, sys, threading
 import ui.state as state
 import ui.warmup as warmup
-state.PRESTART_DELAY_S = 3600  # no map workers in this test
+state.map_service = lambda: None  # no map workers in this test
 {setup}
 from streamlit.testing.v1 import AppTest
 at = AppTest.from_file({app!r}, default_timeout=120).run()

@@ -3,8 +3,9 @@
     python -m vae.assets --data-dir ../shared/data
 
 writes `assets/mnist-test.npz` (all 10,000 test digits, compressed) and, for every bundled
-model in `assets/models/`, `assets/maps/<fingerprint>-<method>.npz` for PCA, t-SNE and UMAP
-(and native for 2-D models) with default parameters, and `assets/previews/<fingerprint>-prior.png`,
+model in `assets/models/`, `assets/maps/<fingerprint>-<method>-<parameters hash>.npz` (named by
+`vae.maps.service.map_key`) for PCA, t-SNE and UMAP (and native for 2-D models) with default
+parameters, and `assets/previews/<fingerprint>-prior.png`,
 the Welcome page's picture of prior samples, so the app shows real digits, opens its map page
 instantly and draws its first page before torch is even imported, with no data folder and no
 network.
@@ -21,10 +22,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .paths import ASSETS
+
 if TYPE_CHECKING:
     from .data import Dataset
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
 TEST_DIGITS = ASSETS / "mnist-test.npz"
 MAPS_DIR = ASSETS / "maps"
 PREVIEWS_DIR = ASSETS / "previews"
