@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-from ui import explore, map_canvas, map_view, state
+from ui import compare, explore, map_canvas, map_view, state
 from ui.figures import DIGIT_COLORS, image_grid
 from vae.checkpoint import CheckpointError
-from vae.compare import BUNDLED_PAIRS, pair_mismatch
+from vae.compare import pair_mismatch
 from ui.layout import ensure_frame
 
 N_PRIOR = 400  # prior samples scored per model; the first SHOWN are drawn
@@ -27,17 +27,16 @@ if len(entries) < 2:
     st.page_link("pages/train.py", label="Go to Train & library", icon=":material/model_training:")
     st.stop()
 
-pairs = {k: ids for k, ids in BUNDLED_PAIRS.items() if all(i in by_id for i in ids)}
+pairs = compare.bundled_pairs(by_id)
 choice = st.radio("Models", [*pairs, "any"], horizontal=True, key="compare_pair",
                   format_func=lambda k: f"Bundled {k} pair (AE and VAE)" if k in pairs else "Any two from the library")
 if choice == "any":
-    ids = [e.id for e in entries]
-    first_ae = next((i for i in ids if by_id[i].config.kind == "ae"), ids[0])
-    first_vae = next((i for i in ids if by_id[i].config.kind == "vae" and i != first_ae), ids[-1])
+    ids = list(by_id)
+    first_left, first_right = compare.default_pair(entries)
     s1, s2 = st.columns(2)
-    left_id = s1.selectbox("Left model", ids, index=ids.index(first_ae), key="compare_left",
+    left_id = s1.selectbox("Left model", ids, index=ids.index(first_left), key="compare_left",
                            format_func=lambda i: by_id[i].name)
-    right_id = s2.selectbox("Right model", ids, index=ids.index(first_vae), key="compare_right",
+    right_id = s2.selectbox("Right model", ids, index=ids.index(first_right), key="compare_right",
                             format_func=lambda i: by_id[i].name)
 else:
     left_id, right_id = pairs[choice]
@@ -71,15 +70,14 @@ with st.expander("Region, grid, seed and path", expanded=False):
     end = int(p2.number_input(f"to test digit # (0 to {n - 1})", 0, n - 1, min(2, n - 1), key="compare_to"))
     method = p3.radio("Path", ["linear", "spherical"], horizontal=True, key="compare_method")
 
-clf, no_scores = explore.scorer(models[0].dataset if models[0].dataset != "mnist" else models[1].dataset)
+clf, no_scores = compare.scorer(models)
 try:
     with st.spinner("Decoding grids, prior samples and paths, and scoring them…"):
-        reports = [explore.holes(m, clf, mode, extent, n_grid, N_PRIOR, seed) for m in models]
-        paths = [explore.path(m, clf, start, end, STEPS, method) for m in models]
-        planes = [explore.plane(m) for m in models]
+        measured = compare.measure(models, clf, mode, extent, n_grid, N_PRIOR, seed, start, end, STEPS, method)
 except ValueError as e:  # e.g. a diverged model whose codes are not finite
     st.error(f"These models cannot be compared: {e}")
     st.stop()
+reports, paths, planes = measured.reports, measured.paths, measured.planes
 
 st.subheader("The gap, measured")
 if clf is None:

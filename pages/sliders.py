@@ -31,7 +31,7 @@ d, kind = a.config.latent_dim, a.config.kind
 
 scores = dim_scores(kind, codes, logvars, kl_per_dim=a.meta.get("metrics", {}).get("kl_per_dim"))
 ranked = rank_dims(scores)
-score_label = {i: f"z{i} · " + (f"{scores[i]:.2f} nats" if kind == "vae" else f"var {scores[i]:.3g}")
+score_label = {i: f"z{i} · " + (f"{scores[i]:.2f} nats" if a.config.has_prior else f"var {scores[i]:.3g}")
                for i in range(d)}
 
 picks = [i for i in state.picks() if 0 <= i < len(codes)]
@@ -83,7 +83,7 @@ with left:
     live = live_sliders(a, z0, dims, ranges, [score_label[i] for i in dims], st.session_state.get(RESETS, 0))
     st.caption(f"The decoder's weights travel once to your browser ({live.payload_bytes / 1e6:.2f} MB, float16) "
                f"and it redraws the digit on every movement. Slider ranges: "
-               + ("±3, the bulk of the prior N(0, I)." if kind == "vae" else
+               + ("±3, the bulk of the prior N(0, I)." if a.config.has_prior else
                   "the span of the test codes along each dimension (an AE has no prior)."))
 with right:
     z = live.z

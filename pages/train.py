@@ -3,17 +3,10 @@
 import streamlit as st
 
 from ui import state, training
-from vae.checkpoint import MAX_BYTES, CheckpointError, slugify
+from vae.checkpoint import MAX_BYTES, CheckpointError
 from vae.data import DATASETS, DataError
-from vae.config import parse_hidden
 from vae.train import DEFAULT_LR_NOTE, TrainConfig
 from ui.layout import ensure_frame
-
-JOBS = "train_jobs"  # session_state: ids of the trainings this session started (newest last)
-ADOPTED = "train_adopted"  # session_state: finished job ids already activated
-FLASH = "train_flash"  # session_state: (level, message) shown once above the library
-UPLOADED = "train_uploaded"  # session_state: file ids of uploads already stored
-FOLLOW = "train_follow_active"  # session_state: set when a model became active; the manage picker follows
 
 ensure_frame()
 st.title(":material/model_training: Train & library")
@@ -71,63 +64,37 @@ with form_col:
                              placeholder="e.g. my first VAE")
         if st.button("Start training", type="primary", icon=":material/play_arrow:", key="train_start", width="stretch"):
             try:
-                job_id = q.submit(
-                    dict(kind=kind, arch=arch, latent_dim=int(latent_dim), hidden=parse_hidden(hidden_text),
-                         beta=float(beta)),
-                    dict(epochs=int(epochs) if epochs else None, time_budget=float(budget) if budget else None,
-                         batch_size=int(batch), lr=None if lr is None else float(lr), seed=int(seed)),
-                    dataset, (data_dir or "").strip() or None, name)
+                training.start_training(q, kind=kind, arch=arch, latent_dim=latent_dim, hidden_text=hidden_text,
+                                        beta=beta, epochs=epochs, time_budget=budget, batch_size=batch, lr=lr,
+                                        seed=seed, dataset=dataset, data_dir=data_dir, name=name)
             except (ValueError, DataError) as e:
                 st.error(str(e), icon=":material/error:")
             else:
-                st.session_state[JOBS] = [*st.session_state.get(JOBS, []), job_id]
                 st.rerun()
 
 
 # ---------------------------------------------------------------- the session's training
-def server_load() -> None:
-    c = q.counts()
-    st.caption(f"This server trains up to {q.max_running} model{'s' if q.max_running > 1 else ''} at once, "
-               f"with {q.threads_per_job} CPU thread{'s' if q.threads_per_job > 1 else ''} each; more wait in "
-               f"line. Now: {c['running']} running, {c['queued']} waiting.")
-
-
 def show_job() -> None:
-    jobs = [j for j in map(q.status, st.session_state.get(JOBS, [])) if j is not None]  # a restart forgets
-    st.session_state[JOBS] = [j.job_id for j in jobs]
+    jobs = training.session_jobs(q)
     if not jobs:
         st.info("Choose the settings and press **Start training**. Its progress, live loss curves and "
                 "reconstructions appear here, and the finished model joins the library below.", icon=":material/arrow_back:")
-        server_load()
+        training.server_load(q)
         return
-    adopted = st.session_state.setdefault(ADOPTED, [])
-    fresh = [j for j in jobs if j.finished and j.job_id not in adopted]
-    if fresh:  # a training ended since the last look: its model becomes the active one
-        adopted += [j.job_id for j in fresh]
-        for j in fresh:
-            if j.state == "done":
-                state.set_active(j.entry_id)
-                st.session_state[FOLLOW] = True
+    if training.adopt_finished(jobs):  # a training ended: its model is now the active one
         st.rerun()  # the whole app: the sidebar shows the new active model, the refresh stops
-
-    job = next((j for j in reversed(jobs) if not j.finished), jobs[-1])  # one still going, else the latest
+    job = training.shown_job(jobs)
     training.job_panel(job)
     if not job.finished:
         st.button("Cancel training", icon=":material/stop_circle:", key="train_cancel", disabled=job.cancelling,
                   on_click=q.cancel, args=(job.job_id,))
-    server_load()
-    others = [j for j in jobs if j is not job]
-    if others:
-        with st.expander(f"Your other trainings in this session ({len(others)})"):
-            for j in reversed(others):
-                st.markdown(f"- **{j.name}** ({j.label}): {j.state}"
-                            + (f", number {j.position} in the queue" if j.state == "queued" else ""))
+    training.server_load(q)
+    training.other_trainings(jobs, job)
 
 
 with job_col:
     st.subheader("Progress")
-    live = any(j is not None and not j.finished for j in map(q.status, st.session_state.get(JOBS, [])))
-    st.fragment(show_job, run_every=1.0 if live else None)()
+    st.fragment(show_job, run_every=1.0 if training.any_running(q) else None)()
 
 # ---------------------------------------------------------------- the library
 st.divider()
@@ -135,8 +102,7 @@ st.subheader("Model library")
 st.caption("Bundled models come with Latent Lab; saved ones are those trained or uploaded here. Test nats: lower "
            "is better; active units: latent dimensions the model really uses; kNN accuracy: digits told apart "
            "from their codes with only 10 labels per class.")
-if flash := st.session_state.pop(FLASH, None):
-    getattr(st, flash[0])(flash[1])
+training.show_flash()
 
 entries = state.entries()
 active_id = state.active_id()
@@ -146,10 +112,8 @@ else:
     st.dataframe(training.library_rows(entries, active_id), hide_index=True, key="train_library_table",
                  column_config=training.LIBRARY_COLUMNS)
     by_id = {e.id: e for e in entries}
-    ids = list(by_id)
-    if st.session_state.pop(FOLLOW, False) or st.session_state.get("train_pick") not in ids:
-        st.session_state["train_pick"] = active_id if active_id in ids else ids[0]  # start from the active model
-    pick = st.selectbox("Model to manage", ids, format_func=lambda i: by_id[i].name, key="train_pick")
+    training.sync_pick(list(by_id), active_id)
+    pick = st.selectbox("Model to manage", list(by_id), format_func=lambda i: by_id[i].name, key=training.PICK)
     entry = by_id[pick]
     with st.container(border=True):
         a, b, c = st.columns(3, gap="medium")
@@ -158,11 +122,9 @@ else:
             if st.button("Make active", icon=":material/check_circle:", key="train_activate", disabled=pick == active_id,
                          help="Every page then shows this model."):
                 state.set_active(pick)
-                st.session_state[FLASH] = ("success", f"**{entry.name}** is now the active model.")
+                training.flash("success", f"**{entry.name}** is now the active model.")
                 st.rerun()
-            st.download_button("Download .safetensors", data=entry.path.read_bytes, icon=":material/download:",
-                               file_name=f"{slugify(entry.name)}.safetensors", mime="application/octet-stream",
-                               key="train_download", on_click="ignore")
+            training.download_button(entry)
         with b:
             st.markdown("**Rename**")
             new_name = st.text_input("New name", entry.name, max_chars=100, key=f"train_rename_{pick}",
@@ -173,7 +135,7 @@ else:
                 except CheckpointError as e:
                     st.error(str(e))
                 else:
-                    st.session_state[FLASH] = ("success", f"Renamed to **{new_name.strip()}**.")
+                    training.flash("success", f"Renamed to **{new_name.strip()}**.")
                     st.rerun()
         with c:
             st.markdown("**Delete**")
@@ -187,8 +149,8 @@ else:
                     except CheckpointError as e:
                         st.error(str(e))
                     else:
-                        st.session_state[FLASH] = ("info", f"Deleted **{entry.name}**.")
-                        st.session_state[FOLLOW] = True
+                        training.flash("info", f"Deleted **{entry.name}**.")
+                        training.follow_active()
                         st.rerun()
 
 st.markdown("**Upload a checkpoint**")
@@ -196,14 +158,11 @@ upload = st.file_uploader("A .safetensors file saved by Latent Lab", type=["safe
                           max_upload_size=MAX_BYTES // 2**20,
                           help=f"Up to {MAX_BYTES // 2**20} MB. Only Latent Lab checkpoints are accepted; "
                                "the file is checked before anything is stored.")
-if upload is not None and upload.file_id not in st.session_state.get(UPLOADED, []):
-    try:
-        added = state.library().import_bytes(upload.getvalue(), upload.name)
-    except CheckpointError as e:
-        st.error(str(e), icon=":material/error:")
-    else:
-        st.session_state[UPLOADED] = [*st.session_state.get(UPLOADED, []), upload.file_id]
-        state.set_active(added.id)
-        st.session_state[FOLLOW] = True
-        st.session_state[FLASH] = ("success", f"Added **{added.name}** to the library; it is now the active model.")
+try:
+    added = training.store_upload(upload)
+except CheckpointError as e:
+    st.error(str(e), icon=":material/error:")
+else:
+    if added is not None:
+        training.flash("success", f"Added **{added.name}** to the library; it is now the active model.")
         st.rerun()

@@ -1,6 +1,9 @@
-"""vae.compare: hole measurements, paths, regions and small helpers; every model kind and latent size."""
+"""vae.compare: hole measurements, paths, regions and small helpers; every model kind and latent size.
+Then ui.compare's choices for the AE vs VAE page: which two models, which classifier."""
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -12,6 +15,7 @@ from vae.compare import (BUNDLED_PAIRS, Region, code_region, hole_report, map_pl
                          path_report, representative, worst)
 from vae.latent import prior_samples
 from vae.models import ModelConfig, build_model
+from ui.compare import bundled_pairs, default_pair, scoring_dataset
 
 KINDS_DIMS = [("ae", 1), ("ae", 2), ("vae", 2), ("vae", 5)]
 
@@ -184,3 +188,37 @@ def test_bundled_vae_dreams_more_digits_than_its_ae(pair):
         region = code_region(*map_plane(prior_samples(500, model.latent_dim, seed=1)), mode="box")
         shares.append(hole_report(model, clf, region, n_grid=8, n_prior=400, seed=0).prior_share)
     assert shares[1] > shares[0], f"{pair}: AE {shares[0]:.2f} vs VAE {shares[1]:.2f}"
+
+
+# --- ui.compare: the page's choices -----------------------------------------------------------------
+
+def entries(*kinds: str) -> list:
+    """Library entries as the page sees them: an id and a config (kinds like "ae", "vae")."""
+    return [SimpleNamespace(id=f"{kind}{i}", config=ModelConfig(kind=kind)) for i, kind in enumerate(kinds)]
+
+
+@pytest.mark.parametrize("kinds, pair", [
+    (("vae", "ae", "vae"), ("ae1", "vae0")),  # an AE on the left, a VAE on the right, whatever the order
+    (("ae", "ae", "vae", "vae"), ("ae0", "vae2")),  # the first of each
+    (("vae", "vae"), ("vae0", "vae1")),  # no AE: the first model, then the first other VAE
+    (("ae", "ae", "ae"), ("ae0", "ae2")),  # no VAE: the first and the last model
+])
+def test_default_pair_puts_a_model_without_prior_left_and_one_with_right(kinds, pair):
+    assert default_pair(entries(*kinds)) == pair
+
+
+def test_default_pair_of_one_model_is_that_model_twice():
+    assert default_pair(entries("vae")) == ("vae0", "vae0")  # the page then asks for two different ones
+
+
+def test_bundled_pairs_only_when_both_models_are_there():
+    assert bundled_pairs(BUNDLED_PAIRS["2-d"]) == {"2-d": BUNDLED_PAIRS["2-d"]}
+    assert bundled_pairs([*BUNDLED_PAIRS["2-d"], *BUNDLED_PAIRS["16-d"]]) == BUNDLED_PAIRS
+    assert bundled_pairs([BUNDLED_PAIRS["16-d"][0], "my-model"]) == {}
+
+
+@pytest.mark.parametrize("a, b", [("mnist", "mnist"), ("fashion", "mnist"), ("mnist", "fashion"),
+                                  ("fashion", "custom")])
+def test_scores_only_when_both_models_draw_digits(a, b):
+    expected = "mnist" if a == b == "mnist" else (a if a != "mnist" else b)  # the first dataset that is not MNIST
+    assert scoring_dataset([a, b]) == expected

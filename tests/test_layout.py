@@ -36,3 +36,15 @@ def test_picking_a_model_without_its_test_digits_starts_nothing(stub_maps):
     at.selectbox(key="sidebar_model").set_value(entry.id).run()
     assert not at.exception, at.exception  # the map page explains the missing digits when opened
     assert at.session_state["active_model"] == entry.id and stub_maps.warmed == []
+
+
+@pytest.mark.parametrize("kind", ["ae", "vae"])
+def test_sidebar_names_beta_only_for_a_model_with_a_prior(kind):
+    model = build_model(ModelConfig(kind=kind, arch="mlp", latent_dim=2, hidden=(16,), beta=2.5), seed=0)
+    entry = ModelLibrary(default_library_dir()).save(model, name=f"tiny {kind}", dataset="mnist")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.session_state["active_model"] = entry.id
+    at.run()
+    assert not at.exception, at.exception
+    (caption,) = [c.value for c in at.sidebar.caption if c.value.startswith("Dataset:")]
+    assert ("β = 2.5" in caption) == (kind == "vae")  # an AE has no KL term, so no β

@@ -88,8 +88,12 @@ def test_ae_and_vae_any_size(kind, arch, d):
     h = payload(at)
     assert len(h["start"]) == d and len(h["dims"]) == min(d, 8)
     assert [l["type"] for l in h["layers"]][-1] == ("convT" if arch == "conv" else "linear")
-    if kind == "ae":
+    if kind == "ae":  # no prior: ranked and ranged by the test codes' spread
         assert any("span of the test codes" in c.value for c in at.caption)
+        assert all(" · var " in label for label in h["labels"])
+    else:  # a prior N(0, I): ranked by KL, ranged by the prior
+        assert any("the bulk of the prior N(0, I)" in c.value for c in at.caption)
+        assert all(label.endswith(" nats") for label in h["labels"])
 
 
 @pytest.mark.parametrize("source", ["digit", "class", "origin", "prior"])

@@ -7,14 +7,6 @@ import streamlit as st
 from ui import state
 
 
-def model_caption(entry) -> str:
-    cfg = entry.config
-    nats = entry.metrics.get("test_nats")
-    tag = "bundled" if entry.bundled else "saved"
-    return f"{cfg.kind.upper()} · {cfg.arch} · {cfg.latent_dim}-d · {entry.meta.get('dataset', 'mnist')}" + (
-        f" · {nats:.1f} nats" if nats is not None else "") + f" · {tag}"
-
-
 _FRAMED = "_latent_lab_framed"  # session_state: this session has run through app.py
 
 
@@ -70,4 +62,4 @@ def sidebar() -> None:
         c2.metric("Test nats", f"{m['test_nats']:.1f}" if "test_nats" in m else "–",
                   help="Negative ELBO per test digit, in nats (lower is better). For an AE: reconstruction only.")
         st.caption(f"Dataset: {e.meta.get('dataset', 'mnist')} · {'bundled' if e.bundled else 'saved'}"
-                   + (f" · β = {cfg.beta:g}" if cfg.kind == "vae" else ""))
+                   + (f" · β = {cfg.beta:g}" if cfg.has_prior else ""))

@@ -1,4 +1,5 @@
-"""Streamlit-side helpers of the Train & library page: the shared queue, figures and table rows.
+"""Streamlit-side helpers of the Train & library page: the shared queue, the session's trainings
+(started, polled, adopted once finished), the one-off messages, uploads, downloads, figures and table rows.
 
 The queue itself (`vae.jobs.TrainingQueue`) is pure Python; here it becomes one
 `st.cache_resource` for the whole server, so every session sees the same queue.
@@ -19,12 +20,21 @@ from plotly.subplots import make_subplots
 
 from ui import state
 from ui.figures import image_grid
-from vae.checkpoint import Entry
+from vae.checkpoint import Entry, slugify
+from vae.config import parse_hidden
 from vae.data import DataError, default_root, load_dataset
 from vae.jobs import JobStatus, TrainingQueue
 
 TRAIN_COLOR, TEST_COLOR = "#1f77b4", "#ff7f0e"
 DATASET_NAMES = {"mnist": "MNIST digits", "fashion": "Fashion-MNIST", "custom": "Custom folder (IDX files)"}
+
+# session_state keys of the page (the browser tests read them too)
+JOBS = "train_jobs"  # ids of the trainings this session started (newest last)
+ADOPTED = "train_adopted"  # finished job ids already handled (their model made active once)
+FLASH = "train_flash"  # (level, message) shown once above the library
+UPLOADED = "train_uploaded"  # file ids of uploads already stored
+FOLLOW = "train_follow_active"  # set when a model became active or was deleted; the manage picker follows
+PICK = "train_pick"  # the manage picker's widget
 
 
 @st.cache_resource(show_spinner=False)
@@ -46,6 +56,136 @@ def _data_problem(dataset: str, root: str) -> str | None:
         return str(e)
     return None
 
+
+# --- the session's trainings ----------------------------------------------------------------------
+
+def start_training(q: TrainingQueue, *, kind: str, arch: str, latent_dim: int, hidden_text: str, beta: float,
+                   epochs: int | None, time_budget: float | None, batch_size: int, lr: float | None, seed: int,
+                   dataset: str, data_dir: str | None, name: str | None) -> str:
+    """Queue a training with the form's values and count it among this session's. Returns its job id.
+
+    Raises ValueError (bad settings, full queue) or DataError (no data), each with a sentence."""
+    job_id = q.submit(
+        dict(kind=kind, arch=arch, latent_dim=int(latent_dim), hidden=parse_hidden(hidden_text), beta=float(beta)),
+        dict(epochs=int(epochs) if epochs else None, time_budget=float(time_budget) if time_budget else None,
+             batch_size=int(batch_size), lr=None if lr is None else float(lr), seed=int(seed)),
+        dataset, (data_dir or "").strip() or None, name)
+    st.session_state[JOBS] = [*st.session_state.get(JOBS, []), job_id]
+    return job_id
+
+
+def session_jobs(q: TrainingQueue) -> list[JobStatus]:
+    """Snapshots of the trainings this session started, oldest first. Ids the queue no longer knows
+    (the server restarted) are forgotten."""
+    ids = st.session_state.get(JOBS, [])
+    jobs = [j for j in map(q.status, ids) if j is not None]
+    if len(jobs) != len(ids):
+        st.session_state[JOBS] = [j.job_id for j in jobs]
+    return jobs
+
+
+def any_running(q: TrainingQueue) -> bool:
+    """Whether one of this session's trainings is still queued or running (its panel then refreshes)."""
+    return any(not j.finished for j in session_jobs(q))
+
+
+def activate(entry_id: str) -> None:
+    """Make a model the active one, with the manage picker following it on the next run."""
+    state.set_active(entry_id)
+    follow_active()
+
+
+def follow_active() -> None:
+    """Point the manage picker at the active model on the next run (e.g. after its pick was deleted)."""
+    st.session_state[FOLLOW] = True
+
+
+def adopt_finished(jobs: list[JobStatus]) -> list[JobStatus]:
+    """Handle each training that ended since the last look, exactly once: a finished model becomes the
+    active one. Returns those trainings; when there are any the page reruns the whole app, so that the
+    sidebar shows the new active model and the refresh stops."""
+    adopted = st.session_state.get(ADOPTED, [])
+    fresh = [j for j in jobs if j.finished and j.job_id not in adopted]
+    if fresh:
+        st.session_state[ADOPTED] = [*adopted, *(j.job_id for j in fresh)]
+    for j in fresh:
+        if j.state == "done":
+            activate(j.entry_id)
+    return fresh
+
+
+def shown_job(jobs: list[JobStatus]) -> JobStatus:
+    """The training the panel shows: the newest one still queued or running, else the latest."""
+    return next((j for j in reversed(jobs) if not j.finished), jobs[-1])
+
+
+def server_load(q: TrainingQueue) -> None:
+    """One caption: how many trainings this server runs at once, and how many run and wait now."""
+    c = q.counts()
+    st.caption(f"This server trains up to {q.max_running} model{'s' if q.max_running > 1 else ''} at once, "
+               f"with {q.threads_per_job} CPU thread{'s' if q.threads_per_job > 1 else ''} each; more wait in "
+               f"line. Now: {c['running']} running, {c['queued']} waiting.")
+
+
+def other_trainings(jobs: list[JobStatus], shown: JobStatus) -> None:
+    """The session's trainings other than the shown one, newest first, in an expander (names as plain text)."""
+    others = [j for j in jobs if j is not shown]
+    if not others:
+        return
+    with st.expander(f"Your other trainings in this session ({len(others)})"):
+        for j in reversed(others):
+            st.text(f"{j.name} ({j.label}): {j.state}"
+                    + (f", number {j.position} in the queue" if j.state == "queued" else ""))
+
+
+# --- the library ------------------------------------------------------------------------------------
+
+# How a kept message is shown, by its level (an explicit table: a level is never looked up on `st`).
+FLASH_LEVELS = {"success": st.success, "info": st.info, "error": st.error}
+
+
+def flash(level: str, text: str) -> None:
+    """Keep a message to show once above the library, after the rerun that usually follows an action."""
+    if level not in FLASH_LEVELS:
+        raise ValueError(f"Unknown message level {level!r}: use one of {', '.join(FLASH_LEVELS)}.")
+    st.session_state[FLASH] = (level, text)
+
+
+def show_flash() -> None:
+    """Show the kept message, if any, and forget it."""
+    if (kept := st.session_state.pop(FLASH, None)) is not None:
+        level, text = kept
+        FLASH_LEVELS[level](text)
+
+
+def sync_pick(ids: list[str], active_id: str | None) -> None:
+    """Before the manage picker is drawn: point it at the active model (else the first) when a model just
+    became active or was deleted, or when its choice left the library; otherwise the user's pick stays."""
+    if st.session_state.pop(FOLLOW, False) or st.session_state.get(PICK) not in ids:
+        st.session_state[PICK] = active_id if active_id in ids else ids[0]
+
+
+def download_button(entry: Entry) -> None:
+    """The model's checkpoint file as a download; the file is read only when the button is pressed."""
+    st.download_button("Download .safetensors", data=entry.path.read_bytes, icon=":material/download:",
+                       file_name=f"{slugify(entry.name)}.safetensors", mime="application/octet-stream",
+                       key="train_download", on_click="ignore")
+
+
+def store_upload(upload) -> Entry | None:
+    """Store an uploaded checkpoint (an `UploadedFile`) in the library once, and make it the active model.
+
+    Returns its entry, or None when there is no upload or it was stored already (Streamlit hands the same
+    file to every later run). Raises CheckpointError with a sentence for a file that is not accepted."""
+    if upload is None or upload.file_id in st.session_state.get(UPLOADED, []):
+        return None
+    added = state.library().import_bytes(upload.getvalue(), upload.name)
+    st.session_state[UPLOADED] = [*st.session_state.get(UPLOADED, []), upload.file_id]
+    activate(added.id)
+    return added
+
+
+# --- figures and text -------------------------------------------------------------------------------
 
 def duration(seconds: float | None) -> str:
     """42 -> '0:42', 3725 -> '1:02:05'; unknown -> '–'."""
@@ -113,7 +253,7 @@ def library_rows(entries: list[Entry], active_id: str | None) -> list[dict]:
             "Active": e.id == active_id,
             "Model": f"{cfg.kind.upper()} · {cfg.arch.upper()}",
             "Latent dims": cfg.latent_dim,
-            "β": f"{cfg.beta:g}" if cfg.kind == "vae" else "–",  # an AE has no KL term, so no β
+            "β": f"{cfg.beta:g}" if cfg.has_prior else "–",  # an AE has no KL term, so no β
             "Dataset": e.meta.get("dataset", "mnist"),
             "Test nats": m.get("test_nats"),
             "KL nats": m.get("kl_nats"),
