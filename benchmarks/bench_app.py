@@ -701,12 +701,13 @@ def make_codes(model_path: Path | None, data_dir: str, out: Path, n: int | None)
     import numpy as np
 
     from vae.assets import test_set
-    from vae.checkpoint import BUNDLED_DIR, load_checkpoint
+    from vae.checkpoint import load_checkpoint
     from vae.latent import encode
+    from vae.paths import BUNDLED_MODELS
 
     note = ""
     if model_path is None or not model_path.is_file():
-        cands = sorted(BUNDLED_DIR.glob("*16d*.safetensors")) or sorted(BUNDLED_DIR.glob("*.safetensors"))
+        cands = sorted(BUNDLED_MODELS.glob("*16d*.safetensors")) or sorted(BUNDLED_MODELS.glob("*.safetensors"))
         if not cands:
             raise NA("no trained model and no bundled model to encode the test digits with")
         model_path = cands[0]
@@ -831,9 +832,10 @@ def run_app(args, table: Table, env: dict, tmp: Path, cache: Path, home: Path, s
             sessions: int, map_timeout: float, drag_s: float) -> None:
     from playwright.sync_api import sync_playwright
 
-    from vae.checkpoint import BUNDLED_DIR, ModelLibrary
+    from vae.checkpoint import ModelLibrary
+    from vae.paths import BUNDLED_MODELS
 
-    bundled = [e for e in ModelLibrary(tmp / "empty-library", BUNDLED_DIR).entries() if e.bundled]
+    bundled = [e for e in ModelLibrary(tmp / "empty-library", BUNDLED_MODELS).entries() if e.bundled]
     port = args.port or free_port()
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)  # a browser already open

@@ -116,10 +116,11 @@ def main(argv=None) -> int:
 
     from playwright.sync_api import sync_playwright
 
-    from vae.checkpoint import BUNDLED_DIR, ModelLibrary
+    from vae.checkpoint import ModelLibrary
+    from vae.paths import BUNDLED_MODELS
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-sliders-"))
-    bundled = [e for e in ModelLibrary(tmp / "empty-library", BUNDLED_DIR).entries() if e.bundled]
+    bundled = [e for e in ModelLibrary(tmp / "empty-library", BUNDLED_MODELS).entries() if e.bundled]
     env = B.app_env(tmp / "home", tmp / "cache", args.data_dir)
     table = B.Table()
     with sync_playwright() as pw:

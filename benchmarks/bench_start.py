@@ -65,10 +65,12 @@ def main(argv=None) -> int:
 
     from playwright.sync_api import sync_playwright
 
-    from vae.checkpoint import BUNDLED_DIR, ModelLibrary
+    from vae.checkpoint import ModelLibrary
+
+    from vae.paths import BUNDLED_MODELS
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-start-"))
-    entry = next(e for e in ModelLibrary(tmp / "empty", BUNDLED_DIR).entries() if e.id == DEFAULT_MODEL)
+    entry = next(e for e in ModelLibrary(tmp / "empty", BUNDLED_MODELS).entries() if e.id == DEFAULT_MODEL)
     starts, maps = [], []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=B.CHROMIUM, args=B.CHROMIUM_ARGS)

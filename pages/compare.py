@@ -3,10 +3,11 @@
 import streamlit as st
 
 from ui import compare, explore, map_canvas, map_view, state
-from ui.figures import DIGIT_COLORS, image_grid
+from ui.figures import DIGIT_COLORS
 from vae.checkpoint import CheckpointError
 from vae.compare import pair_mismatch
 from ui.layout import ensure_frame
+from vae.images import image_grid
 
 N_PRIOR = 400  # prior samples scored per model; the first SHOWN are drawn
 SHOWN = 40

@@ -4,9 +4,9 @@ import numpy as np
 import streamlit as st
 
 from ui import explore, state
-from ui.figures import image_grid, png_bytes
 from vae.compare import pair_rows, worst
 from ui.layout import ensure_frame
+from vae.images import image_grid, png_bytes
 
 ensure_frame()
 st.title(":material/photo_library: Samples & errors")

@@ -3,9 +3,10 @@
 import streamlit as st
 
 from ui import explore, map_canvas, map_view, state
-from ui.figures import DIGIT_COLORS, gif_bytes, image_grid, png_bytes
+from ui.figures import DIGIT_COLORS, gif_bytes
 from vae.compare import representative
 from ui.layout import ensure_frame
+from vae.images import image_grid, png_bytes
 
 ensure_frame()
 st.title(":material/timeline: Interpolate")

@@ -3,9 +3,10 @@
 import streamlit as st
 
 from ui import map_canvas, map_view, state
-from ui.figures import DIGIT_COLORS, image_grid
+from ui.figures import DIGIT_COLORS
 from vae.maps.projection import METHOD_LABELS
 from ui.layout import ensure_frame
+from vae.images import image_grid
 
 ensure_frame()
 st.title(":material/scatter_plot: Latent map")

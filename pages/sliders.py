@@ -4,10 +4,10 @@ import streamlit as st
 
 from ui import state
 from ui.decoder_component import live_sliders
-from ui.figures import image_grid
 from vae.dims import dim_ranges, dim_scores, include, nearest, rank_dims, start_code, traversal_codes
 from vae.latent import decode
 from ui.layout import ensure_frame
+from vae.images import image_grid
 
 SHOWN = 8  # sliders shown by default: the most informative dimensions
 STEPS = 9  # images per traversal strip

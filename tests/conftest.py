@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from vae.paths import ROOT  # the page tests import it from here too
+from vae.paths import ROOT
 
 DATA_ROOT = Path(os.environ.get("LATENT_LAB_DATA") or ROOT.parent / "shared" / "data")
 
@@ -59,6 +59,9 @@ def fresh_app(data_root, monkeypatch):
     import streamlit as st
 
     monkeypatch.setenv("LATENT_LAB_DATA", str(data_root))
+    # Page tests never wait for the map workers' warm-up (UMAP's numba compile): a worker starts
+    # only when a page asks for a slow map. tests/test_maps.py tests the warm-up itself.
+    monkeypatch.setattr("vae.maps.service.MapService.prestart", lambda self: None)
     st.cache_data.clear()
     st.cache_resource.clear()
     yield

@@ -21,7 +21,8 @@ from vae.checkpoint import (
     FORMAT, TMP_PREFIX, CheckpointError, ModelLibrary, atomic_write, checkpoint_bytes, load_checkpoint,
     read_checkpoint, save_checkpoint, weights_fingerprint,
 )
-from vae.models import ModelConfig, build_model
+from vae.config import ModelConfig
+from vae.models import build_model
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 GENERATED_NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*-[0-9a-f]{8}\.safetensors$")

@@ -9,12 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from vae.checkpoint import BUNDLED_DIR, load_checkpoint
+from vae.checkpoint import load_checkpoint
+
+from vae.paths import BUNDLED_MODELS
 from vae.classifier import DEFAULT_PATH, DigitClassifier, load_classifier
 from vae.compare import (BUNDLED_PAIRS, Region, code_region, hole_report, map_plane, pair_mismatch, pair_rows,
                          path_report, representative, worst)
 from vae.latent import prior_samples
-from vae.models import ModelConfig, build_model
+from vae.config import ModelConfig
+from vae.models import build_model
 from ui.compare import bundled_pairs, default_pair, scoring_dataset
 
 KINDS_DIMS = [("ae", 1), ("ae", 2), ("vae", 2), ("vae", 5)]
@@ -178,7 +181,7 @@ def test_pair_mismatch_names_what_differs():
 @pytest.mark.parametrize("pair", sorted(BUNDLED_PAIRS))
 def test_bundled_vae_dreams_more_digits_than_its_ae(pair):
     """The point of the AE vs VAE page, on the bundled models: prior samples decode to digits far more often."""
-    paths = [BUNDLED_DIR / f"{i}.safetensors" for i in BUNDLED_PAIRS[pair]]
+    paths = [BUNDLED_MODELS / f"{i}.safetensors" for i in BUNDLED_PAIRS[pair]]
     if not all(p.is_file() for p in paths) or not DEFAULT_PATH.is_file():
         pytest.skip("the bundled models or classifier are not built yet (bash assets/build.sh)")
     clf = load_classifier()

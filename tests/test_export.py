@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from vae.export import pack_decoder, read_header, unpack_decoder, with_extra
-from vae.models import ModelConfig, build_model, decoder_layers, run_decoder_layers
+from vae.config import ModelConfig
+from vae.models import build_model, decoder_layers, run_decoder_layers
 
 every_model = pytest.mark.parametrize("kind,arch,d", list(itertools.product(("ae", "vae"), ("mlp", "conv"), (1, 2, 16))))
 

@@ -7,11 +7,13 @@ import pytest
 import torch
 from scipy.stats import norm
 
+from vae.images import tile, to_uint8
 from vae.latent import (
     class_means, decode, encode, grid_axis, grid_codes, interpolate, lerp, prior_samples, reconstruction_errors,
-    slerp, tile, to_uint8, traverse,
+    slerp, traverse,
 )
-from vae.models import ModelConfig, build_model
+from vae.config import ModelConfig
+from vae.models import build_model
 
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")

@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import ROOT
-from vae.checkpoint import BUNDLED_DIR, ModelLibrary, default_library_dir
-from vae.models import ModelConfig, build_model
+from vae.paths import ROOT
+from vae.checkpoint import ModelLibrary, default_library_dir
+from vae.paths import BUNDLED_MODELS
+from vae.config import ModelConfig
+from vae.models import build_model
 
 pytestmark = pytest.mark.usefixtures("fresh_app", "stub_maps")  # no real t-SNE or UMAP here
 
@@ -25,7 +27,7 @@ def test_picking_a_model_starts_its_maps(stub_maps):
     at.selectbox(key="sidebar_model").set_value("vae-16d").run()
     assert not at.exception, at.exception
     assert at.session_state["active_model"] == "vae-16d"
-    entry = ModelLibrary(default_library_dir(), BUNDLED_DIR).get("vae-16d")
+    entry = ModelLibrary(default_library_dir(), BUNDLED_MODELS).get("vae-16d")
     assert stub_maps.warmed == [(entry.fingerprint, (10_000, 16))]
 
 

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import ROOT
-from vae.checkpoint import BUNDLED_DIR
+from vae.paths import BUNDLED_MODELS, ROOT
+
 from vae.maps.projection import compute_map, default_params
 from vae.maps.service import MapError, MapJob, MapStore
 
@@ -85,7 +85,8 @@ def assert_finished_map(at, method_label: str) -> None:
 def untrained(kind: str, latent_dim: int) -> str:
     """A small untrained model saved in the private library (the page must not care); -> its id."""
     from ui.state import library
-    from vae.models import ModelConfig, build_model
+    from vae.config import ModelConfig
+    from vae.models import build_model
 
     model = build_model(ModelConfig(kind=kind, latent_dim=latent_dim, hidden=(32,)), seed=0)
     return library().save(model, name=f"untrained {kind} {latent_dim}-d", dataset="mnist").id
@@ -96,7 +97,7 @@ def test_every_method_of_every_model(model_id):
     if model_id.startswith("untrained"):
         _, kind, dim = model_id.split()
         model_id = untrained(kind, int(dim[:-2]))
-    elif not (BUNDLED_DIR / f"{model_id}.safetensors").is_file():
+    elif not (BUNDLED_MODELS / f"{model_id}.safetensors").is_file():
         pytest.skip(f"bundled model {model_id} is not built yet")
     seed_slow_maps(model_id)
     at = app(model_id)
@@ -231,7 +232,8 @@ def test_a_failed_map_is_one_sentence(monkeypatch):
 
 def test_a_1d_autoencoder_is_drawn_against_zero():
     from ui.state import library
-    from vae.models import ModelConfig, build_model
+    from vae.config import ModelConfig
+    from vae.models import build_model
 
     entry = library().save(build_model(ModelConfig(kind="ae", latent_dim=1, hidden=(32,)), seed=0),
                            name="tiny 1-d AE", dataset="mnist")

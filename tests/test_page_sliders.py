@@ -6,16 +6,17 @@ payload is read back from the page's element tree: the start code, the dims, the
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from vae.checkpoint import ModelLibrary, default_library_dir
-from vae.export import read_header
-from vae.models import ModelConfig, build_model
 
-from tests.conftest import ROOT
+from vae.export import read_header
+from vae.config import ModelConfig
+from vae.models import build_model
+
+from vae.paths import ROOT
 
 APP = str(ROOT / "app.py")
 PAGE = "pages/sliders.py"
@@ -146,8 +147,7 @@ def test_picks_from_the_map_are_a_start_and_the_nearest_digit_can_be_sent():
 
 
 def test_no_model_is_a_call_to_action(monkeypatch, tmp_path):
-    monkeypatch.setattr("vae.checkpoint.BUNDLED_DIR", tmp_path / "none")
-    monkeypatch.setattr("ui.state.BUNDLED_DIR", tmp_path / "none")
+    monkeypatch.setattr("ui.state.BUNDLED_MODELS", tmp_path / "none")
     at = open_page()
     assert not at.get("bidi_component")
     assert any("No model" in i.value for i in at.info)

@@ -14,10 +14,12 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import ROOT
+from vae.paths import ROOT
 from ui import training
-from vae.checkpoint import BUNDLED_DIR, ModelLibrary, checkpoint_bytes, default_library_dir
-from vae.models import ModelConfig, build_model
+from vae.checkpoint import ModelLibrary, checkpoint_bytes, default_library_dir
+from vae.paths import BUNDLED_MODELS
+from vae.config import ModelConfig
+from vae.models import build_model
 
 PAGE = "pages/train.py"
 
@@ -55,7 +57,7 @@ def test_page_renders_form_and_library():
     assert at.button(key="train_start").label == "Start training"
     assert "Start training" in texts(at.info)  # the empty progress panel says what to do
     table = at.dataframe[0].value
-    bundled = [e for e in ModelLibrary(default_library_dir(), BUNDLED_DIR).entries() if e.bundled]
+    bundled = [e for e in ModelLibrary(default_library_dir(), BUNDLED_MODELS).entries() if e.bundled]
     assert list(table["Source"]).count("bundled") == len(bundled)
     assert not at.number_input(key="train_beta").disabled
     at.radio(key="train_kind").set_value("ae").run()
@@ -139,7 +141,7 @@ def test_rename_to_blank_is_refused():
 
 @page_test
 def test_bundled_models_cannot_be_deleted_or_renamed():
-    if not (BUNDLED_DIR / "vae-2d.safetensors").is_file():
+    if not (BUNDLED_MODELS / "vae-2d.safetensors").is_file():
         pytest.skip("the bundled models are not built")
     at = open_page()
     at.selectbox(key="train_pick").set_value("vae-2d").run()

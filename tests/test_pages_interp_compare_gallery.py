@@ -15,12 +15,13 @@ import streamlit as st
 import torch
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import ROOT
+from vae.paths import ROOT
 
 import vae.classifier
 from vae.checkpoint import CheckpointError, ModelLibrary, default_library_dir
 from vae.classifier import DigitClassifier
-from vae.models import ModelConfig, build_model
+from vae.config import ModelConfig
+from vae.models import build_model
 
 PAGES = ["pages/interpolate.py", "pages/compare.py", "pages/gallery.py"]
 

@@ -21,11 +21,12 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from vae.assets import preview_path
-from vae.checkpoint import BUNDLED_DIR, ModelLibrary, default_library_dir, load_checkpoint
+from vae.checkpoint import ModelLibrary, default_library_dir, load_checkpoint
 from vae.images import png_bytes
 from vae.latent import prior_preview
-from vae.models import ModelConfig, build_model
-from vae.paths import ROOT
+from vae.config import ModelConfig
+from vae.models import build_model
+from vae.paths import BUNDLED_MODELS, ROOT
 
 FIRST_PAGE = """
 import json, sys, threading
@@ -96,8 +97,8 @@ def test_streamlit_run_finds_the_app_whose_lifespan_starts_the_import_and_import
 
 def test_the_library_lists_models_without_torch(tmp_path):
     code = ("import json, sys\n"
-            "from vae.checkpoint import BUNDLED_DIR, ModelLibrary\n"
-            f"entries = ModelLibrary({str(tmp_path)!r}, BUNDLED_DIR).entries()\n"
+            "from vae.checkpoint import ModelLibrary\nfrom vae.paths import BUNDLED_MODELS\n"
+            f"entries = ModelLibrary({str(tmp_path)!r}, BUNDLED_MODELS).entries()\n"
             "print(json.dumps([[e.id, e.config.latent_dim, e.fingerprint] for e in entries] + ['torch' in sys.modules]))\n")
     p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
@@ -107,7 +108,7 @@ def test_the_library_lists_models_without_torch(tmp_path):
 
 
 def test_each_bundled_models_stored_picture_is_what_its_decoder_draws(tmp_path):
-    entries = ModelLibrary(tmp_path, BUNDLED_DIR).entries()
+    entries = ModelLibrary(tmp_path, BUNDLED_MODELS).entries()
     assert len(entries) == 4
     for entry in entries:
         stored = np.asarray(Image.open(preview_path(entry.fingerprint)))
@@ -148,7 +149,7 @@ def test_a_broken_active_model_says_so_on_the_first_page():
 
 
 def test_the_stored_pictures_are_pngs_of_the_bundled_models_only(tmp_path):
-    fingerprints = {e.fingerprint for e in ModelLibrary(tmp_path, BUNDLED_DIR).entries()}
+    fingerprints = {e.fingerprint for e in ModelLibrary(tmp_path, BUNDLED_MODELS).entries()}
     stored = {p.name for p in preview_path("x").parent.glob("*")}
     assert stored == {preview_path(f).name for f in fingerprints}
     for f in fingerprints:

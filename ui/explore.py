@@ -17,11 +17,11 @@ import streamlit as st
 from PIL import Image
 
 from ui import state
-from ui.figures import image_grid
+from vae.images import image_grid, to_uint8
 from vae.checkpoint import CheckpointError
 from vae.classifier import CONFIDENT, DigitClassifier, digit_confidence
 from vae.compare import HoleReport, PathReport, code_region, hole_report, map_plane, path_report
-from vae.latent import decode, encode, prior_samples, reconstruction_errors, to_uint8
+from vae.latent import decode, encode, prior_samples, reconstruction_errors
 from vae.models import AutoEncoder
 from vae.maps.projection import Projection
 

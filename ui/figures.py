@@ -6,8 +6,6 @@ import io
 
 from PIL import Image
 
-from vae.images import image_grid, png_bytes  # noqa: F401  (the pages' usual import)
-
 # The ten digit classes' colours, the same on every page and map.
 DIGIT_COLORS = ["#4C78A8", "#F58518", "#E45756", "#72B7B2", "#54A24B",
                 "#EECA3B", "#B279A2", "#FF9DA6", "#9D755D", "#7F7F7F"]

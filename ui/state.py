@@ -13,14 +13,14 @@ import, started with the server, whichever is first.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import streamlit as st
 
 from vae.assets import MAPS_DIR, preview_path
-from vae.checkpoint import BUNDLED_DIR, CheckpointError, Entry, ModelLibrary, default_library_dir
+from vae.checkpoint import CheckpointError, Entry, ModelLibrary, default_library_dir
+from vae.paths import BUNDLED_MODELS
 from vae.maps.service import MapService, MapStore
 from vae.paths import cache_dir
 
@@ -36,14 +36,15 @@ PICKS = "picked_digits"  # session_state key: test-set indices picked on the map
 
 @st.cache_resource(show_spinner=False)
 def library() -> ModelLibrary:
-    return ModelLibrary(default_library_dir(), BUNDLED_DIR)
+    return ModelLibrary(default_library_dir(), BUNDLED_MODELS)
 
 
-@st.cache_resource(show_spinner=False)
+@st.cache_resource(show_spinner=False, on_release=MapService.close)
 def map_service() -> MapService:
     """The server's map service. Made after the first page is drawn (app.py), when it starts its
     worker processes (vae.maps.worker, below the server's CPU priority) and loads their libraries
-    (numba compiles UMAP once per machine, cached on disk) before anyone asks for a map."""
+    (numba compiles UMAP once per machine, cached on disk) before anyone asks for a map. Clearing
+    the cache closes it, workers and all, before a new one starts."""
     service = MapService(MapStore(cache_dir() / "maps", readonly_dirs=[MAPS_DIR]), isolate=True)
     service.prestart()
     return service

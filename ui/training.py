@@ -19,11 +19,12 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from ui import state
-from ui.figures import image_grid
 from vae.checkpoint import Entry, slugify
 from vae.config import parse_hidden
 from vae.data import DataError, default_root, load_dataset
 from vae.jobs import JobStatus, TrainingQueue
+from vae.paths import cache_dir
+from vae.images import image_grid
 
 TRAIN_COLOR, TEST_COLOR = "#1f77b4", "#ff7f0e"
 DATASET_NAMES = {"mnist": "MNIST digits", "fashion": "Fashion-MNIST", "custom": "Custom folder (IDX files)"}
@@ -40,7 +41,7 @@ PICK = "train_pick"  # the manage picker's widget
 @st.cache_resource(show_spinner=False)
 def queue() -> TrainingQueue:
     """The server's training queue (limits from LATENT_LAB_MAX_TRAININGS / LATENT_LAB_TRAIN_THREADS)."""
-    return TrainingQueue(state.cache_dir() / "jobs")
+    return TrainingQueue(cache_dir() / "jobs")
 
 
 def data_problem(dataset: str) -> str | None:

@@ -8,7 +8,7 @@ needs only numpy and the projection libraries) does not pay for importing torch.
 from importlib import import_module
 
 _EXPORTS = {
-    "AutoEncoder": "models", "ModelConfig": "models", "Posterior": "models", "build_model": "models",
+    "AutoEncoder": "models", "ModelConfig": "config", "Posterior": "models", "build_model": "models",
     "CheckpointError": "checkpoint", "ModelLibrary": "checkpoint", "load_checkpoint": "checkpoint",
     "save_checkpoint": "checkpoint",
     "DataError": "data", "Dataset": "data", "load_dataset": "data",

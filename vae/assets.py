@@ -67,14 +67,15 @@ def test_set(name: str = "mnist", root=None) -> Dataset:
 
 def write_previews() -> dict[str, str]:
     """Draw every bundled model's Welcome picture into assets/previews/ (replacing old ones)."""
-    from .checkpoint import BUNDLED_DIR, ModelLibrary, load_checkpoint
+    from .checkpoint import ModelLibrary, load_checkpoint
     from .fileio import atomic_write
     from .images import png_bytes
     from .latent import prior_preview
+    from .paths import BUNDLED_MODELS
 
     PREVIEWS_DIR.mkdir(exist_ok=True)
     written = {}
-    for entry in ModelLibrary(BUNDLED_DIR).entries():
+    for entry in ModelLibrary(BUNDLED_MODELS).entries():
         model, _ = load_checkpoint(entry.path)
         path = preview_path(entry.fingerprint)
         atomic_write(path, png_bytes(prior_preview(model)))
@@ -86,11 +87,12 @@ def write_previews() -> dict[str, str]:
 
 
 def main(argv=None) -> int:
-    from .checkpoint import BUNDLED_DIR, ModelLibrary, load_checkpoint
+    from .checkpoint import ModelLibrary, load_checkpoint
     from .data import DataError, load_dataset
     from .latent import encode
     from .maps.projection import compute_map, default_params
     from .maps.service import MapStore
+    from .paths import BUNDLED_MODELS
 
     p = argparse.ArgumentParser(prog="python -m vae.assets",
                                 description="Rebuild the bundled test digits, maps and Welcome pictures.")
@@ -109,7 +111,7 @@ def main(argv=None) -> int:
     np.savez_compressed(TEST_DIGITS, x=data.x_test.numpy(), y=data.y_test.numpy().astype(np.uint8))
     store = MapStore(MAPS_DIR)
     report = {}
-    for entry in ModelLibrary(BUNDLED_DIR).entries():
+    for entry in ModelLibrary(BUNDLED_MODELS).entries():
         model, _ = load_checkpoint(entry.path)
         z = encode(model, data.x_test)
         methods = ["pca", "tsne", "umap"] + (["native"] if model.latent_dim <= 2 else [])

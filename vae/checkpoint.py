@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING, BinaryIO, Callable, TypeVar
 
 from .config import ModelConfig
 from .fileio import TMP_PREFIX, atomic_write
-from .paths import BUNDLED_MODELS as BUNDLED_DIR
 
 if TYPE_CHECKING:
     from .models import AutoEncoder

@@ -20,7 +20,8 @@ import numpy as np
 
 from .classifier import CONFIDENT, DigitClassifier, digit_confidence
 from .latent import decode, grid_codes, interpolate, prior_samples
-from .models import AutoEncoder, ModelConfig
+from .config import ModelConfig
+from .models import AutoEncoder
 from .maps.projection import Projection, make_projection
 
 REGION_MODES = ("box", "codes")

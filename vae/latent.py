@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from .data import to_float
-from .images import image_grid, tile, to_uint8  # noqa: F401  (tile, to_uint8: re-exported, they live in vae.images)
+from .images import image_grid
 from .models import AutoEncoder
 
 

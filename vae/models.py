@@ -1,6 +1,7 @@
 """Autoencoder and variational autoencoder behind one interface.
 
-    from vae.models import ModelConfig, build_model
+    from vae.config import ModelConfig
+    from vae.models import build_model
     model = build_model(ModelConfig(kind="vae", arch="mlp", latent_dim=16))
     posterior = model.encode(x)          # x: (B, 1, 28, 28) floats in [0, 1]
     z = posterior.sample(generator)      # (B, D); an AE's posterior is deterministic
@@ -20,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import ARCHS, KINDS, ModelConfig  # noqa: F401  (re-exported: vae.models is their usual home)
+from .config import ModelConfig
 
 IMAGE_SHAPE = (1, 28, 28)
 N_PIXELS = 28 * 28

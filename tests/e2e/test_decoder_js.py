@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from vae.export import pack_decoder, unpack_decoder
-from vae.models import ModelConfig, build_model, decoder_layers, run_decoder_layers
+from vae.config import ModelConfig
+from vae.models import build_model, decoder_layers, run_decoder_layers
 
 JS = (Path(__file__).resolve().parents[2] / "ui" / "decoder_component.js").read_text()
 
@@ -53,11 +54,12 @@ def test_js_decoder_matches_numpy(blank, arch, latent_dim, hidden, dtype):
 
 
 def bundled_models() -> list[Path]:
-    from vae.checkpoint import BUNDLED_DIR, ModelLibrary
+    from vae.checkpoint import ModelLibrary
+    from vae.paths import BUNDLED_MODELS
 
-    if not BUNDLED_DIR.is_dir():
+    if not BUNDLED_MODELS.is_dir():
         return []
-    return [e.path for e in ModelLibrary(BUNDLED_DIR, BUNDLED_DIR).entries() if e.bundled]  # autoencoders only
+    return [e.path for e in ModelLibrary(BUNDLED_MODELS, BUNDLED_MODELS).entries() if e.bundled]  # autoencoders only
 
 
 @pytest.mark.parametrize("path", bundled_models(), ids=lambda p: p.stem)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import pytest
 
 from tests.e2e.conftest import assert_no_exception, shot, wait_for_app
-from vae.checkpoint import BUNDLED_DIR, ModelLibrary
+from vae.checkpoint import ModelLibrary
+from vae.paths import BUNDLED_MODELS
 
 CANVAS = "canvas[data-testid=ll-canvas]"
 # A checksum of the canvas pixels (red channel, position-weighted): changes whenever the image does.
@@ -20,10 +21,10 @@ PIXELS = """c => { const d = c.getContext('2d').getImageData(0, 0, 28, 28).data;
 
 
 def bundled() -> list:
-    if not BUNDLED_DIR.is_dir():
+    if not BUNDLED_MODELS.is_dir():
         return []
     # The bundled folder doubles as the "user" folder so that nothing is created on disk.
-    return [e for e in ModelLibrary(BUNDLED_DIR, BUNDLED_DIR).entries() if e.bundled]
+    return [e for e in ModelLibrary(BUNDLED_MODELS, BUNDLED_MODELS).entries() if e.bundled]
 
 
 def settled(page) -> None:
@@ -49,7 +50,7 @@ def choose_model(page, name: str) -> None:
         return  # already the active model (the sidebar shows its name under the picker)
     page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').first.click()
     page.locator('[role="option"]', has_text=name).first.click()
-    page.wait_for_function(f"""() => {{ const c = document.querySelector('{CANVAS}') ||
+    page.wait_for_function("""() => {{ const c = document.querySelector('{CANVAS}') ||
         [...document.querySelectorAll('*')].map(e => e.shadowRoot && e.shadowRoot.querySelector('{CANVAS}'))
                                               .find(Boolean);
         return c && c.dataset.token !== '{token}'; }}""", timeout=90_000)
@@ -108,7 +109,7 @@ def test_reset_returns_to_the_start(page, server):
     page.get_by_text("to where you released the sliders").wait_for(timeout=60_000)
     assert canvas.evaluate(PIXELS) != start
     page.get_by_role("button", name="Reset").click()
-    page.wait_for_function(f"""() => !document.body.innerText.includes('to where you released the sliders')""",
+    page.wait_for_function("""() => !document.body.innerText.includes('to where you released the sliders')""",
                            timeout=60_000)
     wait_for_app(page)
     assert page.locator("input[type=range]").first.input_value() == value
