@@ -50,7 +50,7 @@ def choose_model(page, name: str) -> None:
         return  # already the active model (the sidebar shows its name under the picker)
     page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').first.click()
     page.locator('[role="option"]', has_text=name).first.click()
-    page.wait_for_function("""() => {{ const c = document.querySelector('{CANVAS}') ||
+    page.wait_for_function(f"""() => {{ const c = document.querySelector('{CANVAS}') ||
         [...document.querySelectorAll('*')].map(e => e.shadowRoot && e.shadowRoot.querySelector('{CANVAS}'))
                                               .find(Boolean);
         return c && c.dataset.token !== '{token}'; }}""", timeout=90_000)
