@@ -11,7 +11,7 @@ file as `__main__`, which draws the frame.
 
 import streamlit as st
 
-from ui import warmup
+from ui import memory, warmup
 
 
 def frame() -> None:
@@ -35,9 +35,11 @@ def frame() -> None:
     finally:
         # After the page is drawn, once per server (instant on every later run): the background
         # import, if the lifespan hook has not started it (AppTest), and the map workers (t-SNE,
-        # UMAP), so their libraries are loaded before anyone asks for a map.
+        # UMAP), so their libraries are loaded before anyone asks for a map. Then the memory the
+        # run freed goes back to the system.
         warmup.start()
         state.map_service()
+        memory.release()
 
 
 if __name__ == "__main__":

@@ -54,7 +54,7 @@ with left:
 if native:
     with right:
         kind = ("evenly spaced in probability under the prior N(0, 1), so the centre is magnified"
-                if a.config.kind == "vae" else "evenly spaced over the 1st–99th percentile of the codes")
+                if a.config.has_prior else "evenly spaced over the 1st–99th percentile of the codes")
         st.image(grid, width="stretch")
         st.caption(f"What the decoder draws at each point of the dashed square, {map_view.GRID_N} per side, "
                    f"{kind}. Same orientation as the map: right = higher z₁"
