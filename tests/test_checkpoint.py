@@ -18,13 +18,15 @@ from safetensors.torch import save as st_save
 
 from vae import checkpoint
 from vae.checkpoint import (
-    FORMAT, TMP_PREFIX, CheckpointError, ModelLibrary, atomic_write, checkpoint_bytes, load_checkpoint,
+    FORMAT, TMP_PREFIX, Actor, CheckpointError, ModelLibrary, atomic_write, checkpoint_bytes, load_checkpoint,
     read_checkpoint, save_checkpoint, weights_fingerprint,
 )
 from vae.config import ModelConfig
 from vae.models import build_model
+from vae.ownership import clean_name
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
+TEACHER = Actor("teacher-id", teacher=True)  # may rename and delete any model but a bundled one
 GENERATED_NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*-[0-9a-f]{8}\.safetensors$")
 # what a sentence for a user must not hold: Python's exceptions, type names, reprs of bytes or containers
 NOISE = re.compile(r"Error|Exception|Traceback|NoneType|object has|attribute|<class|\\x|\bb'|[\[\]{}]"
@@ -284,8 +286,8 @@ def test_hostile_names_stay_inside(tmp_path, lib, model, name):
     created = {p for p in tmp_path.rglob("*")} - before
     assert created == {entry.path}  # nothing written anywhere else, no temp file left
     assert 1 <= len(entry.name) <= 100
-    if name.strip():
-        assert entry.name == name.strip()[:100]  # the typed name is kept, as metadata only
+    if clean_name(name):
+        assert entry.name == clean_name(name)  # the typed name is kept (as plain text), as metadata only
     loaded, meta = lib.load(entry.id)
     assert meta["name"] == entry.name
     assert_same_weights(model, loaded)
@@ -317,7 +319,7 @@ def test_entries_skip_broken_files(lib, model):
 def test_rename_keeps_file_and_fingerprint(lib, model):
     entry = lib.save(model, name="before", metrics={"test_nats": 99.0})
     fp, path = entry.fingerprint, entry.path
-    renamed = lib.rename(entry.id, "  after  ")
+    renamed = lib.rename(entry.id, "  after  ", TEACHER)
     assert renamed.path == path and renamed.id == entry.id
     assert renamed.name == "after"
     assert renamed.fingerprint == fp == weights_fingerprint(path)
@@ -325,7 +327,7 @@ def test_rename_keeps_file_and_fingerprint(lib, model):
     assert_same_weights(model, lib.load(entry.id)[0])
     assert [p.name for p in lib.user_dir.iterdir()] == [path.name]
     with pytest.raises(CheckpointError, match="blank"):
-        lib.rename(entry.id, "   ")
+        lib.rename(entry.id, "   ", TEACHER)
 
 
 def test_fingerprint_follows_the_weights(lib):
@@ -344,19 +346,19 @@ def test_bundled_models_are_read_only(tmp_path, model):
     assert entry.bundled and entry.name == "Bundled"
     before = entry.path.read_bytes()
     with pytest.raises(CheckpointError, match="bundled"):
-        lib.delete("vae-2d")
+        lib.delete("vae-2d", TEACHER)
     with pytest.raises(CheckpointError, match="bundled"):
-        lib.rename("vae-2d", "mine now")
+        lib.rename("vae-2d", "mine now", TEACHER)
     assert entry.path.read_bytes() == before
 
 
 def test_delete(lib, model):
     entry = lib.save(model, name="doomed")
-    lib.delete(entry.id)
+    lib.delete(entry.id, TEACHER)
     assert not entry.path.exists()
     assert lib.entries() == []
     with pytest.raises(CheckpointError):
-        lib.delete(entry.id)
+        lib.delete(entry.id, TEACHER)
 
 
 def test_import_bytes_validates(lib, model, good_bytes):
@@ -439,7 +441,7 @@ def test_listing_does_not_reread_unchanged_files(lib, model, header_reads):
     (lib.user_dir / "broken.safetensors").write_bytes(b"\x01" * 100)
     header_reads.clear()
     for _ in range(3):  # three page runs, each listing, fingerprinting and getting
-        assert [(e.id, e.fingerprint) for e in lib.entries()] == [(a.id, a.fingerprint), (b.id, b.fingerprint)]
+        assert [(e.id, e.fingerprint) for e in lib.entries()] == [(b.id, b.fingerprint), (a.id, a.fingerprint)]
         assert lib.get(b.id).fingerprint == weights_fingerprint(b.path)
     assert header_reads == ["broken.safetensors"] + [b.path.name] * 3  # the broken file once; the rest: the checks
 
@@ -452,18 +454,18 @@ def test_fingerprint_is_not_hashed_on_access(lib, model, monkeypatch):
 
 def test_listing_sees_a_rename_and_a_rewrite(lib, model, header_reads):
     entry = lib.save(model, name="a")
-    renamed = lib.rename(entry.id, "b")
+    renamed = lib.rename(entry.id, "b", TEACHER)
     assert lib.get(entry.id).name == "b" and renamed.fingerprint == entry.fingerprint
     # a rewrite with other weights, of the same size, with the old mtime put back: a new inode tells it apart
     st = entry.path.stat()
-    save_checkpoint(entry.path, build_model(tiny(), seed=5), name="c")
+    save_checkpoint(entry.path, build_model(tiny(), seed=5), name="c", owner=None, created=renamed.created)
     os.utime(entry.path, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert entry.path.stat().st_size == st.st_size and entry.path.stat().st_mtime_ns == st.st_mtime_ns
     header_reads.clear()
     rewritten = lib.get(entry.id)
     assert rewritten.name == "c" and rewritten.fingerprint == weights_fingerprint(entry.path) != entry.fingerprint
     assert header_reads == [entry.path.name, entry.path.name]  # listed once, and the check above
-    lib.delete(entry.id)
+    lib.delete(entry.id, TEACHER)
     assert lib.entries() == []
 
 
@@ -474,7 +476,7 @@ def test_many_threads_list_one_library(tmp_path, model, header_reads):
     header_reads.clear()
     with ThreadPoolExecutor(8) as pool:
         listings = list(pool.map(lambda _: [(e.id, e.name, e.fingerprint) for e in lib.entries()], range(64)))
-    assert all(listing == [(e.id, e.name, e.fingerprint) for e in saved] for listing in listings)
+    assert all(listing == [(e.id, e.name, e.fingerprint) for e in reversed(saved)] for listing in listings)  # newest first
     assert 4 <= len(header_reads) <= 4 * 8  # each file read once, or a few times by threads racing to it
     header_reads.clear()
     lib.entries()

@@ -17,12 +17,13 @@ from safetensors.torch import save as st_save
 
 from tests.test_checkpoint import assert_plain, never_unpickle, tiny  # noqa: F401 (an autouse fixture)
 from vae.checkpoint import (
-    FORMAT, MAX_DEPTH, MAX_HEADER, CheckpointError, ModelLibrary, checkpoint_bytes, load_checkpoint, read_checkpoint,
+    FORMAT, MAX_HEADER, CheckpointError, ModelLibrary, checkpoint_bytes, load_checkpoint, read_checkpoint,
     read_header,
 )
 from vae.classifier import FORMAT as CLASSIFIER_FORMAT
 from vae.classifier import DigitClassifier, load_classifier, save_classifier
 from vae.models import build_model
+from vae.untrusted import MAX_DEPTH
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 MODEL = build_model(tiny(), seed=0)

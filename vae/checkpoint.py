@@ -3,7 +3,8 @@
     from vae.checkpoint import save_checkpoint, load_checkpoint, ModelLibrary
     save_checkpoint("m.safetensors", model, name="my vae", metrics={...}, history={...})
     model, meta = load_checkpoint("m.safetensors")
-    lib = ModelLibrary(user_dir, bundled_dir); entry = lib.save(model, name="typed by a user")
+    lib = ModelLibrary(user_dir, bundled_dir); entry = lib.save(model, name="typed by a user", owner=owner_id)
+    lib.rename(entry.id, "new name", Actor(owner_id)); lib.set_class_model(entry.id, True, Actor(t, teacher=True))
 
 One reader, `read_header`, parses every safetensors header (here and in vae.classifier). Loading
 never unpickles: weights are checked against the config (names, shapes, dtypes, finite values).
@@ -11,6 +12,12 @@ Every problem is one `CheckpointError` with a sentence a user can act on. Writes
 bytes pass the same reader first, so the library lists all it saves. File names are generated (slug +
 id); the user's name is metadata only. Listing reads each file once per version and imports no torch,
 so the first page draws before torch loads; whatever reads or writes weights imports it when called.
+
+On a shared server the library is a class's: every saved model records its `owner` (an opaque id)
+and when it was `created`; who may rename or delete which model, the teacher's class models (one
+JSON file in the library folder), plain-text names and labels are vae.ownership's rules. Names are
+cleaned on save, upload and rename; a bundled or class model's name is reserved: a rename to it is
+refused, a training or an upload that asks for it is saved as "name (2)" instead.
 """
 
 from __future__ import annotations
@@ -23,13 +30,13 @@ import re
 import threading
 import time
 import uuid
-import zipfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Callable, TypeVar
 
 from .config import ModelConfig
 from .fileio import TMP_PREFIX, atomic_write
+from .ownership import Actor, ClassModels, Entry, clean_name, free_name, labels, may_manage, name_taken, refusal
+from .untrusted import bounded_json, clip, describe_foreign
 
 if TYPE_CHECKING:
     from .models import AutoEncoder
@@ -37,10 +44,10 @@ if TYPE_CHECKING:
 FORMAT = "latent-lab/1"
 MAX_BYTES = 64 * 1024 * 1024  # far above any model the app trains; refuses giant uploads early
 MAX_HEADER = 1024 * 1024  # several times the header of a model with 1000 epochs of history (the most allowed)
-MAX_DEPTH = 32  # JSON nesting (ours is 3 deep); refusing deeper keeps every later json call far from recursion limits
 SUFFIX = ".safetensors"
 STORAGES = ("float32", "float16")  # torch dtypes of the same names
 T = TypeVar("T")
+UNTRUSTED = ("config", "format", "owner", "created", "class_model")  # an upload's metadata never sets these
 
 
 def default_library_dir() -> Path:
@@ -55,45 +62,6 @@ class CheckpointError(Exception):
     """A checkpoint could not be read or written; the message says what to do."""
 
 
-def _clip(text: str, n: int = 40) -> str:
-    """Text from a file, safe in a one-line message: printable and short."""
-    text = "".join(c if c.isprintable() else "?" for c in str(text))
-    return text if len(text) <= n else text[:n - 1] + "…"
-
-
-def _json(text: str | bytes) -> object:
-    """Parsed JSON nested at most MAX_DEPTH deep, else None (not UTF-8, not JSON, or deeper): never a RecursionError."""
-    try:
-        value = json.loads(text.decode("utf-8") if isinstance(text, bytes) else text)
-    except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        return None
-    level = [value]
-    for _ in range(MAX_DEPTH):  # breadth first, so the check cannot recurse either
-        level = [v for x in level if isinstance(x, (dict, list)) for v in (x.values() if isinstance(x, dict) else x)]
-    return None if level else value
-
-
-def _describe_foreign(f: BinaryIO) -> str | None:
-    """Name a file that did not parse as safetensors. Never asked first: a safetensors header length
-    can begin with any byte (0x80 included), so magic bytes alone would take checkpoints for pickles."""
-    f.seek(0)
-    head = f.read(4)
-    if head[:1] == b"\x80" or head[:2] in (b"(d", b"}q", b"cc"):
-        return "a Python pickle, which could run code when loaded"
-    if head[:2] == b"\x1f\x8b":
-        return "a gzip archive"
-    if head != b"PK\x03\x04":
-        return None
-    try:
-        with zipfile.ZipFile(f) as z:
-            names = z.namelist()
-    except Exception:  # a damaged zip is a zip all the same
-        names = []
-    if any(n.rsplit("/", 1)[-1] == "data.pkl" for n in names):
-        return "a PyTorch .pt/.pth file (a zip of pickles, which could run code when loaded)"
-    return "a NumPy .npz archive" if names and all(n.endswith(".npy") for n in names) else "a zip archive"
-
-
 def _raw_header(f: BinaryIO, size: int, name: str) -> tuple[dict, int]:
     """The JSON header of a safetensors file of `size` bytes, open at its start, and where its weights begin."""
     n = int.from_bytes(f.read(8), "little") if size >= 8 else size  # under 8 bytes is cut off too
@@ -101,11 +69,11 @@ def _raw_header(f: BinaryIO, size: int, name: str) -> tuple[dict, int]:
         why = "is not a complete safetensors file (it is cut off, or in another format)"
     elif n > MAX_HEADER:
         why = f"has a header of {n:,} bytes, more than the {MAX_HEADER:,} of any Latent Lab checkpoint"
-    elif isinstance(header := _json(f.read(n)), dict):
+    elif isinstance(header := bounded_json(f.read(n)), dict):
         return header, 8 + n
     else:
         why = "is not a safetensors file (its header is not a readable JSON object)"
-    foreign = _describe_foreign(f)
+    foreign = describe_foreign(f)
     raise CheckpointError(f"{name} is {foreign}; Latent Lab only loads .safetensors checkpoints saved by Latent Lab."
                           if foreign else f"{name} {why}.")
 
@@ -117,10 +85,10 @@ def _latent_lab(header: dict, name: str, fmt: str) -> dict:
         raise CheckpointError(f"{name} is not a valid safetensors file (its metadata is not a table of texts).")
     if "latent_lab" not in table:
         raise CheckpointError(f"{name} is a safetensors file but not a Latent Lab checkpoint (no Latent Lab metadata).")
-    if not isinstance(meta := _json(table["latent_lab"]), dict):
+    if not isinstance(meta := bounded_json(table["latent_lab"]), dict):
         raise CheckpointError(f"{name} is not a Latent Lab checkpoint: its metadata is not a readable JSON object.")
     if (found := meta.get("format")) != fmt:
-        shown = f"in format {_clip(found)}" if isinstance(found, str) and found else "of no known format"
+        shown = f"in format {clip(found)}" if isinstance(found, str) and found else "of no known format"
         raise CheckpointError(f"{name} is {shown}; this version of Latent Lab reads {fmt} only.")
     if fmt != FORMAT:
         return meta
@@ -234,7 +202,7 @@ def read_checkpoint(data: bytes, source: str = "the file") -> tuple[AutoEncoder,
     table = {k: v for k, v in header.items() if k != "__metadata__"}
     missing, extra = [k for k in expected if k not in table], sorted(set(table) - set(expected))
     if missing or extra:
-        parts = [f"{what} {', '.join(_clip(k) for k in keys[:3])}{' and more' if len(keys) > 3 else ''}"
+        parts = [f"{what} {', '.join(clip(k) for k in keys[:3])}{' and more' if len(keys) > 3 else ''}"
                  for what, keys in (("missing", missing), ("unexpected", extra)) if keys]
         raise CheckpointError(f"{source} does not match its config ({config.label}): {'; '.join(parts)}.")
     for k, ref in expected.items():  # every weight is float32; float16 storage is cast back
@@ -266,38 +234,17 @@ def slugify(name: str) -> str:
     return slug or "model"
 
 
-@dataclass
-class Entry:
-    """One model in the library, as its header describes it (no weights loaded)."""
-
-    id: str  # the file stem; stable and safe
-    path: Path
-    meta: dict = field(repr=False)
-    bundled: bool = False
-    fingerprint: str = ""  # weights_fingerprint(path), computed once per version of the file
-
-    @property
-    def name(self) -> str:
-        return self.meta.get("name") or self.id
-
-    @property
-    def config(self) -> ModelConfig:
-        return self.meta["config"]
-
-    @property
-    def metrics(self) -> dict:
-        return self.meta.get("metrics") or {}
-
-
 class ModelLibrary:
-    """Bundled (read-only) models plus a user folder of saved ones. Every page run of every session
-    lists it, from its own thread: what is read of each file is kept here, under a lock."""
+    """Bundled (read-only) models plus a user folder of saved ones, shared by a class: who may change
+    what, and which names are free, is vae.ownership's. Every page run of every session lists it,
+    from its own thread: what is read of each file is kept here, under a lock."""
 
     def __init__(self, user_dir: str | os.PathLike, bundled_dir: str | os.PathLike | None = None):
         self.user_dir = Path(user_dir)
         self.bundled_dir = Path(bundled_dir) if bundled_dir else None
         self.user_dir.mkdir(parents=True, exist_ok=True)
         self._versions: dict[Path, tuple] = {}  # path -> (key, meta or None, fingerprint, error)
+        self._pins = ClassModels(self.user_dir)
         self._lock = threading.Lock()
         self.sweep()
 
@@ -313,7 +260,7 @@ class ModelLibrary:
                 pass
         return n
 
-    def _entry(self, path: Path, bundled: bool) -> Entry:
+    def _entry(self, path: Path, bundled: bool, pinned: frozenset = frozenset()) -> Entry:
         """The file's entry: its header is read and its weights hashed once per version of the file, told
         apart by (inode, mtime, size), so a rename or a rewrite is seen and an unchanged file is not read."""
         st = path.stat()  # OSError for a file gone since it was listed
@@ -330,21 +277,26 @@ class ModelLibrary:
         _, meta, fingerprint, error = known
         if meta is None:
             raise CheckpointError(error)
-        return Entry(path.stem, path, dict(meta), bundled, fingerprint)
+        return Entry(path.stem, path, dict(meta), bundled, fingerprint, not bundled and path.stem in pinned,
+                     st.st_mtime)
 
     def entries(self) -> list[Entry]:
-        out, seen = [], set()
-        for bundled, folder in ((True, self.bundled_dir), (False, self.user_dir)):
+        """Bundled models first, then the class models (in the order pinned), then the rest, newest first."""
+        with self._lock:
+            pins = self._pins.ids()
+        bundled, rest, seen = [], [], set()
+        for is_bundled, folder in ((True, self.bundled_dir), (False, self.user_dir)):
             for p in sorted(folder.glob("*" + SUFFIX)) if folder else ():  # a missing folder globs nothing
                 seen.add(p)
                 try:
-                    out.append(self._entry(p, bundled))
+                    (bundled if is_bundled else rest).append(self._entry(p, is_bundled, frozenset(pins)))
                 except (CheckpointError, OSError):  # a broken file is listed by nobody; load() says why
                     continue
         with self._lock:  # forget files that are gone
             for p in self._versions.keys() - seen:
                 del self._versions[p]
-        return out
+        rest.sort(key=lambda e: (0, pins.index(e.id)) if e.class_model else (1, -e.created))  # stable: ties by file
+        return bundled + rest
 
     def get(self, entry_id: str) -> Entry:
         if entry := next((e for e in self.entries() if e.id == entry_id), None):
@@ -354,44 +306,82 @@ class ModelLibrary:
     def load(self, entry_id: str) -> tuple[AutoEncoder, dict]:
         return load_checkpoint(self.get(entry_id).path)
 
+    # -- who may do what, and names (the rules: vae.ownership)
+
+    can_manage = staticmethod(may_manage)  # (entry, actor) -> bool
+    labels = staticmethod(labels)  # (entries, viewer_owner, now=None) -> {entry id: label}
+
+    def check_name(self, name: str, entry_id: str | None = None) -> str:
+        """`name` cleaned (vae.ownership.clean_name), or CheckpointError when it is blank or is the name of
+        a bundled or class model (other than `entry_id` itself). A form may ask before a training starts."""
+        name = clean_name(name)
+        if not name:
+            raise CheckpointError("Give the model a name that is not blank.")
+        if why := name_taken(name, self.entries(), skip=entry_id):
+            raise CheckpointError(why)
+        return name
+
+    def set_class_model(self, entry_id: str, pinned: bool, actor: Actor) -> Entry:
+        """Pin a model as a class model (listed after the bundled ones, its name reserved), or unpin it."""
+        if not actor.teacher:
+            raise CheckpointError("Only the teacher can choose the class models.")
+        entry = self.get(entry_id)
+        if entry.bundled:
+            raise CheckpointError(f"{entry.name} is a bundled model; bundled models are always listed first.")
+        if pinned and (why := name_taken(entry.name, self.entries(), entry_id, "rename this model first")):
+            raise CheckpointError(why)
+        with self._lock:
+            self._pins.set(entry_id, bool(pinned))
+        return self.get(entry_id)
+
+    # -- writing
+
     def _new_path(self, name: str) -> Path:
         return self.user_dir / f"{slugify(name)}-{uuid.uuid4().hex[:8]}{SUFFIX}"
 
-    def save(self, model: AutoEncoder, /, name: str, storage: str = "float32", **meta) -> Entry:
-        return self._write(model, {**meta, "name": name}, storage)
+    def save(self, model: AutoEncoder, /, name: str, owner: str | None = None, storage: str = "float32",
+             **meta) -> Entry:
+        """Save a model under `name` (cleaned; a bundled or class model's name gets " (2)"), recording its
+        `owner` (an opaque id; None: the teacher's) and when it was `created`."""
+        return self._write(model, {**meta, "name": name}, owner, storage)
 
-    def _write(self, model: AutoEncoder, meta: dict, storage: str = "float32") -> Entry:
-        name = str(meta.get("name") or "").strip()[:100] or model.config.label
+    def _write(self, model: AutoEncoder, meta: dict, owner: str | None, storage: str = "float32") -> Entry:
+        if owner is not None and (not isinstance(owner, str) or not owner):
+            raise CheckpointError("A model's owner must be a non-empty text id, or none.")
+        name = free_name(clean_name(meta.get("name")) or model.config.label, self.entries())
         path = self._new_path(name)
-        atomic_write(path, _encode(model, {**meta, "name": name}, storage))
+        atomic_write(path, _encode(model, {**meta, "name": name, "owner": owner, "created": time.time()}, storage))
         return self._entry(path, bundled=False)
 
-    def import_bytes(self, data: bytes, filename: str = "upload") -> Entry:
-        """Validate an uploaded file, then store it under a generated name; a refused one stores nothing."""
-        model, meta = read_checkpoint(data, _clip(Path(filename).name, 80) or "the upload")
-        meta = {k: v for k, v in meta.items() if k not in ("config", "format")}  # _encode writes its own
-        meta["name"] = str(meta.get("name") or Path(filename).stem)[:100]
-        return self._write(model, meta)
+    def import_bytes(self, data: bytes, filename: str = "upload", owner: str | None = None) -> Entry:
+        """Validate an uploaded file, then store it under a generated name, owned by the uploader (whatever
+        its own metadata says); a refused one stores nothing."""
+        model, meta = read_checkpoint(data, clip(Path(filename).name, 80) or "the upload")
+        meta = {k: v for k, v in meta.items() if k not in UNTRUSTED}  # _write writes its own
+        meta["name"] = clean_name(meta.get("name")) or clean_name(Path(filename).stem)
+        return self._write(model, meta, owner)
 
-    def rename(self, entry_id: str, new_name: str) -> Entry:
-        entry = self._user_entry(entry_id, "renamed")
-        new_name = (new_name or "").strip()[:100]
-        if not new_name:
-            raise CheckpointError("Give the model a name that is not blank.")
+    def rename(self, entry_id: str, new_name: str, actor: Actor) -> Entry:
+        entry = self._managed(entry_id, actor, "rename")
+        new_name = self.check_name(new_name, entry_id)
         data = _read_path(entry.path, lambda f, size, name: f.read(MAX_BYTES + 1))
         _, meta = read_checkpoint(data, entry.path.name)  # never rewrite a file that does not validate
         # the tensors are written back as they were (same dtypes, same bytes), so the fingerprint holds
         from safetensors.torch import load as st_load
 
-        meta = {**meta, "name": new_name, "config": meta["config"].to_dict()}
+        meta = {**meta, "name": new_name, "config": meta["config"].to_dict()}  # owner and created stay
         atomic_write(entry.path, _serialise(st_load(data), meta))
         return self.get(entry_id)
 
-    def delete(self, entry_id: str) -> None:
-        self._user_entry(entry_id, "deleted").path.unlink(missing_ok=True)
+    def delete(self, entry_id: str, actor: Actor) -> None:
+        entry = self._managed(entry_id, actor, "delete")
+        entry.path.unlink(missing_ok=True)
+        if entry.class_model:
+            with self._lock:
+                self._pins.set(entry_id, False)
 
-    def _user_entry(self, entry_id: str, verb: str) -> Entry:
+    def _managed(self, entry_id: str, actor: Actor, verb: str) -> Entry:
         entry = self.get(entry_id)
-        if entry.bundled:
-            raise CheckpointError(f"{entry.name} is a bundled model and cannot be {verb}.")
+        if why := refusal(entry, actor, verb):
+            raise CheckpointError(why)
         return entry
