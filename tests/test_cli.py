@@ -9,14 +9,16 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from vae.checkpoint import load_checkpoint
+from vae.checkpoint import ModelLibrary, load_checkpoint
 from vae.config import ModelConfig, parse_hidden
 from vae.evaluate import main as evaluate_main
+from vae.events import INTERRUPTED, EventLog
 from vae.paths import ROOT
 from vae.train import train_config
 from vae.train.cli import main as train_main
@@ -210,6 +212,10 @@ def test_job_file_says_what_it_is(tmp_path):
     assert d["model"]["hidden"] == [512, 256] and d["train"]["epochs"] == 3 and d["train"]["lr"] is None
     assert TrainingJob.read(tmp_path / "job.json") == job
     assert not [p for p in tmp_path.iterdir() if p.name != "job.json"]  # no temp file left beside it
+    owned = TrainingJob(ModelConfig(latent_dim=2), train_config(epochs=3), owner="alice-hash")
+    assert TrainingJob.from_dict(owned.to_dict()) == owned and owned.to_dict()["owner"] == "alice-hash"
+    older = {k: v for k, v in d.items() if k != "owner"}  # a job file written before owners were recorded
+    assert TrainingJob.from_dict(older).owner is None
 
 
 GOOD_JOB = TrainingJob(ModelConfig(latent_dim=2, hidden=(64,)), train_config(epochs=1)).to_dict()
@@ -228,8 +234,9 @@ GOOD_JOB = TrainingJob(ModelConfig(latent_dim=2, hidden=(64,)), train_config(epo
     ({**GOOD_JOB, "train": {**GOOD_JOB["train"], "speed": 9}}, ["Unknown training settings: speed"]),
     ({**GOOD_JOB, "dataset": "cifar"}, ["Unknown dataset"]),
     ({**GOOD_JOB, "half": "yes"}, ["half"]),
+    ({**GOOD_JOB, "owner": 3}, ["owner"]),
 ], ids=["missing", "not-json", "not-text", "a-list", "format", "version", "unknown-field", "latent-0", "epochs-0",
-        "unknown-setting", "dataset", "half"])
+        "unknown-setting", "dataset", "half", "owner"])
 def test_bad_job_file_is_one_sentence(tmp_path, capsys, content, words):
     path = tmp_path / "job.json"
     if isinstance(content, bytes):
@@ -245,3 +252,38 @@ def test_job_file_goes_with_no_settings_flags(tmp_path, capsys):
     TrainingJob.from_dict(GOOD_JOB).write(tmp_path / "job.json")
     p = in_process(train_main, ["--config", tmp_path / "job.json", "--epochs", 3, "--name", "x"], capsys)
     assert_user_error(p, "--config", "--epochs", "--name")
+
+
+# ------------------------------------------------------------------ a job of the server's queue
+
+def server_job(tmp_path, data_root, **kw) -> Path:
+    job = TrainingJob(ModelConfig(latent_dim=2, hidden=(64,)), train_config(threads=1, **kw), data_dir=str(data_root),
+                      download=False, name="VAE 2-d (bundled)", owner="alice-hash", job_id="j1", submitted_at=1.0)
+    job.write(tmp_path / "job.json")
+    return tmp_path / "job.json"
+
+
+@pytest.mark.slow
+def test_a_job_saves_its_owner_and_keeps_bundled_names_free(tmp_path, data_root):
+    before = time.time()
+    p = run("vae.train", "--config", server_job(tmp_path, data_root, epochs=1, time_budget=1), "--no-progress",
+            home=tmp_path / "home")
+    assert p.returncode == 0, p.stderr
+    entry = ModelLibrary(tmp_path / "home" / "models").get(Path(one_json_line(p)["checkpoint"]).stem)
+    assert entry.owner == "alice-hash" and before <= entry.created <= time.time()
+    assert entry.name == "VAE 2-d (bundled) (2)"  # the bundled model's name stays the bundled model's
+
+
+@pytest.mark.slow
+def test_a_training_stops_when_its_server_is_gone(tmp_path, data_root):
+    """--lifeline: stdin is a pipe whose write end only the server holds; its end stops the training."""
+    events = tmp_path / "job.jsonl"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "LATENT_LAB_HOME": str(tmp_path / "home")}
+    proc = subprocess.Popen([sys.executable, "-m", "vae.train", "--config", server_job(tmp_path, data_root, epochs=5),
+                             "--events", events, "--no-progress", "--lifeline"], cwd=ROOT, env=env,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = proc.communicate(timeout=120)  # sends nothing, then closes stdin: as a server that is gone
+    assert proc.returncode == 130, err
+    assert json.loads(out.strip().splitlines()[-1]) == {"error": INTERRUPTED}
+    assert EventLog(events).read(final=True).error == INTERRUPTED
+    assert not list((tmp_path / "home").rglob("*.safetensors"))  # nothing was saved

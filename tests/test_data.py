@@ -1,15 +1,19 @@
-"""Datasets: MNIST from the shared root, custom IDX folders, and one clear DataError for every bad input."""
+"""Datasets: MNIST from the shared root, custom IDX folders, one clear DataError for every bad input, and
+the data roots a server's trainings must stay inside."""
 
 from __future__ import annotations
 
 import gzip
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from vae.data import DataError, Dataset, default_root, load_dataset, read_idx, to_float
+from vae.data import (
+    DataError, Dataset, allowed_data_roots, check_data_folder, default_root, load_dataset, read_idx, to_float,
+)
 
 TRAIN_IMG, TRAIN_LBL = "train-images-idx3-ubyte", "train-labels-idx1-ubyte"
 TEST_IMG, TEST_LBL = "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"
@@ -246,3 +250,63 @@ def test_broken_mnist_is_reported_not_skipped(tmp_path):
 def test_unknown_dataset_name(tmp_path):
     with pytest.raises(DataError, match="Unknown dataset"):
         load_dataset("cifar", tmp_path)
+
+
+# ------------------------------------------------------------------ the data roots of a server
+
+
+def test_data_roots_default_to_the_data_root(monkeypatch, tmp_path):
+    monkeypatch.delenv("LATENT_LAB_DATA_ROOTS", raising=False)
+    monkeypatch.setenv("LATENT_LAB_DATA", str(tmp_path / "data"))
+    assert allowed_data_roots() == [(tmp_path / "data").resolve()]
+
+
+def test_data_roots_from_the_environment(monkeypatch, tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    monkeypatch.setenv("LATENT_LAB_DATA_ROOTS", f"{tmp_path / 'a'}{os.pathsep}{os.pathsep}{tmp_path / 'link'}"
+                                                f"{os.pathsep}{tmp_path / 'a'}")
+    assert allowed_data_roots() == [tmp_path / "a", tmp_path / "real"]  # resolved, blanks and repeats dropped
+
+
+@pytest.fixture
+def data_tree(tmp_path) -> Path:
+    """root/ with a set inside, a symlink leading out of it, and a symlink to a folder inside it."""
+    root = tmp_path / "data"
+    write_idx_folder(root / "digits")
+    write_idx_folder(tmp_path / "outside")
+    (root / "escape").symlink_to(tmp_path / "outside")
+    (root / "alias").symlink_to(root / "digits")
+    return root
+
+
+def test_a_folder_inside_the_roots_is_accepted(data_tree):
+    roots = [data_tree]
+    assert check_data_folder(data_tree / "digits", roots) == (data_tree / "digits").resolve()
+    assert check_data_folder(data_tree, roots) == data_tree.resolve()  # the root itself
+    assert check_data_folder(data_tree / "alias", roots) == (data_tree / "digits").resolve()  # a link that stays in
+    assert check_data_folder(data_tree / "digits" / ".." / "digits", roots) == (data_tree / "digits").resolve()
+
+
+@pytest.mark.parametrize("where", ["/etc", "{root}/../outside", "{root}/escape", "{root}/escape/", "{root}-sibling",
+                                   "{root}/digits/../../outside"])
+def test_a_folder_outside_the_roots_is_refused(data_tree, where):
+    folder = where.format(root=data_tree)
+    with pytest.raises(DataError) as e:
+        check_data_folder(folder, [data_tree], what="a custom dataset")
+    assert str(e.value) == f"On this server a custom dataset must be a folder inside {data_tree.resolve()}; {folder} is not."
+
+
+def test_a_folder_that_cannot_be_a_path_is_refused_with_the_sentence(data_tree):
+    (data_tree / "loop").symlink_to(data_tree / "loop")
+    for folder in ("a\x00b", str(data_tree / "loop" / "x")):
+        with pytest.raises(DataError, match="must be a folder inside"):
+            check_data_folder(folder, [data_tree])
+
+
+def test_the_refusal_names_every_root(data_tree, tmp_path, monkeypatch):
+    other = tmp_path / "more"
+    monkeypatch.setenv("LATENT_LAB_DATA_ROOTS", f"{data_tree}{os.pathsep}{other}")
+    with pytest.raises(DataError, match=f"inside {data_tree.resolve()} or {other.resolve()};"):
+        check_data_folder("/etc")
+    assert check_data_folder(other / "x") == other.resolve() / "x"  # need not exist yet: loading says so

@@ -23,7 +23,8 @@ from vae.checkpoint import ModelLibrary, default_library_dir
 from vae.config import ModelConfig
 from vae.data import DataError
 from vae.events import DoneEvent, EpochEvent, EventLog, EventWriter, StepEvent
-from vae.jobs import KEEP_FILES_S, TrainingQueue
+from vae.jobfiles import KEEP_FILES_S
+from vae.jobs import TrainingQueue
 from vae.paths import ROOT
 from vae.train import train_config
 from vae.train.job import JOB_FORMAT, TrainingJob
@@ -32,14 +33,14 @@ MODEL = {"kind": "vae", "arch": "mlp", "latent_dim": 2, "hidden": (32,)}
 HANDSHAKE = "handshake"  # a job of this name makes the stand-in write a line to $FAKE_READY once its events are out
 FAKE_TRAINER = """\
 #!__PYTHON__
-# Stand-in for `python -m vae.train --config JOB --events EVENTS --no-progress`: checks that it was started
+# Stand-in for `python -m vae.train --config JOB --events EVENTS --no-progress --lifeline`: checks that it was started
 # like that, in the repository root, with a job file; writes three step events and waits for SIGTERM.
 # $FAKE_MODE=fail or crash: it fails at once instead.
 import json, os, signal, sys
 signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # taken by sigwait below, never lost in between
 args = sys.argv[1:]
-if (args[:3] != ["-m", "vae.train", "--config"] or args[4:5] != ["--events"] or args[6:] != ["--no-progress"]
-        or os.getcwd() != "__ROOT__"):
+if (args[:3] != ["-m", "vae.train", "--config"] or args[4:5] != ["--events"]
+        or args[6:] != ["--no-progress", "--lifeline"] or os.getcwd() != "__ROOT__"):
     print(json.dumps({"error": f"The stand-in trainer was started as {args} in {os.getcwd()}."}))
     sys.exit(2)
 job = json.load(open(args[3]))
@@ -101,10 +102,13 @@ def read_line(fifo, timeout: float = 60.0) -> str:
 
 @pytest.fixture
 def queue_factory(tmp_path, data_root):
+    """Queues on one folder, with MNIST and the test's own folder as data roots and room for many trainings."""
     made = []
 
     def make(**kw):
         kw.setdefault("threads_per_job", 1)
+        kw.setdefault("max_per_user", 10)
+        kw.setdefault("data_roots", [data_root, tmp_path])
         q = TrainingQueue(tmp_path / "jobs", poll_s=0.05, **kw)
         made.append(q)
         return q
@@ -132,7 +136,7 @@ def test_bad_settings_are_rejected_before_launch(queue_factory, data_root, fake_
     with pytest.raises(ValueError, match=match):
         q.submit(model, {"time_budget": 60, **train}, "mnist", data_root)
     assert q.jobs() == []
-    assert not list(q.jobs_dir.iterdir())  # no job file, no events file
+    assert [p.name for p in q.jobs_dir.iterdir()] == ["queue.lock"]  # no job file, no events file
 
 
 def test_missing_data_says_where_to_put_it(queue_factory, tmp_path, fake_python):
@@ -154,13 +158,13 @@ def test_the_settings_travel_as_a_job_file(queue_factory, data_root, fake_python
                       "  my vae  ")
     job = TrainingJob.read(q.jobs_dir / f"{job_id}.json")
     assert job.model == ModelConfig(**{**MODEL, "beta": 2.0})
-    # epochs: the budget ends the run; threads: the server's; lr None: the trainer's default for the network
-    assert job.train == train_config(time_budget=60, seed=3, threads=2)
+    # epochs: the server's most (the budget may end it first); threads: the server's; lr None: the network's
+    assert job.train == train_config(time_budget=60, seed=3, threads=2, epochs=q.caps["max_epochs"])
     assert (job.dataset, job.data_dir, job.download) == ("mnist", str(data_root.resolve()), False)
     assert (job.job_id, job.name, job.out) == (job_id, "my vae", None)
     s = q.status(job_id)
     assert before <= job.submitted_at == s.submitted_at <= time.time()
-    assert (s.name, s.label, s.epochs, s.time_budget) == ("my vae", "VAE · MLP · 2-d", 1000, 60)
+    assert (s.name, s.label, s.epochs, s.time_budget) == ("my vae", "VAE · MLP · 2-d", 50, 60)
     assert q.cancel(job_id) and q.wait(job_id).state == "cancelled"  # the stand-in accepted how it was started
 
 
@@ -244,7 +248,8 @@ def test_old_job_files_are_swept(tmp_path):
     (jobs / "notes.txt").write_text("not ours")
     os.utime(jobs / "notes.txt", (old, old))
     TrainingQueue(jobs)
-    assert sorted(p.name for p in jobs.iterdir()) == ["new.json", "new.jsonl", "new.log", "new.out", "notes.txt"]
+    assert sorted(p.name for p in jobs.iterdir()) == ["new.json", "new.jsonl", "new.log", "new.out", "notes.txt",
+                                                      "queue.lock"]
 
 
 # ---------------------------------------------------------------- the events file
@@ -319,13 +324,13 @@ def test_events_reader_thins_long_curves(tmp_path):
 def test_a_short_real_training_lands_in_the_library(queue_factory, data_root):
     q = queue_factory(max_running=1)
     job = q.submit({"kind": "ae", "arch": "mlp", "latent_dim": 2, "hidden": (64,)},
-                   {"time_budget": 2, "batch_size": 256}, "mnist", data_root, "  two-second AE  ")
+                   {"time_budget": 2, "batch_size": 256}, "mnist", data_root, "  two-second AE  ", owner="alice")
     s = q.wait(job, timeout=240)
     assert s.state == "done", s.error
     assert s.progress == 1.0 and s.history["epoch"] and s.reconstructions.shape == (8, 28, 28)
     assert os.path.dirname(s.checkpoint) == str(default_library_dir())
     entry = ModelLibrary(default_library_dir()).get(s.entry_id)
-    assert entry.name == "two-second AE" and entry.config.kind == "ae"
+    assert entry.name == "two-second AE" and entry.config.kind == "ae" and entry.owner == s.owner == "alice"
     assert {"test_nats", "knn_acc", "active_units"} <= set(s.metrics)
     # what the trainer ran is what the job file said (the learning rate filled in with the network's default)
     spec = TrainingJob.read(q.jobs_dir / f"{job}.json")

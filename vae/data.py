@@ -5,7 +5,9 @@
     ds.x_train  # (60000, 28, 28) uint8 tensor;  ds.y_train (60000,) int64
     ds.x_test   # (10000, 28, 28) uint8 tensor;  ds.y_test  (10000,) int64
 
-The root comes from the argument, else $LATENT_LAB_DATA, else a per-user cache folder.
+The root comes from the argument, else $LATENT_LAB_DATA, else a per-user cache folder. On a
+shared server a training's folder must lie inside `allowed_data_roots()` ($LATENT_LAB_DATA_ROOTS,
+else that root): `check_data_folder` resolves symlinks and refuses anything outside.
 MNIST and Fashion-MNIST are read from torchvision's layout (`<root>/MNIST/raw/...`) and are
 downloaded by torchvision where a network exists. A "custom" dataset is any folder with the
 four standard IDX files, plain or gzipped. Every failure is one `DataError` whose message
@@ -23,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from .untrusted import clip
 
 DATASETS = ("mnist", "fashion", "custom")
 # torchvision class name and folder for each built-in dataset
@@ -50,6 +54,28 @@ def default_root() -> Path:
         return Path(env).expanduser()
     cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(cache) / "latent-lab" / "data"
+
+
+def allowed_data_roots() -> list[Path]:
+    """The folders a server's users may train from, symlinks resolved: $LATENT_LAB_DATA_ROOTS (folders
+    separated by os.pathsep), else the data root (default_root()). The command line reads any folder."""
+    raw = os.environ.get("LATENT_LAB_DATA_ROOTS", "")
+    roots = [Path(p).expanduser() for p in raw.split(os.pathsep) if p.strip()] or [default_root()]
+    return list(dict.fromkeys(p.resolve() for p in roots))
+
+
+def check_data_folder(folder: str | os.PathLike, roots: list[Path] | None = None, what: str = "a dataset") -> Path:
+    """The folder with its symlinks resolved, if it lies inside one of `roots` (allowed_data_roots() by
+    default); else a DataError, so that `..` or a symlink cannot lead a server's training out of them."""
+    roots = [Path(r).resolve() for r in (allowed_data_roots() if roots is None else roots)]
+    try:
+        resolved = Path(folder).expanduser().resolve()
+    except (ValueError, OSError, RuntimeError):  # a NUL byte, a symlink loop: no folder at all
+        resolved = None
+    if resolved is not None and any(resolved.is_relative_to(root) for root in roots):
+        return resolved
+    inside = " or ".join(str(r) for r in roots) or "no folder (none is configured)"
+    raise DataError(f"On this server {what} must be a folder inside {inside}; {clip(str(folder), 120)} is not.")
 
 
 @dataclass

@@ -21,6 +21,9 @@ from pathlib import Path
 import numpy as np
 
 MAX_CURVE_POINTS = 600  # step-level loss points kept per training by the reader (older ones are thinned)
+# A training that its server left behind: the trainer's last word when its lifeline breaks, and what the
+# training queue shows, after a restart, for a job that was running when the server died.
+INTERRUPTED = "The server restarted while this model was training; nothing was saved. Start it again."
 
 
 @dataclass

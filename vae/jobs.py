@@ -1,30 +1,35 @@
 """A server-wide training queue: each training is a `python -m vae.train` subprocess.
 
     queue = TrainingQueue(jobs_dir)                 # one per server (the app caches it)
-    job_id = queue.submit({"kind": "vae", "latent_dim": 2}, {"time_budget": 60}, "mnist", data_dir, "my vae")
-    queue.status(job_id)   # JobStatus: state, queue position, epoch, step, progress, ETA, curves, preview
+    job_id = queue.submit({"kind": "vae", "latent_dim": 2}, {"time_budget": 60}, "mnist", data_dir, "my vae",
+                          owner=owner_id)
+    queue.status(job_id)   # JobStatus: state, owner, queue position, epoch, step, progress, ETA, curves, preview
+    queue.jobs(owner=owner_id)                      # one person's trainings, in submission order
     queue.cancel(job_id)   # a queued job is dropped; a running one gets SIGTERM and stops between steps
 
 Why subprocesses: training holds the GIL for minutes; in a process of its own it cannot
 stall the web server, it goes on when the user leaves the page, and cancelling is a signal.
 Each job's settings travel as a JSON job file, `<jobs_dir>/<job_id>.json` (vae.train.job), and
-the child is `python -m vae.train --config <job_id>.json --events <job_id>.jsonl --no-progress`,
-started in the repository root. It writes every event as a JSON line to the events file, which
-the queue reads incrementally (vae.events.EventLog: a half-written last line waits for the next read).
+the child is `python -m vae.train --config <job_id>.json --events <job_id>.jsonl --no-progress
+--lifeline`, started in the repository root at a lower CPU priority than the server, with its stdin
+a pipe that only the server holds (when the server dies the training stops). It writes every event
+as a JSON line to the events file, which the queue reads incrementally (vae.events.EventLog).
 
-Training is a shared resource, so at most `max_running` trainings run at once with
-`threads_per_job` torch threads each; the rest wait in submission order. Both default to
-the environment:
+Training is a shared resource of one classroom machine, so the queue has limits, read once from the
+environment when it is made (vae.limits: trainings at once, threads each, waiting trainings, trainings
+per person, the longest time budget, the most epochs, the trainers' niceness, the data roots).
 
-    LATENT_LAB_MAX_TRAININGS   trainings that run at once (default 1)
-    LATENT_LAB_TRAIN_THREADS   torch threads per training (default: cores // max trainings)
-    LATENT_LAB_MAX_QUEUED      trainings that may wait (default 32); more are refused
+The queue survives its server: its state lives in its folder (the files: vae.jobfiles). A queue made
+on the folder after a restart or a crash finds every job there: waiting ones wait on, in submission
+order; one that was running when its server died is an error (vae.events.INTERRUPTED) and is never
+started again; finished ones keep their state. Only the queue that holds the folder's lock runs
+trainings; another one on the same folder (a second server, or a second queue in this process) only
+shows them, and refuses submit and cancel with a sentence, until the lock is free and it takes over.
 """
 
 from __future__ import annotations
 
 import atexit
-import json
 import os
 import signal
 import subprocess
@@ -32,43 +37,21 @@ import sys
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from .config import ModelConfig
-from .data import load_dataset
+from .data import check_data_folder, load_dataset
 from .events import EventLog
+from .jobfiles import FINISHED, LOCK_FILE, STATES, Job, JobState, QueueLock, kill_trainers, read_folder, sweep
+from .limits import Limits
+from .ownership import clean_name
 from .paths import ROOT
-from .train import train_config
 from .train.job import TrainingJob
 
-STATES = ("queued", "running", "done", "error", "cancelled")
-FINISHED = ("done", "error", "cancelled")
 KILL_AFTER_S = 30.0  # a cancelled job that has not stopped by then is killed
-KEEP_FILES_S = 7 * 86400  # job, event and log files of old jobs are swept after a week
-JOB_FILES = (".json", ".jsonl", ".out", ".log")  # per job: its settings, events, stdout, stderr
-
-
-def cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
-def _env_int(name: str, default: int, low: int = 1) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = low - 1
-    if value < low:
-        raise ValueError(f"{name} must be a whole number of at least {low}, not {raw!r}.")
-    return value
 
 
 # ---------------------------------------------------------------- the queue
@@ -83,7 +66,7 @@ class JobStatus:
     position: int  # place in the queue, 1 = next to start; 0 when not waiting
     label: str  # e.g. "VAE · MLP · 2-d"
     dataset: str
-    epochs: int  # planned epochs (1000 with a time budget: the budget stops it)
+    epochs: int  # planned epochs (with a time budget, the budget may stop it first)
     time_budget: float | None
     epoch: int
     step: int
@@ -101,6 +84,7 @@ class JobStatus:
     error: str | None
     cancelling: bool
     submitted_at: float
+    owner: str | None = None  # the opaque id of whoever submitted it
 
     @property
     def finished(self) -> bool:
@@ -112,87 +96,107 @@ class JobStatus:
         return Path(self.checkpoint).stem if self.checkpoint else None
 
 
-@dataclass
-class _Job:
-    spec: TrainingJob  # what the job file says
-    config: Path  # the job file
-    log: EventLog
-    state: str = "queued"
-    proc: subprocess.Popen | None = None
-    started_at: float = 0.0
-    cancel_at: float | None = None
-    error: str | None = None
-
-
 class TrainingQueue:
     """Runs trainings as subprocesses, at most `max_running` at once; shared by all sessions."""
 
     def __init__(self, jobs_dir: str | os.PathLike, max_running: int | None = None,
-                 threads_per_job: int | None = None, max_queued: int | None = None,
-                 python: str = sys.executable, poll_s: float = 0.5):
-        self.jobs_dir = Path(jobs_dir)
-        self.jobs_dir.mkdir(parents=True, exist_ok=True)
-        self.max_running = max_running or _env_int("LATENT_LAB_MAX_TRAININGS", 1)
-        self.threads_per_job = threads_per_job or _env_int(
-            "LATENT_LAB_TRAIN_THREADS", max(1, cpu_count() // self.max_running))
-        self.max_queued = max_queued or _env_int("LATENT_LAB_MAX_QUEUED", 32)
-        if self.max_running < 1 or self.threads_per_job < 1 or self.max_queued < 1:
-            raise ValueError("max_running, threads_per_job and max_queued must each be at least 1.")
+                 threads_per_job: int | None = None, max_queued: int | None = None, *,
+                 max_per_user: int | None = None, max_train_seconds: float | None = None,
+                 max_epochs: int | None = None, nice: int | None = None,
+                 data_roots: list[str | os.PathLike] | None = None, python: str = sys.executable,
+                 poll_s: float = 0.5):
+        Path(jobs_dir).mkdir(parents=True, exist_ok=True)
+        self.jobs_dir = Path(jobs_dir).resolve()  # the trainers' command lines name their job files by it
+        self.limits = Limits.from_env(max_running, threads_per_job, max_queued, max_per_user, max_train_seconds,
+                                      max_epochs, nice, data_roots)
+        self.max_running, self.threads_per_job = self.limits.max_running, self.limits.threads_per_job
         self.python = python
         self.poll_s = poll_s
-        self._jobs: dict[str, _Job] = {}
+        self._jobs: dict[str, Job] = {}
         self._lock = threading.RLock()
+        self._folder_lock = QueueLock(self.jobs_dir / LOCK_FILE)
         self._monitor: threading.Thread | None = None
         self._closed = False
-        self._sweep()
+        self._last_submitted = 0.0
+        with self._lock:
+            self._refresh()
         atexit.register(self.shutdown)  # no training outlives the server
+
+    @property
+    def caps(self) -> dict:
+        """The limits this queue enforces (vae.limits), for a form to show its ranges."""
+        return self.limits.caps
+
+    @property
+    def read_only(self) -> bool:
+        """True while another queue runs this folder's trainings (this one only shows them)."""
+        with self._lock:
+            self._refresh()
+            return not self._folder_lock.held
 
     # -- public API
 
     def submit(self, model_cfg: dict, train_cfg: dict, dataset: str = "mnist", data_dir=None,
-               name: str | None = None) -> str:
-        """Validate, check that the data is there, and queue a training. Returns its job id.
-
-        Raises ValueError (bad settings, full queue) or DataError (no data), each with a sentence."""
+               name: str | None = None, *, owner: str | None = None) -> str:
+        """Validate, check the caps and that the data is there, and queue a training for `owner` (an
+        opaque id). Returns its job id. Raises ValueError (bad settings, over a cap, full queue) or
+        DataError (no data, a folder outside the data roots), each with a sentence."""
         mcfg = ModelConfig.from_dict(dict(model_cfg))
-        settings = {k: v for k, v in train_cfg.items() if k != "threads"}  # the server decides threads
-        tcfg = train_config(**settings, threads=self.threads_per_job)
+        tcfg = self.limits.train_config(dict(train_cfg))
+        if owner is not None and (not isinstance(owner, str) or not owner):
+            raise ValueError("A training's owner must be a non-empty text id, or none.")
         if dataset == "custom" and not data_dir:
             raise ValueError("A custom dataset needs a folder: give the folder that holds its IDX files.")
+        folder = None
+        if data_dir:
+            what = "a custom dataset" if dataset == "custom" else "the data folder"
+            folder = str(check_data_folder(data_dir, list(self.limits.data_roots), what))  # resolved: no symlink leads out
         job_id = uuid.uuid4().hex[:12]
-        spec = TrainingJob(mcfg, tcfg, dataset=dataset, download=False, name=(name or "").strip()[:100] or mcfg.label,
-                           data_dir=str(Path(data_dir).expanduser().resolve()) if data_dir else None,
-                           job_id=job_id, submitted_at=time.time())  # a ValueError for an unknown dataset
-        load_dataset(dataset, data_dir, download=False)  # a DataError says where to put the files
+        spec = TrainingJob(mcfg, tcfg, dataset=dataset, download=False, name=clean_name(name) or mcfg.label,
+                           data_dir=folder, job_id=job_id, submitted_at=time.time(),
+                           owner=owner)  # a ValueError for an unknown dataset
+        load_dataset(dataset, folder, download=False)  # a DataError says where to put the files
         with self._lock:
+            self._refresh()
             if self._closed:
                 raise ValueError("The server is shutting down; no new trainings start now.")
+            if not self._folder_lock.held:
+                raise ValueError(self._read_only_sentence())
+            mine = sum(j.spec.owner == owner and j.state in ("queued", "running") for j in self._jobs.values())
+            if mine >= self.limits.max_per_user:
+                raise ValueError(self.limits.per_user_sentence())
             waiting = sum(j.state == "queued" for j in self._jobs.values())
-            if waiting >= self.max_queued:
+            if waiting >= self.limits.max_queued:
                 raise ValueError(f"The training queue is full ({waiting} trainings are waiting); "
                                  "try again when some have finished.")
-            config = self.jobs_dir / f"{job_id}.json"
-            spec.write(config)
-            self._jobs[job_id] = _Job(spec, config, EventLog(self.jobs_dir / f"{job_id}.jsonl"))
+            spec = replace(spec, submitted_at=max(spec.submitted_at, self._last_submitted + 1e-6))  # strict order
+            self._last_submitted = spec.submitted_at
+            job = Job(spec, self.jobs_dir / f"{job_id}.json", EventLog(self.jobs_dir / f"{job_id}.jsonl"))
+            spec.write(job.config)
+            job.save()
+            self._jobs[job_id] = job
             self._schedule()
             self._ensure_monitor()
         return job_id
 
     def status(self, job_id: str) -> JobStatus | None:
-        """The job's current snapshot, or None for an id this server does not know."""
+        """The job's current snapshot, or None for an id this queue does not know."""
         with self._lock:
+            self._refresh()
             self._poll()
             job = self._jobs.get(job_id)
             return self._snapshot(job) if job else None
 
-    def jobs(self) -> list[JobStatus]:
-        """Every job this server knows, in submission order."""
+    def jobs(self, owner: str | None = None) -> list[JobStatus]:
+        """Every job in the folder (or only `owner`'s), in submission order."""
         with self._lock:
+            self._refresh()
             self._poll()
-            return [self._snapshot(j) for j in self._jobs.values()]
+            return [self._snapshot(j) for j in self._jobs.values() if owner is None or j.spec.owner == owner]
 
     def counts(self) -> dict:
         with self._lock:
+            self._refresh()
             self._poll()
             states = [j.state for j in self._jobs.values()]
             return {s: states.count(s) for s in STATES}
@@ -200,28 +204,31 @@ class TrainingQueue:
     def cancel(self, job_id: str) -> bool:
         """Cancel a queued or running job; False when it had already finished or is unknown."""
         with self._lock:
+            self._refresh()
             job = self._jobs.get(job_id)
             if job is None or job.state in FINISHED:
                 return False
+            if not self._folder_lock.held:
+                raise ValueError(self._read_only_sentence())
             if job.state == "queued":
-                job.state = "cancelled"
+                job.finish("cancelled")
             elif job.cancel_at is None:
                 job.cancel_at = time.time()
-                try:
-                    job.proc.send_signal(signal.SIGTERM)  # vae.train stops between steps, saves nothing
-                except ProcessLookupError:
-                    pass
+                job.save()  # a restart in between still knows it was cancelled
+                job.send_signal(signal.SIGTERM)  # vae.train stops between steps, saves nothing
             self._schedule()
             return True
 
     def shutdown(self, timeout: float = 5.0) -> None:
-        """Cancel every training and wait for them to stop (the server is going away)."""
+        """Stop every running training (each is recorded as interrupted; waiting ones wait on, on disk,
+        for the next queue on this folder), wait for them to end and let go of the folder."""
         with self._lock:
-            self._closed = True  # first, so that no cancel below starts a waiting job
-            for job in self._jobs.values():
-                if job.state in ("queued", "running"):
-                    self.cancel(job.spec.job_id)
-            procs = [j.proc for j in self._jobs.values() if j.proc is not None and j.proc.poll() is None]
+            self._closed = True  # first, so that nothing below starts a waiting job
+            running = [j for j in self._jobs.values() if j.proc is not None and j.proc.poll() is None]
+            for job in running:
+                job.interrupted = job.cancel_at is None  # a cancel asked for stays a cancel
+                job.send_signal(signal.SIGTERM)
+            procs = [j.proc for j in running]  # the monitor may reap them (and drop job.proc) meanwhile
         deadline = time.time() + timeout
         for proc in procs:
             try:
@@ -231,6 +238,7 @@ class TrainingQueue:
                 proc.wait()
         with self._lock:
             self._poll()
+            self._folder_lock.release()
 
     def wait(self, job_id: str, timeout: float = 120.0) -> JobStatus:
         """Block until the job has finished (for scripts and tests)."""
@@ -243,43 +251,67 @@ class TrainingQueue:
 
     # -- internals (called with the lock held)
 
+    def _read_only_sentence(self) -> str:
+        return (f"Another Latent Lab server runs the trainings in {self.jobs_dir}; this one only shows them, "
+                "so start or cancel trainings there.")
+
+    def _refresh(self) -> None:
+        """Become the folder's runner when its lock is free (and pick up what a dead server left), or, while
+        another queue holds it, read the folder again."""
+        if self._closed or self._folder_lock.held:
+            return
+        if self._folder_lock.acquire():
+            self._recover()
+            return
+        for config in sorted(self.jobs_dir.glob("*.json")):  # read-only: the runner's files are the truth
+            if (job := self._jobs.get(config.stem)) is None:
+                if (job := Job.read(config)) is not None:
+                    self._jobs[config.stem] = job
+            elif (st := JobState.read(config.with_suffix(".state"))) is not None:
+                job.take(st)
+        self._jobs = dict(sorted(self._jobs.items(), key=lambda kv: (kv[1].spec.submitted_at or 0.0, kv[0])))
+
+    def _recover(self) -> None:
+        """Take over the folder: sweep old files, stop any trainer that a dead server left running, record
+        the jobs it was running as interrupted (done, if one had saved), and start the waiting ones."""
+        sweep(self.jobs_dir)
+        jobs = read_folder(self.jobs_dir)
+        kill_trainers({str(j.config) for j in jobs if j.state not in FINISHED})  # no live server owns them
+        for job in jobs:
+            if job.state == "running":
+                job.abandoned()
+        self._jobs = {j.spec.job_id: j for j in jobs}
+        self._last_submitted = max([self._last_submitted, *(j.spec.submitted_at or 0.0 for j in jobs)])
+        self._schedule()
+        if any(j.state == "queued" for j in jobs):
+            self._ensure_monitor()
+
     def _poll(self) -> None:
         for job in self._jobs.values():
-            if job.state != "running":
+            if job.proc is None:
                 continue
             rc = job.proc.poll()
             if rc is None:
-                p = job.log.read()
-                if p.checkpoint and Path(p.checkpoint).is_file():
-                    job.state = "done"  # saved: done for the user even while the process still exits
-                elif job.cancel_at is not None and time.time() - job.cancel_at > KILL_AFTER_S:
-                    job.proc.kill()
+                if job.state == "running":
+                    p = job.log.read()
+                    if p.checkpoint and Path(p.checkpoint).is_file():
+                        job.finish("done")  # saved: done for the user even while the process still exits
+                    elif job.cancel_at is not None and time.time() - job.cancel_at > KILL_AFTER_S:
+                        job.proc.kill()
                 continue
+            job.proc.stdin.close()  # the lifeline of a process that has ended
+            job.proc = None
             job.log.read(final=True)
-            job.state, job.error = self._outcome(job, rc)
+            state, error = job.outcome(rc)
+            if (state, error) != (job.state, job.error):
+                job.finish(state, error)
         self._schedule()
 
-    def _outcome(self, job: _Job, rc: int) -> tuple[str, str | None]:
-        p = job.log.state
-        if p.checkpoint and Path(p.checkpoint).is_file():
-            return "done", None
-        if job.cancel_at is not None:
-            return "cancelled", None
-        if p.error:
-            return "error", p.error
-        if rc < 0:
-            sig = signal.Signals(-rc).name if -rc in signal.Signals._value2member_map_ else str(-rc)
-            return "error", (f"The training process was stopped by {sig} (perhaps the machine ran out of "
-                             "memory); nothing was saved.")
-        message = _last_error(self.jobs_dir / f"{job.spec.job_id}.out")
-        return "error", message or (f"The training process ended with exit code {rc} and saved nothing; "
-                                    f"its log is {self.jobs_dir / (job.spec.job_id + '.log')}.")
-
     def _schedule(self) -> None:
-        if self._closed:
+        if self._closed or not self._folder_lock.held:
             return
         # a slot is a live process: a finished job whose process is still exiting holds its slot
-        running = sum(j.proc is not None and j.proc.poll() is None for j in self._jobs.values())
+        running = sum(j.proc is not None for j in self._jobs.values())
         for job in self._jobs.values():
             if running >= self.max_running:
                 break
@@ -287,24 +319,28 @@ class TrainingQueue:
                 self._start(job)
                 running += job.state == "running"
 
-    def _start(self, job: _Job) -> None:
+    def _start(self, job: Job) -> None:
         env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS=str(self.threads_per_job),
                    MKL_NUM_THREADS=str(self.threads_per_job))
         # Idle OpenMP threads sleep instead of spinning: on a shared, busy machine spinning threads
         # fight the other processes for the cores and training slows down many times over.
         env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         argv = [self.python, "-m", "vae.train", "--config", str(job.config), "--events", str(job.log.path),
-                "--no-progress"]
-        stem = self.jobs_dir / job.spec.job_id
+                "--no-progress", "--lifeline"]
+        job.state, job.started_at = "running", time.time()
+        job.save()  # before the process exists: after a crash from here on, it reads as interrupted, never waiting
         try:
-            with open(stem.with_suffix(".out"), "wb") as out, open(stem.with_suffix(".log"), "wb") as log:
-                # in the repository root, `python -m vae.train` finds the package without PYTHONPATH
-                job.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
+            with open(job.config.with_suffix(".out"), "wb") as out, open(job.config.with_suffix(".log"), "wb") as log:
+                # in the repository root, `python -m vae.train` finds the package without PYTHONPATH; its
+                # stdin is the lifeline, a pipe whose write end only this process holds
+                job.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=out,
                                             stderr=log)
         except OSError as e:
-            job.state, job.error = "error", f"Could not start the training process: {e.strerror or e}."
+            job.finish("error", f"Could not start the training process: {e.strerror or e}.")
             return
-        job.state, job.started_at = "running", time.time()
+        job.pid = job.proc.pid
+        self.limits.lower_priority(job.pid)
+        job.save()
 
     def _ensure_monitor(self) -> None:
         """A daemon thread that starts queued jobs when slots free up, even if no page is polling."""
@@ -318,12 +354,12 @@ class TrainingQueue:
             time.sleep(self.poll_s)
             with self._lock:
                 self._poll()
-                if self._closed or all(j.state in FINISHED for j in self._jobs.values()):
+                if self._closed or all(j.state in FINISHED and j.proc is None for j in self._jobs.values()):
                     self._monitor = None
                     return
 
-    def _snapshot(self, job: _Job) -> JobStatus:
-        p = job.log.state
+    def _snapshot(self, job: Job) -> JobStatus:
+        p = job.log.read()  # incremental: only what was appended since the last look
         position = 0
         if job.state == "queued":
             waiting = [j for j in self._jobs.values() if j.state == "queued"]
@@ -345,29 +381,4 @@ class TrainingQueue:
             checkpoint=p.checkpoint if job.state == "done" else None,
             metrics=dict(p.metrics) if p.metrics and job.state == "done" else None,
             error=job.error, cancelling=job.cancel_at is not None and job.state == "running",
-            submitted_at=spec.submitted_at)
-
-    def _sweep(self) -> None:
-        now = time.time()
-        for p in self.jobs_dir.glob("*"):
-            try:
-                if p.suffix in JOB_FILES and now - p.stat().st_mtime > KEEP_FILES_S:
-                    p.unlink()
-            except OSError:
-                pass
-
-
-def _last_error(path: Path) -> str | None:
-    """The message of the `{"error": ...}` line that `python -m vae.train` prints when it gives up."""
-    try:
-        lines = path.read_text(errors="replace").strip().splitlines()
-    except OSError:
-        return None
-    for line in reversed(lines):
-        try:
-            d = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(d, dict) and d.get("error"):
-            return str(d["error"])
-    return None
+            submitted_at=spec.submitted_at, owner=spec.owner)

@@ -2,12 +2,17 @@
 
     python -m vae.train --model vae --arch mlp --latent-dim 16 --epochs 20 \\
         --data-dir ../shared/data --dataset mnist --out my-vae.safetensors
-    python -m vae.train --config job.json --events job.jsonl --no-progress    # the training queue
+    python -m vae.train --config job.json --events job.jsonl --no-progress --lifeline   # the training queue
 
 The settings come from the flags (for people) or whole from a JSON job file (vae/train/job.py,
 which the queue writes); both become one `TrainingJob`, and `run_job` trains, evaluates and saves
 it. It shows a progress bar on stderr and ends with one JSON line on stdout: the metrics and the
 checkpoint's path, or {"error": ...}. Bad input is one sentence and exit code 2.
+
+The command line is for one person at their own machine, so --data-dir may name any folder; the
+server's queue (vae.jobs) checks that a student's folder lies inside its data roots before it writes
+the job file. With --lifeline, the queue holds the write end of this process's stdin: when the server
+dies (even by SIGKILL) stdin closes and the training stops between steps, saving nothing.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -25,8 +31,9 @@ from ..checkpoint import CheckpointError, ModelLibrary, default_library_dir, sav
 from ..config import ARCHS, KINDS, ModelConfig, parse_hidden
 from ..data import DATASETS, DataError, load_dataset
 from ..evaluate import evaluate
-from ..events import EpochEvent, EventWriter, StepEvent
+from ..events import INTERRUPTED, EpochEvent, EventWriter, StepEvent
 from ..models import build_model
+from ..paths import BUNDLED_MODELS
 from . import DEFAULT_LR_NOTE, TrainConfig, TrainingError, default_lr, iter_train, train_config
 from .job import TrainingJob
 
@@ -63,6 +70,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="take the whole job (all the settings above) from this JSON job file")
     p.add_argument("--events", default=None, help="also write every event as a JSON line to this file")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--lifeline", action="store_true",
+                   help="stop, saving nothing, when standard input closes (the queue's server is gone)")
     return p
 
 
@@ -92,10 +101,23 @@ def _fail(message: str, code: int = 2) -> int:
     return code
 
 
-def run_job(job: TrainingJob, events: str | os.PathLike | None = None, progress: bool = False) -> int:
+def _watch_lifeline(cancel: threading.Event, lost: threading.Event) -> None:
+    """Cancel the training when stdin reaches its end: the server that holds its write end is gone."""
+    def watch():
+        while sys.stdin.buffer.read(4096):
+            pass
+        lost.set()
+        cancel.set()
+
+    threading.Thread(target=watch, name="latent-lab-lifeline", daemon=True).start()
+
+
+def run_job(job: TrainingJob, events: str | os.PathLike | None = None, progress: bool = False,
+            lifeline: bool = False) -> int:
     """Train, evaluate and save one job, as `python -m vae.train` does: prints one JSON line (the metrics
     and the checkpoint, or {"error": ...}) and returns the exit code: 0 saved, 1 failed, 2 bad input,
-    130 cancelled. `events` also gets every event as a JSON line. SIGTERM cancels between steps."""
+    130 cancelled. `events` also gets every event as a JSON line. SIGTERM cancels between steps, and so
+    does the end of stdin with `lifeline`. The checkpoint records the job's owner and when it was saved."""
     tcfg = job.train if job.train.lr is not None else replace(job.train, lr=default_lr(job.model))  # as recorded
     out = Path(job.out) if job.out else None
     if out is not None and not out.parent.is_dir():
@@ -108,8 +130,10 @@ def run_job(job: TrainingJob, events: str | os.PathLike | None = None, progress:
         writer = EventWriter(events)
     except OSError as e:
         return _fail(f"Could not open the --events file {events}: {e.strerror}.")
-    cancel = threading.Event()
+    cancel, lost = threading.Event(), threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: cancel.set())  # the queue cancels a training with SIGTERM
+    if lifeline:
+        _watch_lifeline(cancel, lost)
     bar = None
     if progress:
         from tqdm import tqdm  # only a person at a terminal needs it
@@ -135,6 +159,9 @@ def run_job(job: TrainingJob, events: str | os.PathLike | None = None, progress:
     finally:
         if bar is not None:
             bar.close()
+    if lost.is_set() and done.reason == "cancelled":
+        writer.error(INTERRUPTED)
+        return _fail(INTERRUPTED, 130)
     if done.reason == "cancelled" or done.epochs == 0 and not done.history["epoch"]:
         writer.error("Training was cancelled; nothing was saved.")
         return _fail("Training was cancelled before it finished; nothing was saved.", 130)
@@ -145,9 +172,10 @@ def run_job(job: TrainingJob, events: str | os.PathLike | None = None, progress:
                 train=dict(asdict(tcfg), stop_reason=done.reason, train_seconds=done.train_seconds))
     try:
         if out is not None:
-            path = save_checkpoint(out, model, storage=storage, name=name, **meta)
-        else:
-            path = ModelLibrary(default_library_dir()).save(model, name=name, storage=storage, **meta).path
+            path = save_checkpoint(out, model, storage=storage, name=name, owner=job.owner, created=time.time(), **meta)
+        else:  # the library cleans the name and keeps bundled and class models' names theirs
+            library = ModelLibrary(default_library_dir(), BUNDLED_MODELS)
+            path = library.save(model, name=name, owner=job.owner, storage=storage, **meta).path
     except (CheckpointError, OSError) as e:
         writer.error(f"Could not save the checkpoint: {e}")
         return _fail(f"Could not save the checkpoint: {e}", 1)
@@ -165,4 +193,4 @@ def main(argv: list[str] | None = None) -> int:
         job, args = read_command_line(argv)
     except ValueError as e:
         return _fail(str(e))
-    return run_job(job, args.events, progress=not args.no_progress)
+    return run_job(job, args.events, progress=not args.no_progress, lifeline=args.lifeline)

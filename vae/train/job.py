@@ -6,7 +6,8 @@
 
 The training queue (vae.jobs) writes one per submission; the command line builds the same object
 from its flags (vae/train/cli.py). A job file says what it is (`format`, `version`) and when it
-was submitted, so that it can be read back later without its process.
+was submitted and for whom (`owner`, an opaque id that the checkpoint records), so that it can be
+read back later without its process.
 """
 
 from __future__ import annotations
@@ -43,13 +44,14 @@ class TrainingJob:
     half: bool = False  # store the weights as float16
     job_id: str | None = None  # the queue's id for it
     submitted_at: float | None = None  # time.time() when it was submitted
+    owner: str | None = None  # the opaque id of whoever asked for it; the checkpoint records it
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, ModelConfig) or not isinstance(self.train, TrainConfig):
             raise ValueError("A training job needs a ModelConfig and a TrainConfig.")
         if self.dataset not in DATASETS:
             raise ValueError(f"Unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}.")
-        for key in ("data_dir", "name", "out", "job_id"):
+        for key in ("data_dir", "name", "out", "job_id", "owner"):
             if getattr(self, key) is not None and not isinstance(getattr(self, key), str):
                 raise ValueError(f"The job's {key} must be text or null, not {getattr(self, key)!r}.")
         for key in ("download", "half"):
@@ -64,7 +66,7 @@ class TrainingJob:
         return {"format": JOB_FORMAT, "version": JOB_VERSION, "job_id": self.job_id,
                 "submitted_at": self.submitted_at, "name": self.name, "model": self.model.to_dict(),
                 "train": asdict(self.train), "dataset": self.dataset, "data_dir": self.data_dir,
-                "download": self.download, "out": self.out, "half": self.half}
+                "download": self.download, "out": self.out, "half": self.half, "owner": self.owner}
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainingJob":
