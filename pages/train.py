@@ -2,21 +2,26 @@
 
 import streamlit as st
 
-from ui import state, training
+from ui import identity, library, state, train_form, training
+from ui.layout import ensure_frame
+from ui.text import plain
 from vae.checkpoint import MAX_BYTES, CheckpointError
 from vae.data import DATASETS, DataError
 from vae.train import DEFAULT_LR_NOTE, TrainConfig
-from ui.layout import ensure_frame
 
 ensure_frame()
 st.title(":material/model_training: Train & library")
 st.markdown("Train your own autoencoder and watch it learn, or pick, rename, download and upload models. "
             "Training runs on the server in the background, so you can explore other pages meanwhile.")
 
+me = identity.current()
 q = training.queue()
+caps = q.caps  # the server's limits: the form's ranges say them
 form_col, job_col = st.columns([2, 3], gap="large")
 
 # ---------------------------------------------------------------- the form
+# The numeric fields have no bounds: a typed value is always the one that runs, and Start checks them
+# all (ui.train_form), naming the field and its range where one is out of it.
 with form_col:
     st.subheader("New training")
     with st.container(border=True):
@@ -27,30 +32,33 @@ with form_col:
         arch = st.radio("Architecture", ["mlp", "conv"], horizontal=True, key="train_arch",
                         format_func={"mlp": "MLP (fully connected)", "conv": "Convolutional"}.get)
         c1, c2 = st.columns(2)
-        latent_dim = c1.number_input("Latent dimensions", 1, 128, 2, key="train_latent_dim",
-                                     help="2 gives a map you can see directly; more gives sharper digits.")
+        latent_dim = c1.number_input("Latent dimensions", value=2, step=1, key="train_latent_dim",
+                                     help="1 to 128. 2 gives a map you can see directly; more gives sharper digits.")
         hidden_text = c2.text_input("Hidden layer sizes", "512,256", key="train_hidden",
                                     help="Comma-separated, 1 to 4 layers of 8 to 4096 units "
                                          "(for the convolutional model: its dense layer).")
-        beta = c1.number_input("β (KL weight)", 0.0, 100.0, 1.0, 0.1, key="train_beta", disabled=kind == "ae",
-                               help="VAE only. Above 1 trades sharpness for a tidier latent space.")
+        beta = c1.number_input("β (KL weight)", value=1.0, step=0.1, key="train_beta", disabled=kind == "ae",
+                               help="0 to 100; VAE only. Above 1 trades sharpness for a tidier latent space.")
         stop = c2.radio("Stop after", ["time", "epochs"], horizontal=True, key="train_stop",
                         format_func={"time": "a time budget", "epochs": "N epochs"}.get)
+        budget = epochs = None
         if stop == "time":
-            budget = c1.number_input("Time budget (seconds)", 1, 86_400, 60, step=10, key="train_budget")
-            epochs = None
+            # no help icon: its button would share the label (the caps caption below says the range)
+            budget = c1.number_input("Time budget (seconds)", value=min(60, int(caps["max_train_seconds"])), step=10,
+                                     key="train_budget")
         else:
-            epochs = c1.number_input("Epochs", 1, 1000, 5, key="train_epochs",
-                                     help="One epoch is one pass over the 60,000 training digits.")
-            budget = None
-        batch = c2.number_input("Batch size", 8, 8192, TrainConfig.batch_size, step=32, key="train_batch")
-        lr = c1.number_input("Learning rate", 1e-5, 1.0, None, step=1e-3, format="%.4f", key="train_lr",
+            epochs = c1.number_input("Epochs", value=min(5, caps["max_epochs"]), step=1, key="train_epochs",
+                                     help=f"1 to {train_form.epochs_field(caps['max_epochs']).high} on this server. "
+                                          "One epoch is one pass over the 60,000 training digits.")
+        batch = c2.number_input("Batch size", value=TrainConfig.batch_size, step=32, key="train_batch",
+                                help="1 to 8192 digits per step.")
+        lr = c1.number_input("Learning rate", value=None, step=1e-3, format="%g", key="train_lr",
                              placeholder="auto",
-                             help="The peak rate: it warms up over the first 100 steps, then decays along a cosine "
-                                  f"to the end of the run. Empty (auto): the rate measured fastest for the network "
-                                  f"({DEFAULT_LR_NOTE}). Lower it if training diverges.")
-        seed = c2.number_input("Seed", 0, 2**31 - 1, 0, key="train_seed",
-                               help="The same seed and settings train the same model.")
+                             help="Above 0 and at most 1. The peak rate: it warms up over the first 100 steps, then "
+                                  "decays along a cosine to the end of the run. Empty (auto): the rate measured "
+                                  f"fastest for the network ({DEFAULT_LR_NOTE}). Lower it if training diverges.")
+        seed = c2.number_input("Seed", value=0, step=1, key="train_seed",
+                               help="0 to 4,294,967,295. The same seed and settings train the same model.")
         dataset = st.selectbox("Dataset", DATASETS, format_func=training.DATASET_NAMES.get, key="train_dataset")
         data_dir = None
         if dataset == "custom":
@@ -58,24 +66,28 @@ with form_col:
                                      placeholder="/path/to/folder", help="train-images-idx3-ubyte, "
                                      "train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte "
                                      "(.gz is fine), 28×28 images with labels 0-9.")
+            st.caption("On this server the folder must be inside "
+                       + " or ".join(plain(r) for r in q.limits.data_roots) + ".")
         if dataset != "custom" and (problem := training.data_problem(dataset)):
-            st.warning(f"No training data yet. {problem}", icon=":material/folder_open:")
+            st.warning(f"No training data yet. {plain(problem)}", icon=":material/folder_open:")
         name = st.text_input("Name (optional)", key="train_name", max_chars=100,
                              placeholder="e.g. my first VAE")
+        training.caps(q)
         if st.button("Start training", type="primary", icon=":material/play_arrow:", key="train_start", width="stretch"):
             try:
-                training.start_training(q, kind=kind, arch=arch, latent_dim=latent_dim, hidden_text=hidden_text,
-                                        beta=beta, epochs=epochs, time_budget=budget, batch_size=batch, lr=lr,
-                                        seed=seed, dataset=dataset, data_dir=data_dir, name=name)
+                training.start_training(q, me.owner, kind=kind, arch=arch, latent_dim=latent_dim,
+                                        hidden_text=hidden_text, beta=beta, stop=stop, time_budget=budget,
+                                        epochs=epochs, batch_size=batch, lr=lr, seed=seed, dataset=dataset,
+                                        data_dir=data_dir, name=name)
             except (ValueError, DataError) as e:
-                st.error(str(e), icon=":material/error:")
+                st.error(plain(e), icon=":material/error:")
             else:
                 st.rerun()
 
 
-# ---------------------------------------------------------------- the session's training
+# ---------------------------------------------------------------- your trainings
 def show_job() -> None:
-    jobs = training.session_jobs(q)
+    jobs = training.my_jobs(q, me.owner)
     if not jobs:
         st.info("Choose the settings and press **Start training**. Its progress, live loss curves and "
                 "reconstructions appear here, and the finished model joins the library below.", icon=":material/arrow_back:")
@@ -84,7 +96,7 @@ def show_job() -> None:
     if training.adopt_finished(jobs):  # a training ended: its model is now the active one
         st.rerun()  # the whole app: the sidebar shows the new active model, the refresh stops
     job = training.shown_job(jobs)
-    training.job_panel(job)
+    training.job_panel(q, job)
     if not job.finished:
         st.button("Cancel training", icon=":material/stop_circle:", key="train_cancel", disabled=job.cancelling,
                   on_click=q.cancel, args=(job.job_id,))
@@ -94,75 +106,41 @@ def show_job() -> None:
 
 with job_col:
     st.subheader("Progress")
-    st.fragment(show_job, run_every=1.0 if training.any_running(q) else None)()
+    st.fragment(show_job, run_every=1.0 if training.any_running(training.my_jobs(q, me.owner)) else None)()
 
 # ---------------------------------------------------------------- the library
 st.divider()
 st.subheader("Model library")
-st.caption("Bundled models come with Latent Lab; saved ones are those trained or uploaded here. Test nats: lower "
-           "is better; active units: latent dimensions the model really uses; kNN accuracy: digits told apart "
-           "from their codes with only 10 labels per class.")
-training.show_flash()
+st.caption("Everyone here sees and uses every model; a saved model can be renamed or deleted by whoever trained "
+           "or uploaded it, and by the teacher, whose class models come first. Test nats: lower is better; active "
+           "units: latent dimensions the model really uses; kNN accuracy: digits told apart from their codes with "
+           "only 10 labels per class.")
 
-entries = state.entries()
+entries = library.ordered(state.entries())
 active_id = state.active_id()
 if not entries:
+    library.show_flash()
     st.info("The library is empty: train a model above or upload a checkpoint below.", icon=":material/inbox:")
 else:
-    st.dataframe(training.library_rows(entries, active_id), hide_index=True, key="train_library_table",
-                 column_config=training.LIBRARY_COLUMNS)
+    st.dataframe(library.library_rows(entries, active_id, me), hide_index=True, key="train_library_table",
+                 column_config=library.LIBRARY_COLUMNS)
     by_id = {e.id: e for e in entries}
-    training.sync_pick(list(by_id), active_id)
-    pick = st.selectbox("Model to manage", list(by_id), format_func=lambda i: by_id[i].name, key=training.PICK)
-    entry = by_id[pick]
-    with st.container(border=True):
-        a, b, c = st.columns(3, gap="medium")
-        with a:
-            st.markdown("**Use**")
-            if st.button("Make active", icon=":material/check_circle:", key="train_activate", disabled=pick == active_id,
-                         help="Every page then shows this model."):
-                state.set_active(pick)
-                training.flash("success", f"**{entry.name}** is now the active model.")
-                st.rerun()
-            training.download_button(entry)
-        with b:
-            st.markdown("**Rename**")
-            new_name = st.text_input("New name", entry.name, max_chars=100, key=f"train_rename_{pick}",
-                                     disabled=entry.bundled, label_visibility="collapsed")
-            if st.button("Rename", icon=":material/edit:", key="train_rename", disabled=entry.bundled or new_name == entry.name):
-                try:
-                    state.library().rename(pick, new_name)
-                except CheckpointError as e:
-                    st.error(str(e))
-                else:
-                    training.flash("success", f"Renamed to **{new_name.strip()}**.")
-                    st.rerun()
-        with c:
-            st.markdown("**Delete**")
-            if entry.bundled:
-                st.caption("Bundled models cannot be deleted.")
-            else:
-                sure = st.checkbox("Yes, delete this file for good", key=f"train_confirm_delete_{pick}")
-                if st.button("Delete", icon=":material/delete:", key="train_delete", disabled=not sure):
-                    try:
-                        state.library().delete(pick)
-                    except CheckpointError as e:
-                        st.error(str(e))
-                    else:
-                        training.flash("info", f"Deleted **{entry.name}**.")
-                        training.follow_active()
-                        st.rerun()
+    names = library.labels(entries, me)
+    library.sync_pick(list(by_id), active_id)
+    pick = st.selectbox("Model to manage", list(by_id), format_func=names.get, key=library.PICK)
+    library.show_flash()  # what the last action did, or the sentence that refused it, beside the buttons
+    library.manage_panel(by_id[pick], names[pick], active_id, me)
 
 st.markdown("**Upload a checkpoint**")
 upload = st.file_uploader("A .safetensors file saved by Latent Lab", type=["safetensors"], key="train_upload",
                           max_upload_size=MAX_BYTES // 2**20,
                           help=f"Up to {MAX_BYTES // 2**20} MB. Only Latent Lab checkpoints are accepted; "
-                               "the file is checked before anything is stored.")
+                               "the file is checked before anything is stored. It is yours to rename or delete.")
 try:
-    added = training.store_upload(upload)
+    added = library.store_upload(upload, me)
 except CheckpointError as e:
-    st.error(str(e), icon=":material/error:")
+    st.error(plain(e), icon=":material/error:")
 else:
     if added is not None:
-        training.flash("success", f"Added **{added.name}** to the library; it is now the active model.")
+        library.flash("success", f"Added **{plain(added.name)}** to the library; it is now the active model.")
         st.rerun()

@@ -1,12 +1,15 @@
-"""The Train & library page under AppTest: it renders, bad settings get one sentence, and the
-library actions (activate, rename, delete, upload) work on a private model library. Then the page's
-helpers in ui.training on their own: starting, polling and adopting trainings, one-off messages.
+"""The Train & library page under AppTest: it renders with the server's caps, every bad or out-of-range
+setting gets one sentence and starts nothing, and the library actions (activate, rename, delete, upload)
+work on a private model library. Who may change which model is in tests/test_identity.py. Then the page's
+helpers in ui.training on their own: starting, listing and adopting trainings, one-off messages.
 
-Each test has its own LATENT_LAB_HOME (tests/conftest.py), so saved models never leak.
+Each test has its own LATENT_LAB_HOME (tests/conftest.py), so saved models never leak. A session's
+identity is its workspace id in session_state (ui.identity.WORKSPACE), as a browser's cookie gives it.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from types import SimpleNamespace
 
@@ -14,21 +17,26 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from vae.paths import ROOT
-from ui import training
+from ui import identity, library, train_form, training
+from ui.text import ZWSP, plain
 from vae.checkpoint import ModelLibrary, checkpoint_bytes, default_library_dir
-from vae.paths import BUNDLED_MODELS
 from vae.config import ModelConfig
 from vae.models import build_model
+from vae.paths import BUNDLED_MODELS, ROOT
 
 PAGE = "pages/train.py"
-
+ME = "A" * 32  # this session's secret workspace id (a browser's cookie)
+MY_OWNER = identity.owner_of(ME)
+HOSTILE = "**x** ![x](http://example.com/a.png) <b>bold</b>"  # a name that must stay text
 
 page_test = pytest.mark.usefixtures("fresh_app", "stub_maps")  # no real t-SNE or UMAP here
 
 
-def open_page() -> AppTest:
+def open_page(workspace: str = ME, **session) -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.session_state[identity.WORKSPACE] = workspace
+    for k, v in session.items():
+        at.session_state[k] = v
     at.switch_page(PAGE)
     at.run()
     assert not at.exception, at.exception
@@ -39,23 +47,27 @@ def tiny_model(kind: str = "ae"):
     return build_model(ModelConfig(kind=kind, arch="mlp", latent_dim=3, hidden=(16,)), seed=0)
 
 
-def save_model(name: str) -> str:
+def save_model(name: str, owner: str | None = MY_OWNER) -> str:
     entry = ModelLibrary(default_library_dir()).save(
-        tiny_model(), name=name, dataset="mnist",
+        tiny_model(), name=name, owner=owner, dataset="mnist",
         metrics={"test_nats": 150.0, "kl_nats": 0.0, "active_units": 3, "knn_acc": 0.5})
     return entry.id
 
 
 def texts(elements) -> str:
-    return " | ".join(str(e.value) for e in elements)
+    """The elements' text as a reader sees it: Markdown escapes (ui.text.plain) read, zero-width spaces dropped."""
+    return " | ".join(re.sub(r"\\(.)", r"\1", str(e.value)).replace(ZWSP, "") for e in elements)
 
 
 @page_test
-def test_page_renders_form_and_library():
+def test_page_renders_form_and_library_with_the_server_caps(monkeypatch):
     at = open_page()
     assert at.title[0].value.endswith("Train & library")
     assert at.button(key="train_start").label == "Start training"
     assert "Start training" in texts(at.info)  # the empty progress panel says what to do
+    caps = training.queue().caps
+    # the caps, said before Start
+    assert f"at most {train_form.number_text(caps['max_train_seconds'])} seconds" in texts(at.caption)
     table = at.dataframe[0].value
     bundled = [e for e in ModelLibrary(default_library_dir(), BUNDLED_MODELS).entries() if e.bundled]
     assert list(table["Source"]).count("bundled") == len(bundled)
@@ -63,7 +75,7 @@ def test_page_renders_form_and_library():
     at.radio(key="train_kind").set_value("ae").run()
     assert at.number_input(key="train_beta").disabled  # β means nothing to an AE
     at.radio(key="train_stop").set_value("epochs").run()
-    assert at.number_input(key="train_epochs").value == 5
+    assert at.number_input(key="train_epochs").value == min(5, caps["max_epochs"])
     assert not at.exception
 
 
@@ -79,7 +91,37 @@ def test_bad_settings_get_one_sentence(field, value, message):
     at.button(key="train_start").click().run()
     assert not at.exception
     assert message in texts(at.error)
-    assert "train_jobs" not in at.session_state or not at.session_state["train_jobs"]
+    assert not training.queue().jobs(owner=MY_OWNER)
+
+
+OUT_OF_RANGE = [  # (field, its key, a value the old bounded widgets silently replaced, the start of the sentence)
+    ("time", "train_latent_dim", 1000, "Latent dimensions must be a whole number from 1 to 128; you typed 1000."),
+    ("time", "train_latent_dim", 0, "Latent dimensions must be a whole number from 1 to 128; you typed 0."),
+    ("time", "train_beta", 250.0, "β (KL weight) must be a number from 0 to 100; you typed 250."),
+    ("time", "train_batch", 0, "Batch size must be a whole number from 1 to 8192; you typed 0."),
+    ("time", "train_lr", 5.0, "Learning rate must be a number above 0 and at most 1, or empty for auto; you typed 5."),
+    ("time", "train_seed", -1, "Seed must be a whole number from 0 to 4,294,967,295; you typed -1."),
+    ("time", "train_budget", "cap+1", "Time budget (seconds) must be a whole number from 1 to {cap} on this server"),
+    ("time", "train_budget", 0, "Time budget (seconds) must be a whole number from 1 to {cap} on this server; "
+                                "you typed 0."),
+    ("epochs", "train_epochs", 100_000, "Epochs must be a whole number from 1 to {epochs}"),
+]
+
+
+@pytest.mark.parametrize("stop, key, value, message", OUT_OF_RANGE)
+@page_test
+def test_an_out_of_range_field_stops_the_start_with_a_sentence(stop, key, value, message):
+    at = open_page()
+    q = training.queue()
+    cap = train_form.time_budget_field(q.caps["max_train_seconds"]).high
+    at.radio(key="train_stop").set_value(stop).run()
+    at.number_input(key=key).set_value(cap + 1 if value == "cap+1" else value).run()
+    assert at.number_input(key=key).value == (cap + 1 if value == "cap+1" else value)  # kept as typed, no clamping
+    at.button(key="train_start").click().run()
+    assert not at.exception
+    assert message.format(cap=train_form.number_text(cap),
+                          epochs=train_form.epochs_field(q.caps["max_epochs"]).high) in texts(at.error)
+    assert not q.jobs(owner=MY_OWNER)  # nothing started
 
 
 @page_test
@@ -94,13 +136,18 @@ def test_missing_data_says_where_and_how(tmp_path, monkeypatch):
 
 
 @page_test
-def test_custom_folder_must_exist(tmp_path):
+def test_custom_folder_must_be_inside_the_allowed_roots_and_exist(tmp_path, data_root):
     at = open_page()
     at.selectbox(key="train_dataset").set_value("custom").run()
-    at.text_input(key="train_custom_dir").set_value(str(tmp_path / "no-such-folder")).run()
+    assert f"must be inside {data_root.resolve()}" in texts(at.caption)  # said before anyone presses Start
+    at.text_input(key="train_custom_dir").set_value(str(tmp_path / "elsewhere")).run()
     at.button(key="train_start").click().run()
     assert not at.exception
+    assert f"must be a folder inside {data_root.resolve()}" in texts(at.error)  # the core's sentence
+    at.text_input(key="train_custom_dir").set_value(str(data_root / "no-such-folder")).run()
+    at.button(key="train_start").click().run()
     assert "is not a folder" in texts(at.error)
+    assert not training.queue().jobs(owner=MY_OWNER)
 
 
 @page_test
@@ -145,9 +192,9 @@ def test_bundled_models_cannot_be_deleted_or_renamed():
         pytest.skip("the bundled models are not built")
     at = open_page()
     at.selectbox(key="train_pick").set_value("vae-2d").run()
-    assert "cannot be deleted" in texts(at.caption)
-    assert not [b for b in at.button if b.key == "train_delete"]
-    assert at.button(key="train_rename").disabled
+    assert "cannot be renamed or deleted" in texts(at.caption)
+    assert not [b for b in at.button if b.key in ("train_delete", "train_rename")]
+    assert [b for b in at.button if b.key == "train_activate"]  # but everyone may use it
 
 
 @page_test
@@ -164,7 +211,7 @@ def test_upload_a_checkpoint_and_refuse_a_bad_one(stub_maps):
     at.run()
     assert not at.exception
     saved = ModelLibrary(default_library_dir()).entries()
-    assert [e.name for e in saved] == ["from a friend"]
+    assert [(e.name, e.owner) for e in saved] == [("from a friend", MY_OWNER)]  # the uploader's
     assert at.session_state["active_model"] == saved[0].id
     assert "from a friend" in texts(at.success)
     assert stub_maps.warmed == [(saved[0].fingerprint, (10_000, 3))]  # its maps start in the background
@@ -173,13 +220,27 @@ def test_upload_a_checkpoint_and_refuse_a_bad_one(stub_maps):
 
 
 @page_test
-def test_second_training_waits_in_line_and_both_cancel():
+def test_your_trainings_wait_in_line_are_found_again_and_both_cancel():
     at = open_page()
     at.button(key="train_start").click().run()
-    at.text_input(key="train_name").set_value("second").run()
+    at.text_input(key="train_name").set_value(HOSTILE).run()
     at.button(key="train_start").click().run()
-    assert not at.exception and len(at.session_state["train_jobs"]) == 2
+    q = training.queue()
+    assert not at.exception and len(q.jobs(owner=MY_OWNER)) == 2
     assert "number 1" in texts(at.info)  # the newest job waits behind the first (one slot by default)
+    (title,) = [m.value for m in at.markdown if m.value.startswith("#### ")]
+    assert title == f"#### {plain(HOSTILE)}" and not at.get("imgs")  # the name is text, not Markdown
+    caps = q.caps  # the panel restates what runs: the form's values, the server's caps
+    assert (f"VAE · MLP · 2 latent dims · hidden 512,256 · β 1 · {caps['max_epochs']} epochs or 60 s, whichever "
+            "ends first · batch 256 · learning rate auto (") in texts(at.caption)
+    assert "· seed 0 · MNIST digits" in texts(at.caption)
+    at.button(key="train_start").click().run()  # a third: over the per-person cap
+    assert "per person" in texts(at.error) and len(q.jobs(owner=MY_OWNER)) == 2
+
+    again = open_page()  # a reload (the same browser: the same workspace) finds both
+    assert "number 1" in texts(again.info) and "Your other trainings (1)" in [e.label for e in again.expander]
+    assert not [b for b in open_page("B" * 32).button if b.key == "train_cancel"]  # a classmate sees none
+
     at.button(key="train_cancel").click().run()
     assert "queue" not in texts(at.info)
     assert "Cancel training" in [b.label for b in at.button]  # now the first, still running, is shown
@@ -200,7 +261,7 @@ def test_a_short_training_becomes_the_active_model(stub_maps):
     at.text_input(key="train_name").set_value("page-trained").run()
     at.number_input(key="train_budget").set_value(2).run()
     at.button(key="train_start").click().run()
-    assert not at.exception and len(at.session_state["train_jobs"]) == 1
+    assert not at.exception and len(training.queue().jobs(owner=MY_OWNER)) == 1
     deadline = time.time() + 240
     while "saved in the library" not in texts(at.success) and time.time() < deadline:
         time.sleep(1)
@@ -227,7 +288,7 @@ def session(monkeypatch) -> dict:
 def activated(monkeypatch) -> list:
     """The ids that state.set_active was given (it starts no maps here)."""
     ids: list = []
-    monkeypatch.setattr(training.state, "set_active", ids.append)
+    monkeypatch.setattr(library.state, "set_active", ids.append)
     return ids
 
 
@@ -237,42 +298,37 @@ def job(job_id: str, state: str) -> SimpleNamespace:
 
 
 class FakeQueue:
-    def __init__(self, jobs=()):
-        self.jobs = {j.job_id: j for j in jobs}
+    caps = {"max_train_seconds": 600, "max_epochs": 50, "max_per_user": 2}
+
+    def __init__(self):
         self.submitted = []
 
-    def status(self, job_id):
-        return self.jobs.get(job_id)
-
-    def submit(self, model_cfg, train_cfg, dataset, data_dir, name):
-        self.submitted.append((model_cfg, train_cfg, dataset, data_dir, name))
+    def submit(self, model_cfg, train_cfg, dataset, data_dir, name, owner):
+        self.submitted.append((model_cfg, train_cfg, dataset, data_dir, name, owner))
         return f"job{len(self.submitted)}"
 
 
-def test_a_finished_training_becomes_active_exactly_once(session, activated):
+def test_a_training_seen_running_becomes_active_exactly_once(session, activated):
     running = [job("a", "running"), job("b", "queued")]
     assert training.adopt_finished(running) == [] and activated == []
 
     ended = [job("a", "done"), job("b", "cancelled")]
     assert [j.job_id for j in training.adopt_finished(ended)] == ["a", "b"]
     assert activated == ["model-a"]  # a cancelled training saved nothing
-    assert session[training.FOLLOW] is True  # the manage picker follows the new active model
+    assert session[library.FOLLOW] is True  # the manage picker follows the new active model
 
-    session.pop(training.FOLLOW)
+    session.pop(library.FOLLOW)
     assert training.adopt_finished(ended) == []  # the next look: nothing new, nothing re-activated
-    assert activated == ["model-a"] and training.FOLLOW not in session
+    assert activated == ["model-a"] and library.FOLLOW not in session
+    session[training.PENDING] = ["c"]  # started in this session (start_training counts it)
     assert [j.job_id for j in training.adopt_finished([*ended, job("c", "done")])] == ["c"]
     assert activated == ["model-a", "model-c"]
 
 
-def test_session_jobs_forget_what_the_queue_does_not_know(session):
-    session[training.JOBS] = ["old", "a", "b"]  # "old": from before a server restart
-    q = FakeQueue([job("a", "done"), job("b", "running")])
-    assert [j.job_id for j in training.session_jobs(q)] == ["a", "b"]
-    assert session[training.JOBS] == ["a", "b"]
-    assert training.any_running(q)
-    q.jobs["b"] = job("b", "error")
-    assert not training.any_running(q)
+def test_trainings_that_ended_before_the_session_looked_are_not_reactivated(session, activated):
+    # a reload, a new tab, a restarted server: the queue lists them, nobody re-activates an old model
+    assert training.adopt_finished([job("old", "done"), job("new", "running")]) == []
+    assert activated == [] and session[training.PENDING] == ["new"]
 
 
 def test_the_panel_shows_the_newest_running_training_else_the_latest():
@@ -280,30 +336,46 @@ def test_the_panel_shows_the_newest_running_training_else_the_latest():
     assert training.shown_job([job("a", "done"), job("b", "cancelled")]).job_id == "b"
 
 
-def test_start_training_converts_the_form_and_counts_the_job(session):
+def test_start_training_checks_and_converts_the_form(session):
     q = FakeQueue()
     form = dict(kind="vae", arch="mlp", latent_dim=2.0, hidden_text="64, 32", beta=1, batch_size=128.0, lr=None,
                 seed=3.0, dataset="mnist", name="mine")
-    assert training.start_training(q, **form, epochs=None, time_budget=60, data_dir="  ") == "job1"
-    assert training.start_training(q, **form, epochs=5, time_budget=None, data_dir=" /data ") == "job2"
-    (m1, t1, _, dir1, name), (_, t2, _, dir2, _) = q.submitted
+    assert training.start_training(q, "me", **form, stop="time", epochs=None, time_budget=60, data_dir="  ") == "job1"
+    assert training.start_training(q, "me", **form, stop="epochs", epochs=5, time_budget=60,
+                                   data_dir=" /data ") == "job2"
+    (m1, t1, _, dir1, name, owner), (_, t2, _, dir2, _, _) = q.submitted
     assert m1 == dict(kind="vae", arch="mlp", latent_dim=2, hidden=(64, 32), beta=1.0) and name == "mine"
-    assert t1 == dict(epochs=None, time_budget=60.0, batch_size=128, lr=None, seed=3) and dir1 is None
-    assert (t2["epochs"], t2["time_budget"], dir2) == (5, None, "/data")
-    assert session[training.JOBS] == ["job1", "job2"]
+    assert t1 == dict(epochs=None, time_budget=60, batch_size=128, lr=None, seed=3) and dir1 is None
+    assert (t2["epochs"], t2["time_budget"], dir2, owner) == (5, None, "/data", "me")  # only the chosen stop
+    assert session[training.PENDING] == ["job1", "job2"]
     with pytest.raises(ValueError, match="whole numbers"):
-        training.start_training(q, **{**form, "hidden_text": "lots"}, epochs=1, time_budget=None, data_dir=None)
-    assert session[training.JOBS] == ["job1", "job2"]  # a refused training is not counted
+        training.start_training(q, "me", **{**form, "hidden_text": "lots"}, stop="epochs", epochs=1, time_budget=None,
+                                data_dir=None)
+    with pytest.raises(ValueError, match="Epochs must be a whole number from 1 to 50 on this server; you typed 51."):
+        training.start_training(q, "me", **form, stop="epochs", epochs=51, time_budget=None, data_dir=None)
+    with pytest.raises(ValueError, match=r"Latent dimensions must be a whole number from 1 to 128; you typed 2\.5\."):
+        training.start_training(q, "me", **{**form, "latent_dim": 2.5}, stop="time", epochs=None, time_budget=60,
+                                data_dir=None)
+    assert len(q.submitted) == 2 and session[training.PENDING] == ["job1", "job2"]  # refused: nothing queued
+
+
+@pytest.mark.parametrize("field, value", [(train_form.LATENT_DIM, None), (train_form.BETA, float("nan")),
+                                          (train_form.SEED, 2**32), (train_form.LEARNING_RATE, 0.0)])
+def test_every_field_names_itself_and_its_range(field, value):
+    with pytest.raises(ValueError) as e:
+        field.check(value)
+    assert str(e.value).startswith(field.rule()) and str(e.value).endswith(".") and "\n" not in str(e.value)
+    assert train_form.LEARNING_RATE.check(None) is None  # empty: auto
 
 
 def _flash_script():
     import streamlit as st
 
-    from ui import training
+    from ui import library
 
     if level := st.session_state.pop("level", None):
-        training.flash(level, f"a {level} message")
-    training.show_flash()
+        library.flash(level, f"a {level} message")
+    library.show_flash()
 
 
 @pytest.mark.parametrize("level", ["success", "info", "error"])
@@ -320,5 +392,5 @@ def test_a_flash_message_shows_once_at_its_level(level):
 
 def test_an_unknown_flash_level_is_refused(session):
     with pytest.raises(ValueError, match="success, info, error"):
-        training.flash("warning", "hm")
-    assert training.FLASH not in session
+        library.flash("warning", "hm")
+    assert library.FLASH not in session

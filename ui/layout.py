@@ -1,10 +1,12 @@
-"""The shared sidebar: the active model at a glance and a picker over the model library."""
+"""The shared sidebar: the active model at a glance, a picker over the model library (class models
+first, same-named models told apart), and who you are (workspace, log in, the Teacher expander)."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from ui import state
+from ui import identity, library, state
+from ui.text import plain
 
 
 _FRAMED = "_latent_lab_framed"  # session_state: this session has run through app.py
@@ -39,27 +41,34 @@ def _picked() -> None:
 def sidebar() -> None:
     st.session_state[_FRAMED] = True
     with st.sidebar:
-        entries = state.entries()
-        if not entries:
-            st.info("No models yet: train one on **Train & library**.")
-            return
-        ids = [e.id for e in entries]
-        by_id = {e.id: e for e in entries}
-        # The picker follows state.set_active() from any page (a trained or uploaded model becomes
-        # active); a pick here goes through the callback, which runs before the next script run.
-        st.session_state["sidebar_model"] = state.active_id()
-        choice = st.selectbox("Active model", ids, key="sidebar_model", format_func=lambda i: by_id[i].name,
-                              on_change=_picked,
-                              help="Every page shows this model. Train or upload more on Train & library.")
-        e = by_id[choice]
-        cfg = e.config
-        m = e.metrics
-        st.markdown(f"**{e.name}**")
-        c1, c2 = st.columns(2)
-        c1.metric("Kind", cfg.kind.upper())
-        c2.metric("Latent dims", cfg.latent_dim)
-        c1.metric("Architecture", cfg.arch.upper())
-        c2.metric("Test nats", f"{m['test_nats']:.1f}" if "test_nats" in m else "–",
-                  help="Negative ELBO per test digit, in nats (lower is better). For an AE: reconstruction only.")
-        st.caption(f"Dataset: {e.meta.get('dataset', 'mnist')} · {'bundled' if e.bundled else 'saved'}"
-                   + (f" · β = {cfg.beta:g}" if cfg.has_prior else ""))
+        _active_model()
+        st.divider()
+        identity.sidebar_panel()  # last: its cookie writer, when mounted, adds its gap at the very bottom
+
+
+def _active_model() -> None:
+    entries = library.ordered(state.entries())
+    if not entries:
+        st.info("No models yet: train one on **Train & library**.")
+        return
+    by_id = {e.id: e for e in entries}
+    me = identity.current()
+    names = library.labels(entries, me)
+    # The picker follows state.set_active() from any page (a trained or uploaded model becomes
+    # active); a pick here goes through the callback, which runs before the next script run.
+    st.session_state["sidebar_model"] = state.active_id()
+    choice = st.selectbox("Active model", list(by_id), key="sidebar_model", format_func=names.get,
+                          on_change=_picked,
+                          help="Every page shows this model. Train or upload more on Train & library.")
+    e = by_id[choice]
+    cfg = e.config
+    m = e.metrics
+    st.markdown(f"**{plain(e.name)}**")
+    c1, c2 = st.columns(2)
+    c1.metric("Kind", cfg.kind.upper())
+    c2.metric("Latent dims", cfg.latent_dim)
+    c1.metric("Architecture", cfg.arch.upper())
+    c2.metric("Test nats", f"{m['test_nats']:.1f}" if "test_nats" in m else "–",
+              help="Negative ELBO per test digit, in nats (lower is better). For an AE: reconstruction only.")
+    st.caption(f"Dataset: {plain(e.meta.get('dataset', 'mnist'))} · {library.whose(e, me)}"
+               + (f" · β = {cfg.beta:g}" if cfg.has_prior else ""))

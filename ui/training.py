@@ -1,8 +1,11 @@
-"""Streamlit-side helpers of the Train & library page: the shared queue, the session's trainings
-(started, polled, adopted once finished), the one-off messages, uploads, downloads, figures and table rows.
+"""Streamlit-side helpers of the Train & library page: the shared queue, "your trainings" (started,
+polled, adopted once finished), the server's caps and load, the job panel and its figures.
 
-The queue itself (`vae.jobs.TrainingQueue`) is pure Python; here it becomes one
-`st.cache_resource` for the whole server, so every session sees the same queue.
+The queue itself (`vae.jobs.TrainingQueue`) is pure Python; here it becomes one `st.cache_resource`
+for the whole server, so every session sees the same queue. It records each training's owner and
+survives a restart, so "your trainings" are the queue's jobs of your identity (ui.identity): a reload,
+another tab or a restarted server finds them again. The form's rules are ui.train_form's; the
+library's (pickers, manage panel, uploads) ui.library's.
 """
 
 from __future__ import annotations
@@ -18,11 +21,13 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from ui import state
-from vae.checkpoint import Entry, slugify
-from vae.config import parse_hidden
+from ui import train_form
+from ui.library import activate
+from ui.text import plain
 from vae.data import DataError, default_root, load_dataset
 from vae.jobs import JobStatus, TrainingQueue
+from vae.train import default_lr
+from vae.train.job import TrainingJob
 from vae.paths import cache_dir
 from vae.images import image_grid
 
@@ -30,12 +35,7 @@ TRAIN_COLOR, TEST_COLOR = "#1f77b4", "#ff7f0e"
 DATASET_NAMES = {"mnist": "MNIST digits", "fashion": "Fashion-MNIST", "custom": "Custom folder (IDX files)"}
 
 # session_state keys of the page (the browser tests read them too)
-JOBS = "train_jobs"  # ids of the trainings this session started (newest last)
-ADOPTED = "train_adopted"  # finished job ids already handled (their model made active once)
-FLASH = "train_flash"  # (level, message) shown once above the library
-UPLOADED = "train_uploaded"  # file ids of uploads already stored
-FOLLOW = "train_follow_active"  # set when a model became active or was deleted; the manage picker follows
-PICK = "train_pick"  # the manage picker's widget
+PENDING = "train_pending"  # ids of your trainings this session saw queued or running (adopted when they end)
 
 
 @st.cache_resource(show_spinner=False)
@@ -58,57 +58,40 @@ def _data_problem(dataset: str, root: str) -> str | None:
     return None
 
 
-# --- the session's trainings ----------------------------------------------------------------------
+# --- your trainings -------------------------------------------------------------------------------
 
-def start_training(q: TrainingQueue, *, kind: str, arch: str, latent_dim: int, hidden_text: str, beta: float,
-                   epochs: int | None, time_budget: float | None, batch_size: int, lr: float | None, seed: int,
-                   dataset: str, data_dir: str | None, name: str | None) -> str:
-    """Queue a training with the form's values and count it among this session's. Returns its job id.
+def start_training(q: TrainingQueue, owner: str, *, dataset: str, data_dir: str | None, name: str | None,
+                   **form) -> str:
+    """Check the form's values (ui.train_form.settings: kind, arch, latent_dim, hidden_text, beta, stop,
+    time_budget, epochs, batch_size, lr, seed) and queue a training owned by `owner`. Returns its job id.
 
-    Raises ValueError (bad settings, full queue) or DataError (no data), each with a sentence."""
-    job_id = q.submit(
-        dict(kind=kind, arch=arch, latent_dim=int(latent_dim), hidden=parse_hidden(hidden_text), beta=float(beta)),
-        dict(epochs=int(epochs) if epochs else None, time_budget=float(time_budget) if time_budget else None,
-             batch_size=int(batch_size), lr=None if lr is None else float(lr), seed=int(seed)),
-        dataset, (data_dir or "").strip() or None, name)
-    st.session_state[JOBS] = [*st.session_state.get(JOBS, []), job_id]
+    Raises ValueError (a field out of range, bad settings, over the server's caps, a full queue) or
+    DataError (no data, a folder outside the allowed ones), each with a sentence; nothing is queued then."""
+    caps = q.caps
+    model, run = train_form.settings(max_seconds=caps["max_train_seconds"], max_epochs=caps["max_epochs"], **form)
+    job_id = q.submit(model, run, dataset, (data_dir or "").strip() or None, name, owner=owner)
+    st.session_state[PENDING] = [*st.session_state.get(PENDING, []), job_id]
     return job_id
 
 
-def session_jobs(q: TrainingQueue) -> list[JobStatus]:
-    """Snapshots of the trainings this session started, oldest first. Ids the queue no longer knows
-    (the server restarted) are forgotten."""
-    ids = st.session_state.get(JOBS, [])
-    jobs = [j for j in map(q.status, ids) if j is not None]
-    if len(jobs) != len(ids):
-        st.session_state[JOBS] = [j.job_id for j in jobs]
-    return jobs
+def my_jobs(q: TrainingQueue, owner: str) -> list[JobStatus]:
+    """Snapshots of the trainings `owner` submitted, from any session, oldest first."""
+    return q.jobs(owner=owner)
 
 
-def any_running(q: TrainingQueue) -> bool:
-    """Whether one of this session's trainings is still queued or running (its panel then refreshes)."""
-    return any(not j.finished for j in session_jobs(q))
-
-
-def activate(entry_id: str) -> None:
-    """Make a model the active one, with the manage picker following it on the next run."""
-    state.set_active(entry_id)
-    follow_active()
-
-
-def follow_active() -> None:
-    """Point the manage picker at the active model on the next run (e.g. after its pick was deleted)."""
-    st.session_state[FOLLOW] = True
+def any_running(jobs: list[JobStatus]) -> bool:
+    """Whether one of these trainings is still queued or running (the panel then refreshes)."""
+    return any(not j.finished for j in jobs)
 
 
 def adopt_finished(jobs: list[JobStatus]) -> list[JobStatus]:
-    """Handle each training that ended since the last look, exactly once: a finished model becomes the
-    active one. Returns those trainings; when there are any the page reruns the whole app, so that the
-    sidebar shows the new active model and the refresh stops."""
-    adopted = st.session_state.get(ADOPTED, [])
-    fresh = [j for j in jobs if j.finished and j.job_id not in adopted]
-    if fresh:
-        st.session_state[ADOPTED] = [*adopted, *(j.job_id for j in fresh)]
+    """Handle each of your trainings that this session saw queued or running and that has ended since,
+    exactly once: a finished model becomes the active one. Trainings that had ended before this session
+    first looked (a reload, a new tab) are only listed, never re-activated. Returns the ones handled;
+    when there are any the page reruns the whole app, so that the sidebar shows the new active model."""
+    pending = set(st.session_state.get(PENDING, [])) | {j.job_id for j in jobs if not j.finished}
+    fresh = [j for j in jobs if j.finished and j.job_id in pending]
+    st.session_state[PENDING] = [j.job_id for j in jobs if not j.finished]
     for j in fresh:
         if j.state == "done":
             activate(j.entry_id)
@@ -120,6 +103,15 @@ def shown_job(jobs: list[JobStatus]) -> JobStatus:
     return next((j for j in reversed(jobs) if not j.finished), jobs[-1])
 
 
+def caps(q: TrainingQueue) -> None:
+    """One caption: this server's limits per training and per person."""
+    caps = q.caps
+    per = caps["max_per_user"]
+    st.caption(f"On this server a training runs for at most {train_form.number_text(caps['max_train_seconds'])} "
+               f"seconds and {caps['max_epochs']} epochs, and each person may have {per} training"
+               f"{'s' if per > 1 else ''} waiting or running at a time.")
+
+
 def server_load(q: TrainingQueue) -> None:
     """One caption: how many trainings this server runs at once, and how many run and wait now."""
     c = q.counts()
@@ -129,61 +121,14 @@ def server_load(q: TrainingQueue) -> None:
 
 
 def other_trainings(jobs: list[JobStatus], shown: JobStatus) -> None:
-    """The session's trainings other than the shown one, newest first, in an expander (names as plain text)."""
+    """Your trainings other than the shown one, newest first, in an expander (names as plain text)."""
     others = [j for j in jobs if j is not shown]
     if not others:
         return
-    with st.expander(f"Your other trainings in this session ({len(others)})"):
+    with st.expander(f"Your other trainings ({len(others)})"):
         for j in reversed(others):
             st.text(f"{j.name} ({j.label}): {j.state}"
                     + (f", number {j.position} in the queue" if j.state == "queued" else ""))
-
-
-# --- the library ------------------------------------------------------------------------------------
-
-# How a kept message is shown, by its level (an explicit table: a level is never looked up on `st`).
-FLASH_LEVELS = {"success": st.success, "info": st.info, "error": st.error}
-
-
-def flash(level: str, text: str) -> None:
-    """Keep a message to show once above the library, after the rerun that usually follows an action."""
-    if level not in FLASH_LEVELS:
-        raise ValueError(f"Unknown message level {level!r}: use one of {', '.join(FLASH_LEVELS)}.")
-    st.session_state[FLASH] = (level, text)
-
-
-def show_flash() -> None:
-    """Show the kept message, if any, and forget it."""
-    if (kept := st.session_state.pop(FLASH, None)) is not None:
-        level, text = kept
-        FLASH_LEVELS[level](text)
-
-
-def sync_pick(ids: list[str], active_id: str | None) -> None:
-    """Before the manage picker is drawn: point it at the active model (else the first) when a model just
-    became active or was deleted, or when its choice left the library; otherwise the user's pick stays."""
-    if st.session_state.pop(FOLLOW, False) or st.session_state.get(PICK) not in ids:
-        st.session_state[PICK] = active_id if active_id in ids else ids[0]
-
-
-def download_button(entry: Entry) -> None:
-    """The model's checkpoint file as a download; the file is read only when the button is pressed."""
-    st.download_button("Download .safetensors", data=entry.path.read_bytes, icon=":material/download:",
-                       file_name=f"{slugify(entry.name)}.safetensors", mime="application/octet-stream",
-                       key="train_download", on_click="ignore")
-
-
-def store_upload(upload) -> Entry | None:
-    """Store an uploaded checkpoint (an `UploadedFile`) in the library once, and make it the active model.
-
-    Returns its entry, or None when there is no upload or it was stored already (Streamlit hands the same
-    file to every later run). Raises CheckpointError with a sentence for a file that is not accepted."""
-    if upload is None or upload.file_id in st.session_state.get(UPLOADED, []):
-        return None
-    added = state.library().import_bytes(upload.getvalue(), upload.name)
-    st.session_state[UPLOADED] = [*st.session_state.get(UPLOADED, []), upload.file_id]
-    activate(added.id)
-    return added
 
 
 # --- figures and text -------------------------------------------------------------------------------
@@ -244,62 +189,49 @@ def preview_image(job: JobStatus):
     return image_grid(both, cols=len(job.originals), scale=3)
 
 
-def library_rows(entries: list[Entry], active_id: str | None) -> list[dict]:
-    """One table row per model, with the metrics the checkpoint carries."""
-    rows = []
-    for e in entries:
-        cfg, m = e.config, e.metrics
-        rows.append({
-            "Name": e.name,
-            "Active": e.id == active_id,
-            "Model": f"{cfg.kind.upper()} · {cfg.arch.upper()}",
-            "Latent dims": cfg.latent_dim,
-            "β": f"{cfg.beta:g}" if cfg.has_prior else "–",  # an AE has no KL term, so no β
-            "Dataset": e.meta.get("dataset", "mnist"),
-            "Test nats": m.get("test_nats"),
-            "KL nats": m.get("kl_nats"),
-            "Active units": m.get("active_units"),
-            "kNN acc": m.get("knn_acc"),
-            "Source": "bundled" if e.bundled else "saved",
-        })
-    return rows
+@st.cache_data(show_spinner=False, max_entries=256)
+def _job_file(path: str) -> TrainingJob | None:
+    """A job's settings as the queue wrote them (`<jobs_dir>/<job_id>.json`, written once, never changed)."""
+    try:
+        return TrainingJob.read(path)
+    except ValueError:
+        return None
 
 
-LIBRARY_COLUMNS = {
-    "Name": st.column_config.TextColumn("Name", width="medium"),
-    "Active": st.column_config.CheckboxColumn("Active", width="small", help="The model every page shows"),
-    "Model": st.column_config.TextColumn("Model", width="small", help="AE or VAE, MLP or convolutional"),
-    "Latent dims": st.column_config.NumberColumn("Dims", width="small", help="Latent dimensions"),
-    "Dataset": st.column_config.TextColumn("Dataset", width="small"),
-    "Source": st.column_config.TextColumn("Source", width="small", help="Bundled with the app, or saved here"),
-    "β": st.column_config.TextColumn("β", width="small", help="KL weight (VAE only; – for an AE)"),
-    "Test nats": st.column_config.NumberColumn("Test nats", format="%.1f",
-                                               help="Negative ELBO per test digit (lower is better)"),
-    "KL nats": st.column_config.NumberColumn("KL nats", format="%.2f", help="KL term per test digit"),
-    "Active units": st.column_config.NumberColumn("Active units", help="Latent dimensions the codes really use"),
-    "kNN acc": st.column_config.ProgressColumn("kNN acc", format="percent", min_value=0.0, max_value=1.0,
-                                               width="small", help="3-NN accuracy from 10 labelled codes per class"),
-}
+def settings_text(q: TrainingQueue, job: JobStatus) -> str:
+    """The settings a training runs with, as the queue stored them (plain text): kind, architecture, latent
+    dimensions, hidden sizes, β, when it stops, batch, learning rate (or auto and its value), seed, data."""
+    spec = _job_file(str(q.jobs_dir / f"{job.job_id}.json"))
+    if spec is None:  # unreadable: what the snapshot knows
+        return f"{job.label} · {DATASET_NAMES.get(job.dataset, job.dataset)}"
+    m, t = spec.model, spec.train
+    hidden = ",".join(map(str, m.hidden))
+    stop = f"{t.epochs} epochs" + (f" or {train_form.number_text(t.time_budget)} s, whichever ends first"
+                                   if t.time_budget else "")
+    lr = f"learning rate {t.lr:g}" if t.lr is not None else f"learning rate auto ({default_lr(m):g})"
+    data = DATASET_NAMES.get(spec.dataset, spec.dataset) + (f" in {spec.data_dir}" if spec.dataset == "custom" else "")
+    return " · ".join([m.kind.upper(), m.arch.upper(), f"{m.latent_dim} latent dims", f"hidden {hidden}",
+                       *([f"β {m.beta:g}"] if m.has_prior else []), stop, f"batch {t.batch_size}", lr,
+                       f"seed {t.seed}", data])
 
 
-def job_panel(job: JobStatus) -> None:
-    """One training at a glance: its state, progress, test metrics, loss curves and reconstructions."""
-    st.markdown(f"#### {job.name}")
-    st.caption(f"{job.label} · {DATASET_NAMES[job.dataset]} · submitted at "
-               f"{datetime.fromtimestamp(job.submitted_at):%H:%M:%S}")
+def job_panel(q: TrainingQueue, job: JobStatus) -> None:
+    """One training at a glance: its settings, state, progress, test metrics, loss curves and reconstructions."""
+    st.markdown(f"#### {plain(job.name)}")
+    st.caption(f"{plain(settings_text(q, job))} · submitted at {datetime.fromtimestamp(job.submitted_at):%H:%M:%S}")
     if job.state == "queued":
         st.info(f"Waiting for a free slot: **number {job.position}** in the queue. Trainings take turns "
                 "so that a whole class cannot overload the server.", icon=":material/hourglass_top:")
     elif job.state == "running":
         st.progress(job.progress, text="Cancelling…" if job.cancelling else progress_text(job))
     elif job.state == "done":
-        st.success(f"Done in {duration(job.elapsed_s)}: **{job.name}** is saved in the library and is now "
+        st.success(f"Done in {duration(job.elapsed_s)}: **{plain(job.name)}** is saved in the library and is now "
                    "the active model on every page.", icon=":material/task_alt:")
         st.page_link("pages/map.py", label="See its latent map", icon=":material/scatter_plot:")
     elif job.state == "cancelled":
         st.warning("Training was cancelled; nothing was saved.", icon=":material/stop_circle:")
     else:
-        st.error(job.error, icon=":material/error:")
+        st.error(plain(job.error), icon=":material/error:")
 
     h, m = job.history, job.metrics or {}
     if h["epoch"]:
