@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from ui import compare, explore, map_canvas, map_view, state
+from ui import compare, explore, links, map_canvas, map_view, state
+from ui.text import plain
 from ui.figures import DIGIT_COLORS
 from vae.checkpoint import CheckpointError
 from vae.compare import pair_mismatch
@@ -12,9 +13,12 @@ from vae.images import image_grid
 N_PRIOR = 400  # prior samples scored per model; the first SHOWN are drawn
 SHOWN = 40
 STEPS = 10
+REGIONS = ["box", "codes"]
+PATHS = ["linear", "spherical"]
 
 ensure_frame()
 st.title(":material/compare: AE vs VAE")
+link = links.Link("compare")
 st.markdown(
     "A plain **autoencoder** (AE) and a **variational** autoencoder (VAE) with the same layers, latent size "
     "and seed differ only in how they were trained. Here both decode the same kind of region, the same random "
@@ -29,25 +33,29 @@ if len(entries) < 2:
     st.stop()
 
 pairs = compare.bundled_pairs(by_id)
-choice = st.radio("Models", [*pairs, "any"], horizontal=True, key="compare_pair",
+choices = [*pairs, "any"]
+choice = st.radio("Models", choices, horizontal=True, key=link.field("pair", "compare_pair", links.choice(choices),
+                                                                       choices[0], choices),
                   format_func=lambda k: f"Bundled {k} pair (AE and VAE)" if k in pairs else "Any two from the library")
 if choice == "any":
     ids = list(by_id)
-    first_left, first_right = compare.default_pair(entries)
+    first = compare.default_pair(entries)
     s1, s2 = st.columns(2)
-    left_id = s1.selectbox("Left model", ids, index=ids.index(first_left), key="compare_left",
-                           format_func=lambda i: by_id[i].name)
-    right_id = s2.selectbox("Right model", ids, index=ids.index(first_right), key="compare_right",
-                            format_func=lambda i: by_id[i].name)
+    left_id = s1.selectbox("Left model", ids, format_func=lambda i: by_id[i].name,
+                           key=link.field("left", "compare_left", links.choice(ids), first[0], ids))
+    right_id = s2.selectbox("Right model", ids, format_func=lambda i: by_id[i].name,
+                            key=link.field("right", "compare_right", links.choice(ids), first[1], ids))
 else:
     left_id, right_id = pairs[choice]
+link.publish({"pair": choice, "left": left_id if choice == "any" else None,
+              "right": right_id if choice == "any" else None})
 if left_id == right_id:
     st.info("Pick two different models to compare.")
     st.stop()
 try:
     models = [state.get_model(left_id), state.get_model(right_id)]
 except CheckpointError as e:
-    st.error(f"A model could not be loaded: {e}")
+    st.error(f"A model could not be loaded: {plain(e)}")
     st.stop()
 if (warning := pair_mismatch(*(m.config for m in models), *(m.dataset for m in models))) is not None:
     st.warning(warning)
@@ -58,18 +66,25 @@ n = min(len(y) for y in labels)
 
 with st.expander("Region, grid, seed and path", expanded=False):
     r1, r2, r3, r4 = st.columns(4)
-    mode = r1.radio("Region to decode", ["box", "codes"], key="compare_region",
+    mode = r1.radio("Region to decode", REGIONS,
+                    key=link.field("region", "compare_region", links.choice(REGIONS), "box"),
                     format_func={"box": "a square around the origin", "codes": "where each model's codes are"}.get,
                     help="A square of ± half-width around the latent origin, where the prior N(0, I) puts its "
                          "samples (the same square for both models of a 2-D pair), or each model's own range "
                          "(1st to 99th percentile of its test codes on the map).")
-    extent = r2.slider("Box half-width", 0.5, 10.0, 3.0, 0.5, key="compare_extent", disabled=mode != "box")
-    n_grid = r3.slider("Grid points per side", 6, 24, 14, key="compare_grid")
-    seed = int(r4.number_input("Seed for prior samples", 0, 2**31 - 1, 0, key="compare_seed"))
+    extent = r2.slider("Box half-width", 0.5, 10.0, step=0.5, disabled=mode != "box",
+                       key=link.field("half", "compare_extent", links.number(0.5, 10.0, 0.5), 3.0))
+    n_grid = r3.slider("Grid points per side", 6, 24, key=link.field("grid", "compare_grid", links.integer(6, 24), 14))
+    seed = int(r4.number_input("Seed for prior samples", 0, 2**31 - 1,
+                               key=link.field("seed", "compare_seed", links.integer(0, 2**31 - 1), 0)))
     p1, p2, p3 = st.columns(3)
-    start = int(p1.number_input(f"Walk from test digit # (0 to {n - 1})", 0, n - 1, min(3, n - 1), key="compare_from"))
-    end = int(p2.number_input(f"to test digit # (0 to {n - 1})", 0, n - 1, min(2, n - 1), key="compare_to"))
-    method = p3.radio("Path", ["linear", "spherical"], horizontal=True, key="compare_method")
+    start = int(p1.number_input(f"Walk from test digit # (0 to {n - 1})", 0, n - 1,
+                                key=link.field("from", "compare_from", links.integer(0, n - 1), min(3, n - 1))))
+    end = int(p2.number_input(f"to test digit # (0 to {n - 1})", 0, n - 1,
+                              key=link.field("to", "compare_to", links.integer(0, n - 1), min(2, n - 1))))
+    method = p3.radio("Path", PATHS, horizontal=True,
+                      key=link.field("path", "compare_method", links.choice(PATHS), "linear"))
+link.publish({"region": mode, "half": extent, "grid": n_grid, "seed": seed, "from": start, "to": end, "path": method})
 
 clf, no_scores = compare.scorer(models)
 try:
@@ -91,7 +106,7 @@ else:
     cols = st.columns(2, border=True)
     for k, col in enumerate(cols):
         rep, other, path, other_path = reports[k], reports[1 - k], paths[k], paths[1 - k]
-        col.markdown(f"**{models[k].config.kind.upper()}** · {models[k].entry.name}")
+        col.markdown(f"**{models[k].config.kind.upper()}** · {plain(models[k].entry.name)}")
         g1, g2, g3 = col.columns(3)
         g1.metric("Grid points → digit", f"{rep.grid_share:.0%}",
                   **explore.share_delta(rep.grid_share, other.grid_share))

@@ -3,13 +3,14 @@
 import numpy as np
 import streamlit as st
 
-from ui import explore, state
+from ui import explore, links, state
 from vae.compare import pair_rows, worst
 from ui.layout import ensure_frame
 from vae.images import image_grid, png_bytes
 
 ensure_frame()
 st.title(":material/photo_library: Samples & errors")
+link = links.Link("gallery")
 st.markdown(
     "Three ways to look at what the model has learned: what it draws from random codes, how faithfully it "
     "redraws real digits, and which digits it redraws worst. A digit the model cannot reconstruct is one it "
@@ -28,8 +29,10 @@ st.caption("Codes drawn at random from the bell curve N(0, I) and decoded. A VAE
            "a plain AE was not, so many of its samples are blurs." + (
                " A red frame marks an image that a digit classifier does not call a confident digit." if clf is not None else ""))
 c1, c2, _ = st.columns([1, 2, 3])
-seed = int(c1.number_input("Seed", 0, 2**31 - 1, 0, key="gallery_seed"))
-count = c2.slider("How many", 8, 128, 48, 8, key="gallery_count")
+seed = int(c1.number_input("Seed", 0, 2**31 - 1,
+                           key=link.field("seed", "gallery_seed", links.integer(0, 2**31 - 1), 0)))
+count = c2.slider("How many", 8, 128, step=8, key=link.field("count", "gallery_count", links.integer(8, 128, 8), 48))
+link.publish({"seed": seed, "count": count})
 samples = explore.prior_images(a, count, seed)
 scores = None if clf is None else explore.scores(clf, samples)
 grid = explore.scored_grid(samples, scores, cols=16, scale=2)
@@ -43,7 +46,9 @@ st.subheader("Reconstructions")
 st.caption("Each test digit (upper row) and the model's reconstruction of it (the row below): encoded to its "
            "latent code and decoded again. With few latent dimensions the model keeps the gist and loses details.")
 c1, _ = st.columns([1, 3])
-first = int(c1.number_input(f"From test digit # (0 to {n - 1})", 0, n - 1, 0, 16, key="gallery_first"))
+first = int(c1.number_input(f"From test digit # (0 to {n - 1})", 0, n - 1, step=16,
+                            key=link.field("first", "gallery_first", links.integer(0, n - 1), 0)))
+link.publish({"first": first})
 indices = list(range(first, min(first + 32, n)))
 originals, recons = explore.reconstructions(a, indices)
 grid = image_grid(pair_rows(originals, recons, cols=16), cols=16, scale=2)
@@ -56,7 +61,8 @@ st.subheader("Worst-reconstructed test digits")
 st.caption("Reconstruction error per digit, in nats (how surprised the decoder is by the real pixels). "
            "The highest ones are the digits this model finds strangest: odd shapes, thick strokes, or mislabelled.")
 c1, _ = st.columns([2, 4])
-k = c1.slider("How many to show", 4, 48, 20, 4, key="gallery_worst")
+k = c1.slider("How many to show", 4, 48, step=4, key=link.field("worst", "gallery_worst", links.integer(4, 48, 4), 20))
+link.publish({"worst": k})
 with st.spinner("Reconstructing all test digits…"):
     errs = explore.errors(a)
 bad = worst(errs, k)

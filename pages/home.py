@@ -2,13 +2,15 @@
 
 import streamlit as st
 
-from ui import state
+from ui import links, state
+from ui.text import plain
 from ui.layout import ensure_frame
 from vae.checkpoint import CheckpointError
 
 ensure_frame()
 
 st.title(":material/science: Latent Lab")
+links.Link("home").publish({})
 st.markdown(
     "An **autoencoder** squeezes each 28×28 digit into a handful of numbers, its *latent code*, and "
     "learns to redraw the digit from that code. A **variational** autoencoder (VAE) is trained to keep "
@@ -26,7 +28,7 @@ if e is not None:
     except CheckpointError as err:
         st.error(f"The active model could not be loaded: {err}")
     else:
-        st.subheader(f"Dreamed up by {e.name}")
+        st.subheader(f"Dreamed up by {plain(e.name)}")
         st.caption("Sixteen codes drawn at random from the prior N(0, I) and decoded. A VAE turns most of them into "
                    "digits; a plain AE often does not, because nothing made its codes fill the space.")
         st.image(preview, width=560)

@@ -2,14 +2,18 @@
 
 import streamlit as st
 
-from ui import explore, map_canvas, map_view, state
+from ui import explore, links, map_canvas, map_view, state
 from ui.figures import DIGIT_COLORS, gif_bytes
 from vae.compare import representative
 from ui.layout import ensure_frame
 from vae.images import image_grid, png_bytes
 
+MODES = ["class", "index", "map"]  # how the two digits are picked ("map": two of the picks)
+PATHS = ["linear", "spherical"]
+
 ensure_frame()
 st.title(":material/timeline: Interpolate")
+link = links.Link("interpolate")
 st.markdown(
     "Take the codes of two digits and walk between them in latent space: every step is decoded back into "
     "an image. **Linear** goes in a straight line; **spherical** follows an arc that keeps the code's length "
@@ -24,33 +28,51 @@ names = data.class_names
 z = state.active_codes(a)
 n = len(labels)
 
+link.picks(n)
+picks = [i for i in state.picks() if 0 <= i < n]
 c1, c2, c3 = st.columns([3, 2, 2])
-source = c1.radio("Pick the two digits", ["class", "index", "map"], horizontal=True, key="interp_source",
-                  format_func={"class": "by class", "index": "by test index", "map": "from the map"}.get,
-                  help="By class: the test digit closest to that class's mean code.")
-method = c2.radio("Path", ["linear", "spherical"], horizontal=True, key="interp_method")
-steps = c3.slider("Steps", 3, 30, 10, key="interp_steps")
+source = c1.radio("Pick the two digits", MODES, horizontal=True,
+                  key=link.field("mode", "interp_source", links.choice(MODES), "class"),
+                  format_func={"class": "by class", "index": "by test index", "map": "from the picks"}.get,
+                  help="By class: the test digit closest to that class's mean code. From the picks: two of the "
+                       "digits picked on the Latent map (or sent from Sliders).")
+method = c2.radio("Path", PATHS, horizontal=True,
+                  key=link.field("path", "interp_method", links.choice(PATHS), "linear"))
+steps = c3.slider("Steps", 3, 30, key=link.field("steps", "interp_steps", links.integer(3, 30), 10))
+link.publish({"mode": source, "steps": steps, "path": method, "picks": picks if source == "map" else None})
 
+d1, d2 = st.columns(2)
 if source == "class":
-    d1, d2 = st.columns(2)
     classes = sorted(set(labels.tolist()))
-    c_from = d1.selectbox("From class", classes, index=0, key="interp_from_class", format_func=names.__getitem__)
-    c_to = d2.selectbox("To class", classes, index=min(1, len(classes) - 1), key="interp_to_class",
-                        format_func=names.__getitem__)
+    ok = links.choice(classes)
+    c_from = d1.selectbox("From class", classes, format_func=names.__getitem__,
+                          key=link.field("from", "interp_from_class", ok, classes[0], classes))
+    c_to = d2.selectbox("To class", classes, format_func=names.__getitem__,
+                        key=link.field("to", "interp_to_class", ok, classes[min(1, len(classes) - 1)], classes))
+    ends = c_from, c_to
     i0, i1 = representative(z, labels, c_from), representative(z, labels, c_to)
 elif source == "index":
-    d1, d2 = st.columns(2)
-    i0 = int(d1.number_input(f"From test digit # (0 to {n - 1})", 0, n - 1, min(3, n - 1), key="interp_from_index"))
-    i1 = int(d2.number_input(f"To test digit # (0 to {n - 1})", 0, n - 1, min(2, n - 1), key="interp_to_index"))
+    ok = links.integer(0, n - 1)
+    i0 = int(d1.number_input(f"From test digit # (0 to {n - 1})", 0, n - 1,
+                             key=link.field("from", "interp_from_index", ok, min(3, n - 1))))
+    i1 = int(d2.number_input(f"To test digit # (0 to {n - 1})", 0, n - 1,
+                             key=link.field("to", "interp_to_index", ok, min(2, n - 1))))
+    ends = i0, i1
 else:
-    picks = [i for i in state.picks() if 0 <= i < n]
     if len(picks) < 2:
-        st.info("Pick at least two digits on the **Latent map** first (click or lasso); the first two are used "
-                "here. Until then, pick by class or by test index.", icon=":material/scatter_plot:")
+        st.info("Pick at least two digits on the **Latent map** first (click or lasso). Until then, pick by "
+                "class or by test index.", icon=":material/scatter_plot:")
         st.page_link("pages/map.py", label="Go to the Latent map", icon=":material/scatter_plot:")
         st.stop()
-    i0, i1 = picks[:2]
-    st.caption(f"Using the first two of the {len(picks)} digits picked on the map.")
+    far = explore.farthest_pair(z, picks)  # the two most different picks, proposed
+    ok, which = links.choice(picks), (lambda i: f"test #{i} (a {names[labels[i]]})")
+    i0 = d1.selectbox("From pick", picks, format_func=which,
+                      key=link.field("from", "interp_from_pick", ok, far[0], picks))
+    i1 = d2.selectbox("To pick", picks, format_func=which, key=link.field("to", "interp_to_pick", ok, far[1], picks))
+    ends = i0, i1
+    st.caption(f"{len(picks)} digits are picked; proposed are the two whose codes are farthest apart "
+               f"(test #{far[0]} and #{far[1]}). Choose any two.")
+link.publish({"from": ends[0], "to": ends[1]})
 
 if i0 == i1:
     st.info("Start and end are the same digit, so every step shows it; pick two different digits.")

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui import map_canvas, map_view, state
+from ui import links, map_canvas, map_view, state
 from ui.figures import DIGIT_COLORS
 from vae.maps.projection import METHOD_LABELS
 from ui.layout import ensure_frame
@@ -10,6 +10,7 @@ from vae.images import image_grid
 
 ensure_frame()
 st.title(":material/scatter_plot: Latent map")
+link = links.Link("map")
 a = state.require_active()
 data = state.require_test_data(a)
 z = state.active_codes(a)
@@ -22,7 +23,9 @@ st.markdown(
     "coloured by its true label. The model never saw the labels: where colours form clean islands, it has "
     "learned on its own which digits are alike. Hover a dot to see the digit; click it or draw a lasso to "
     "pick digits and compare them with their reconstructions.")
-method, params = map_view.controls(dim)
+method, params = map_view.controls(dim, link)
+link.picks(len(labels))
+link.publish({"picks": state.picks()})
 st.caption(map_view.ABOUT[method] + ("" if dim <= 2 else f" This model has {dim} latent dimensions, so every "
                                      "view is a projection."))
 job = map_view.request(a, z, method, params)
@@ -46,7 +49,7 @@ else:
 with left:
     picked = map_canvas.map_chart(
         "map_scatter", job.key, y, labels, names, DIGIT_COLORS, map_view.axis_titles(method, dim), region,
-        filename=f"latent-map-{a.entry.id}-{method}", height=map_view.MAP_HEIGHT)
+        filename=f"latent-map-{a.entry.id}-{method}", height=map_view.MAP_HEIGHT, picks=state.picks())
     map_view.hover_digits(a.dataset)
     st.caption(f"{METHOD_LABELS[method]} of all {len(y):,} test digits · "
                + (f"computed in {job.seconds:.1f} s" if job.started else "precomputed, loaded from disk")
@@ -68,6 +71,8 @@ st.download_button("Download the map's coordinates (CSV)", map_view.csv_text(job
 st.subheader("Picked digits")
 # In test-set order, so "the first ones" shown are not all from the class drawn first.
 picked = sorted(picked)
+state.set_picks(picked)  # kept for the other pages and the next visit, and in the address
+link.publish({"picks": state.picks()})
 if not picked:
     st.caption("Click a dot to pick its digit, or choose **Box select** or **Lasso** above the map and draw "
                "around a group; hold Shift to add to a pick. Double-click the map to clear the pick.")
@@ -86,8 +91,7 @@ if len(picked) > len(shown):
                + (f"; the first {sent} are sent on." if sent < len(picked) else "; all of them are sent on."))
 b1, b2, _ = st.columns([1, 1, 2])
 if b1.button(f"Send {sent:,} to Sliders", key="map_to_sliders", icon=":material/tune:"):
-    state.set_picks(picked)
-    st.switch_page("pages/sliders.py")
-if b2.button(f"Send {sent:,} to Interpolate", key="map_to_interpolate", icon=":material/timeline:"):
-    state.set_picks(picked)
-    st.switch_page("pages/interpolate.py")
+    links.go("pages/sliders.py", {"start": "picked", "digit": state.picks()[0], "picks": state.picks()})
+if b2.button(f"Send {sent:,} to Interpolate", key="map_to_interpolate", icon=":material/timeline:",
+             help="Interpolate between two of the picks: the two farthest apart in latent space, or any two."):
+    links.go("pages/interpolate.py", {"mode": "map", "picks": state.picks()})

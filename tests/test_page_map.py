@@ -188,18 +188,20 @@ def test_a_nearly_done_map_is_awaited_not_left_to_the_next_poll(monkeypatch, pro
     assert_finished_map(at, "t-SNE")  # drawn in the same run, once the wait saw it end
 
 
+class Finished:
+    """A map service whose every map is done at once (the codes' first two dimensions); records requests."""
+
+    def __init__(self):
+        self.asked = []
+
+    def request(self, fingerprint, z, method, params=None, seed=0):
+        self.asked.append((method, dict(params or {})))
+        return MapJob.finished("k", method, params, z[:, :2])
+
+
 def test_parameters_reach_the_map_service(monkeypatch):
-    from ui import state
-
-    asked = []
-    y = np.zeros((N_TEST, 2), np.float32)
-
-    class Stub:
-        def request(self, fingerprint, z, method, params=None, seed=0):
-            asked.append((method, dict(params)))
-            return MapJob.finished("k", method, params, y)
-
-    monkeypatch.setattr(state, "map_service", lambda: Stub())
+    asked = (service := Finished()).asked
+    monkeypatch.setattr("ui.state.map_service", lambda: service)
     at = app("vae-2d")
     at.run()
     at.radio[0].set_value("tsne").run()
@@ -328,3 +330,4 @@ def test_a_busy_map_service_does_not_hold_up_native_or_pca(monkeypatch, tmp_path
     finally:
         gate.set()
     assert all(job.wait(10) for job in busy)
+

@@ -49,8 +49,13 @@ def open_page(model_id=None, **state) -> AppTest:
     return at
 
 
+def live(at) -> list:
+    """The live sliders component on the page (the other component is the Copy link button)."""
+    return [el for el in at.get("bidi_component") if el.proto.component_name == "latent_lab.live_sliders"]
+
+
 def payload(at) -> dict:
-    (el,) = at.get("bidi_component")
+    (el,) = live(at)
     return read_header(el.proto.bytes)[0]
 
 
@@ -78,7 +83,7 @@ def test_16d_shows_the_8_most_informative_and_others_on_request():
     assert not at.exception
     assert sorted(payload(at)["dims"]) == [0, 3, 15] and strips(at) == 3
     ms.set_value([]).run()
-    assert not at.exception and not at.get("bidi_component")
+    assert not at.exception and not live(at)
     assert any("at least one dimension" in i.value for i in at.info)
 
 
@@ -134,20 +139,80 @@ def test_picks_from_the_map_are_a_start_and_the_nearest_digit_can_be_sent():
     assert at.selectbox(key="sliders_pick").value == 5
     at.selectbox(key="sliders_pick").set_value(9).run()
     h = payload(at)
+    assert at.query_params["start"] == "picked" and at.query_params["digit"] == "9"
+    assert at.query_params["picks"] == "5,9"
     at.radio(key="sliders_start").set_value("digit").run()
     at.number_input(key="sliders_index").set_value(9).run()
     assert payload(at)["start"] == h["start"]  # the same code either way
+    assert "picks" not in at.query_params  # a test digit's view does not need them
     at.number_input(key="sliders_index").set_value(0).run()
     send = at.button(key="sliders_send")
-    assert not send.disabled  # test #0 is its own nearest code, and not yet a pick
-    send.click().run()
+    assert not send.disabled
+    send.click().run()  # opens Interpolate on the walk from the start (#0) to the closest digit (#0 itself)
     assert not at.exception
-    assert at.session_state["picked_digits"] == [5, 9, 0]
-    assert at.button(key="sliders_send").disabled
+    assert at.session_state["picked_digits"] == [5, 9, 0]  # and the digit joins the picks
+    assert at.title[0].value.endswith("Interpolate")
+    assert at.radio(key="interp_source").value == "index"
+    assert (at.number_input(key="interp_from_index").value, at.number_input(key="interp_to_index").value) == (0, 0)
+    assert at.query_params["mode"] == "index" and at.query_params["from"] == "0" and at.query_params["to"] == "0"
+
+
+def test_send_to_interpolate_walks_from_the_start_to_the_released_code():
+    at = open_page()
+    at.radio(key="sliders_start").set_value("class").run()
+    at.selectbox(key="sliders_class").set_value(3).run()
+    at.button(key="sliders_send").click().run()
+    assert not at.exception
+    frm, to = at.query_params["from"], at.query_params["to"]
+    # from: the test digit nearest the class mean; to: the one nearest the sliders (still at the start)
+    assert frm == to and at.session_state["picked_digits"] == [int(to)]
+    assert at.radio(key="interp_source").value == "index"
+
+
+def test_a_link_opens_the_sliders_as_they_were():
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.query_params.update({"model": "vae-2d", "start": "digit", "digit": "42", "z": "1.5,-0.25"})
+    at.switch_page(PAGE).run()
+    assert not at.exception
+    assert at.radio(key="sliders_start").value == "digit" and at.number_input(key="sliders_index").value == 42
+    assert payload(at)["start"] == [1.5, -0.25]  # the link's slider values, shown first
+    assert at.query_params["z"] == "1.5,-0.25" and at.query_params["digit"] == "42"
+    assert any("to where you released the sliders" in m.value for m in at.markdown)
+    at.button(key="sliders_reset").click().run()  # back to the start: the test digit's own code
+    assert payload(at)["start"] != [1.5, -0.25] and "z" not in at.query_params
+    at.radio(key="sliders_start").set_value("prior").run()
+    at.number_input(key="sliders_seed").set_value(7).run()
+    assert at.query_params["start"] == "prior" and at.query_params["seed"] == "7" and "digit" not in at.query_params
+
+
+def test_bad_slider_links_fall_back_with_a_notice():
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.query_params.update({"start": "picked", "digit": "123456", "z": "1,nan", "picks": "oops"})
+    at.switch_page(PAGE).run()
+    assert not at.exception
+    assert at.radio(key="sliders_start").value == "digit" and at.number_input(key="sliders_index").value == 0
+    (notice,) = at.info
+    assert "could not be used" in notice.value and "start" in notice.value and "picks" in notice.value
+    assert at.query_params["start"] == "digit" and at.query_params["digit"] == "0" and "z" not in at.query_params
+
+
+def test_dims_of_a_big_model_are_in_the_link():
+    model_id = saved("vae", "mlp", 16)
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.session_state["active_model"] = model_id
+    at.run()
+    at.query_params.update({"dims": "3,15,0"})
+    at.switch_page(PAGE).run()
+    assert not at.exception
+    assert sorted(payload(at)["dims"]) == [0, 3, 15] and at.query_params["model"] == model_id
+    at.multiselect[0].set_value([1, 2]).run()
+    assert sorted(int(v) for v in at.query_params["dims"].split(",")) == [1, 2]
 
 
 def test_no_model_is_a_call_to_action(monkeypatch, tmp_path):
     monkeypatch.setattr("ui.state.BUNDLED_MODELS", tmp_path / "none")
     at = open_page()
-    assert not at.get("bidi_component")
+    assert not live(at)
     assert any("No model" in i.value for i in at.info)

@@ -130,7 +130,114 @@ def test_interpolate_by_index_and_from_the_map(lib):
     at.session_state["picked_digits"] = [11, 42, 5]
     at.run()
     assert not at.exception
-    assert "test #11" in at.subheader[0].value and "test #42" in at.subheader[0].value
+    far = farthest(lib["ae2"], [11, 42, 5])  # the two most different picks are proposed
+    ends = (at.selectbox(key="interp_from_pick").value, at.selectbox(key="interp_to_pick").value)
+    assert ends == far and f"From test #{far[0]} " in at.subheader[0].value
+    assert at.query_params["mode"] == "map" and at.query_params["picks"] == "5,11,42"
+    at.selectbox(key="interp_to_pick").set_value(11).run()  # any two can be chosen
+    assert f"to test #11 " in at.subheader[0].value and at.query_params["to"] == "11"
+
+
+def farthest(model_id: str, picks: list[int]) -> tuple[int, int]:
+    """The two picks farthest apart in the model's latent space, worked out here from scratch."""
+    from tests.conftest import DATA_ROOT
+    from vae.checkpoint import load_checkpoint
+    from vae.data import load_dataset
+    from vae.latent import encode
+
+    model, _ = load_checkpoint(ModelLibrary(default_library_dir()).get(model_id).path)
+    z = encode(model, load_dataset("mnist", DATA_ROOT, download=False).x_test[picks])
+    pairs = [(a, b) for a in range(len(picks)) for b in range(a + 1, len(picks))]
+    a, b = max(pairs, key=lambda ab: float(((z[ab[0]] - z[ab[1]]) ** 2).sum()))
+    return picks[a], picks[b]
+
+
+def open_link(page: str, params: dict, model_id: str | None = None) -> AppTest:
+    """A fresh browser opening `page` at an address with `params` (a lesson link)."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+    if model_id is not None:
+        at.session_state["active_model"] = model_id
+    at.run()
+    at.query_params.update(params)
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_interpolate_link_opens_its_view_and_follows_the_widgets(lib):
+    at = open_link("pages/interpolate.py", {"model": lib["vae2"], "mode": "index", "from": "7", "to": "9",
+                                            "steps": "5", "path": "spherical"})
+    assert at.radio(key="interp_source").value == "index" and at.radio(key="interp_method").value == "spherical"
+    assert at.slider(key="interp_steps").value == 5 and at.number_input(key="interp_to_index").value == 9
+    assert "5 steps, spherical, from test #7" in at.image[0].captions[0]
+    assert not at.info  # nothing to say about a good link
+    at.slider(key="interp_steps").set_value(12).run()
+    assert at.query_params == {"model": lib["vae2"], "mode": "index", "steps": "12", "path": "spherical",
+                               "from": "7", "to": "9"}
+
+
+def test_interpolate_bad_link_falls_back_with_a_notice(lib):
+    at = open_link("pages/interpolate.py", {"model": "no-such-model", "mode": "zigzag", "steps": "99",
+                                            "path": "curvy", "from": "-1", "picks": "11,42"})
+    assert at.radio(key="interp_source").value == "class" and at.slider(key="interp_steps").value == 10
+    assert at.radio(key="interp_method").value == "linear"
+    assert "could not be used" in at.info[0].value and "mode" in at.info[0].value and "steps" in at.info[0].value
+    assert any("no-such-model" in t.value.replace("\\", "") for t in at.toast)  # the unknown model, in a toast
+    assert at.query_params["model"] != "no-such-model" and at.query_params["mode"] == "class"
+
+
+def test_interpolate_link_on_picks(lib):
+    at = open_link("pages/interpolate.py", {"mode": "map", "picks": "5,11,42", "from": "11", "to": "5"},
+                   lib["ae2"])
+    assert at.session_state["picked_digits"] == [5, 11, 42]
+    assert (at.selectbox(key="interp_from_pick").value, at.selectbox(key="interp_to_pick").value) == (11, 5)
+    at = open_link("pages/interpolate.py", {"mode": "map", "picks": "5,11,42", "from": "12"}, lib["ae2"])
+    assert at.selectbox(key="interp_from_pick").value == farthest(lib["ae2"], [5, 11, 42])[0]  # 12 is no pick
+    assert "from" in at.info[0].value
+
+
+def test_compare_link_opens_its_view(lib):
+    at = open_link("pages/compare.py", {"pair": "any", "left": lib["ae2"], "right": lib["vae2"], "region": "codes",
+                                        "half": "2.5", "grid": "8", "seed": "5", "from": "7", "to": "9",
+                                        "path": "spherical"})
+    pair = (at.selectbox(key="compare_left").value, at.selectbox(key="compare_right").value)
+    assert pair == (lib["ae2"], lib["vae2"])
+    assert at.radio(key="compare_region").value == "codes" and at.slider(key="compare_grid").value == 8
+    assert at.slider(key="compare_extent").value == 2.5 and at.number_input(key="compare_seed").value == 5
+    assert at.number_input(key="compare_from").value == 7 and at.radio(key="compare_method").value == "spherical"
+    assert "from test #7" in at.subheader[-1].value and not at.info
+    at.slider(key="compare_grid").set_value(10).run()
+    assert at.query_params["grid"] == "10" and at.query_params["left"] == lib["ae2"]
+
+
+def test_compare_bad_link_falls_back_to_the_default_pair(lib):
+    at = open_link("pages/compare.py", {"pair": "any", "left": "gone", "right": lib["vae5"], "grid": "99",
+                                        "half": "x", "seed": "-4"})
+    left = at.selectbox(key="compare_left").value
+    assert left != "gone" and at.selectbox(key="compare_right").value == lib["vae5"]
+    assert at.slider(key="compare_grid").value == 14 and at.slider(key="compare_extent").value == 3.0
+    notice = at.info[0].value
+    assert all(name in notice for name in ("left", "grid", "half", "seed"))
+    assert at.query_params["left"] == left and at.query_params["grid"] == "14"
+
+
+def test_compare_shows_model_names_as_plain_text(lib):
+    library = ModelLibrary(default_library_dir())
+    odd = library.save(build_model(ModelConfig(kind="ae", latent_dim=2, hidden=(32,)), seed=1),
+                       name="**big** [x](http://e.org) <b>", dataset="mnist").id
+    at = open_link("pages/compare.py", {"pair": "any", "left": odd, "right": lib["vae2"]})
+    (card,) = [m.value for m in at.markdown if m.value.startswith("**AE**")]
+    assert "\\*\\*big\\*\\*" in card and "\\[x\\]" in card and "\\<b\\>" in card
+
+
+def test_gallery_link(lib):
+    at = open_link("pages/gallery.py", {"model": lib["vae2"], "seed": "5", "count": "16", "first": "32",
+                                        "worst": "8"})
+    assert at.number_input(key="gallery_seed").value == 5 and at.slider(key="gallery_count").value == 16
+    assert at.number_input(key="gallery_first").value == 32 and at.slider(key="gallery_worst").value == 8
+    at = open_link("pages/gallery.py", {"model": lib["vae2"], "count": "9", "first": "99999"})
+    assert at.slider(key="gallery_count").value == 48 and at.number_input(key="gallery_first").value == 0
+    assert "count" in at.info[0].value and "first" in at.info[0].value
 
 
 def test_compare_measures_both_models_and_warns_on_mismatch(lib):

@@ -5,8 +5,8 @@ component receives the decoder's weights once (vae.export's packed bytes, float1
 its own range inputs and decodes in JavaScript (ui/decoder_component.js) on every input event,
 drawing to a canvas. It reports the code back to Python only when a slider is released.
 
-    live = live_sliders(a, z0, dims, ranges, labels, resets=0)
-    live.z             # the code the sliders show (z0 until the first release)
+    live = live_sliders(a, z0, dims, ranges, labels, resets=0, code=None)
+    live.z             # the code the sliders show (`code` or z0 until the first release)
 
 Streamlit caches large messages in the browser by hash, so as long as the start, the shown
 dimensions and the model stay the same, a rerun does not send the weights again.
@@ -37,26 +37,30 @@ def packed_decoder(fingerprint: str, _model, dtype: str = "float16") -> bytes:
 @dataclass
 class LiveCode:
     z: np.ndarray  # (D,) the code the sliders show, as of the last release
-    moved: bool  # whether the sliders have left the start since it was set
+    moved: bool  # whether the code differs from the start
     payload_bytes: int  # what the component's data weighs on the wire
 
 
 def live_sliders(a: Active, start, dims: list[int], ranges, labels: list[str], resets: int = 0,
-                 key: str = "sliders_live") -> LiveCode:
-    """Mount the sliders for `dims` (ranges: (D, 2) for every dim) starting at `start`.
+                 key: str = "sliders_live", code=None) -> LiveCode:
+    """Mount the sliders for `dims` (ranges: (D, 2) for every dim) starting at `start`, or showing
+    `code` first (a lesson link's slider values, (D,)) where one is given.
 
-    The component resets to `start` whenever the model, the start or `resets` changes."""
+    The component resets whenever the model, the start, `code` or `resets` changes: keep `code` the same
+    over a visit (the sliders report their own moves), or every change resends the decoder."""
     start = np.asarray(start, np.float32)
+    first = start if code is None else np.asarray(code, np.float32)
     ranges = np.asarray(ranges, np.float32)
-    token = hashlib.sha1(f"{a.fingerprint}:{resets}:".encode() + start.tobytes()).hexdigest()[:12]
+    token = hashlib.sha1(f"{a.fingerprint}:{resets}:".encode() + start.tobytes() + first.tobytes()).hexdigest()[:12]
     blob = with_extra(packed_decoder(a.fingerprint, a.model), {
-        "start": [float(v) for v in start], "dims": [int(d) for d in dims],
+        "start": [float(v) for v in first], "dims": [int(d) for d in dims],
         "ranges": [[float(lo), float(hi)] for lo, hi in ranges[list(dims)]], "labels": list(labels),
         "token": token})
     result = _render(key=key, data=blob, on_code_change=lambda: None)
-    code = result.get("code") if result else None
-    if isinstance(code, dict) and code.get("token") == token and len(code.get("z") or []) == len(start):
-        z = np.asarray(code["z"], np.float32)
-        if np.all(np.isfinite(z)):
-            return LiveCode(z, bool(np.any(z != start)), len(blob))
-    return LiveCode(start, False, len(blob))
+    reported = result.get("code") if result else None
+    z = first
+    if isinstance(reported, dict) and reported.get("token") == token and len(reported.get("z") or []) == len(start):
+        zr = np.asarray(reported["z"], np.float32)
+        if np.all(np.isfinite(zr)):
+            z = zr
+    return LiveCode(z, bool(np.any(z != start)), len(blob))

@@ -116,6 +116,18 @@ def prior_images(a: state.Active, n: int, seed: int) -> np.ndarray:
     return _prior_images(a.fingerprint, int(n), int(seed), a.model)
 
 
+def farthest_pair(z: np.ndarray, indices) -> tuple[int, int]:
+    """The two of `indices` (two or more test-set indices) whose codes in `z` (N, D) are farthest apart,
+    by Euclidean distance in latent space, in the order of `indices`: the most different pair."""
+    idx = np.asarray(list(indices), dtype=np.int64)
+    c = np.asarray(z, dtype=np.float64)[idx]  # (K, D)
+    sq = (c * c).sum(1)
+    d2 = sq[:, None] + sq[None, :] - 2.0 * (c @ c.T)  # (K, K) squared distances
+    np.fill_diagonal(d2, -np.inf)  # never a digit with itself, even when all codes are the same
+    a, b = sorted(np.unravel_index(int(np.argmax(d2)), d2.shape))
+    return int(idx[a]), int(idx[b])
+
+
 def share_delta(share: float, other: float) -> dict:
     """st.metric keyword arguments for the difference of two shares, in percentage points (grey when equal)."""
     pts = round(100 * (share - other))

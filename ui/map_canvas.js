@@ -6,12 +6,14 @@
 // compositing) plus 1.5 s to load plotly.js the first time; a 2-D canvas draws the 10,000 dots in
 // about 10 ms. Streamlit hands this module `data` as {json: "<the map as one JSON string>"} (see
 // ui/map_canvas.py for why), which parses to
-//   {id, n, x, y, xr, yr, labels, names, colors, axes, region, equal, height, filename, pick, path}
+//   {id, n, x, y, xr, yr, labels, names, colors, axes, region, equal, height, filename, pick, path, picks}
 // x, y: base64 uint16 positions quantised over the ranges xr, yr; labels: base64 uint8 classes.
 // pick: false for a map that only shows (no picks: Box select and Lasso are hidden, a click does
 // nothing). path: null, or {x, y, colors, text} for the steps of a walk drawn over the dots (a line
 // with a marker per step, stars at its ends); hovering a step shows its text. The path may change
-// while the map stays (same id): the view is kept.
+// while the map stays (same id): the view is kept. picks: null, or the test-set indices to show as
+// picked while the user has not picked on this map (the session's pick, kept across pages and
+// methods, or a lesson link's): drawn as a pick, not reported back.
 // The module is called again on every rerun with the same parentElement: everything it keeps lives
 // on that element. A new map (`id` changes) resets the view and the pick; the same map keeps both.
 //
@@ -479,6 +481,17 @@ function select(S, indices, add = false) {
   if (S.setStateValue) S.setStateValue("selection", { id: S.d.id, indices: all });
 }
 
+// Python's pick for a map the user has not picked on yet: shown unless it is already what is drawn.
+function showPicks(S, indices) {
+  const want = new Uint8Array(S.n);
+  for (const i of indices) if (i >= 0 && i < S.n) want[i] = 1;
+  let same = true;
+  for (let i = 0; i < S.n && same; i++) same = want[i] === S.selected[i];
+  if (same) return;
+  S.selected = want;
+  S.nSelected = want.reduce((a, b) => a + b, 0);
+}
+
 function savePng(S) {
   const scale = 2, c = document.createElement("canvas");
   c.width = S.w * scale; c.height = S.h * scale;
@@ -514,6 +527,7 @@ export default function (component) {
   S.root.querySelectorAll("[data-pick]").forEach(b => { b.hidden = !canPick(S); });
   if (!canPick(S) && (S.mode === "box" || S.mode === "lasso")) setMode(S, "zoom");
   if (!data.path) S.pathXY = null;
+  if (data.picks && canPick(S)) showPicks(S, data.picks);
   draw(S);
   (window.__latentLabMaps = window.__latentLabMaps || {})[data.key || "map"] = {
     // For tests and benchmarks: where digit i is on the screen, and what is picked.

@@ -1,6 +1,6 @@
 """The Latent map page's widgets, figures and cached pictures (rendering only; numbers from `vae`).
 
-    method, params = map_view.controls(latent_dim)
+    method, params = map_view.controls(latent_dim, link)   # kept in the address (ui.links)
     job = map_view.request(a, z, method, params)     # state.map_service(), briefly awaited if fast
     map_view.live_map(a, method, params, labels, names)   # while a slow map computes
     map_view.hover_digits(dataset)   # the hover card with the digit image (ui/map_hover.js)
@@ -21,7 +21,7 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from ui import state
+from ui import links, state
 from ui.components import component
 from ui.figures import DIGIT_COLORS
 from vae.images import SPRITE_CHUNK, SPRITE_COLS, image_grid, png_bytes, scatter_png, sprite_chunks, sprite_png
@@ -31,6 +31,7 @@ from vae.maps.projection import FAST_METHODS, METHOD_LABELS, default_params
 from vae.maps.service import MapJob
 
 if TYPE_CHECKING:
+    from ui.links import Link
     from vae.models import AutoEncoder
 
 MAP_HEIGHT = 560
@@ -59,29 +60,39 @@ def methods_for(latent_dim: int) -> list[str]:
     return (["native"] if latent_dim <= 2 else []) + ["pca", "tsne", "umap"]
 
 
-def controls(latent_dim: int) -> tuple[str, dict]:
-    """Method selector and its main parameters. -> (method, params) in the map service's key format."""
+PERPLEXITIES = [5, 10, 20, 30, 50, 100]
+NEIGHBOURS = [5, 10, 15, 30, 50, 100]
+MIN_DISTS = [0.0, 0.05, 0.1, 0.25, 0.5, 0.8, 0.99]
+
+
+def controls(latent_dim: int, link: Link) -> tuple[str, dict]:
+    """Method selector and its main parameters, kept in the page's address (`link`).
+    -> (method, params) in the map service's key format."""
     options = methods_for(latent_dim)
     c1, c2, c3 = st.columns([2.2, 1, 1], vertical_alignment="bottom")
     # One key per kind of model, so switching from a 2-D to a 16-D model never keeps "native".
-    method = c1.radio("Map", options, format_func=METHOD_LABELS.get, horizontal=True,
-                      key=f"map_method_{'plane' if latent_dim <= 2 else 'proj'}",
-                      index=0 if latent_dim <= 2 else options.index("tsne"),
+    key = f"map_method_{'plane' if latent_dim <= 2 else 'proj'}"
+    link.field("method", key, links.choice(options), options[0] if latent_dim <= 2 else "tsne", options)
+    method = c1.radio("Map", options, format_func=METHOD_LABELS.get, horizontal=True, key=key,
                       help="How the codes are laid out on the page. Native and PCA are instant; t-SNE and UMAP "
                            "take seconds the first time and are then kept on disk.")
     params = default_params(method)
     if method == "tsne":
+        link.field("perplexity", "map_perplexity", links.choice(PERPLEXITIES), 30, PERPLEXITIES)
         params["perplexity"] = float(c2.select_slider(
-            "Perplexity", [5, 10, 20, 30, 50, 100], value=30, key="map_perplexity",
+            "Perplexity", PERPLEXITIES, key="map_perplexity",
             help="Roughly how many neighbours each digit tries to keep close. Small: many tight clumps; "
                  "large: smoother, more global layout."))
     elif method == "umap":
+        link.field("n_neighbors", "map_n_neighbors", links.choice(NEIGHBOURS), 15, NEIGHBOURS)
+        link.field("min_dist", "map_min_dist", links.choice(MIN_DISTS), 0.1, MIN_DISTS)
         params["n_neighbors"] = int(c2.select_slider(
-            "Neighbours", [5, 10, 15, 30, 50, 100], value=15, key="map_n_neighbors",
+            "Neighbours", NEIGHBOURS, key="map_n_neighbors",
             help="How many neighbours define each digit's surroundings. Small: local detail; large: global shape."))
         params["min_dist"] = round(float(c3.select_slider(
-            "Min. distance", [0.0, 0.05, 0.1, 0.25, 0.5, 0.8, 0.99], value=0.1, key="map_min_dist",
+            "Min. distance", MIN_DISTS, key="map_min_dist",
             help="How tightly UMAP may pack dots. Small: dense clumps; large: evenly spread.")), 2)
+    link.publish({"method": method, **params})
     return method, params
 
 

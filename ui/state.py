@@ -4,6 +4,10 @@ Models and services are `st.cache_resource` (shared by every session, never muta
 loading); arrays are `st.cache_data`; a session holds only small values in `st.session_state`
 (the active model's id, the picked digits). Pages call these helpers and render.
 
+The active model is also in the address, `?model=<library id>` on every page (ui/links.py keeps the
+rest of a page's view there): a lesson link or a reload opens that model, and picking another one
+(`set_active`) rewrites it.
+
 This module imports no torch: every run imports it, the server's first run included, and the
 Welcome page with its sidebar draws from the library's metadata and a bundled picture. torch
 (1.7 s to import) comes with the first helper that needs it, or from ui.warmup's background
@@ -18,6 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import streamlit as st
 
+from ui.text import plain
 from vae.assets import MAPS_DIR, preview_path
 from vae.checkpoint import CheckpointError, Entry, ModelLibrary, default_library_dir
 from vae.paths import BUNDLED_MODELS
@@ -32,6 +37,8 @@ if TYPE_CHECKING:
 DEFAULT_MODEL = "vae-2d"
 ACTIVE = "active_model"  # session_state key: the active model's library id
 PICKS = "picked_digits"  # session_state key: test-set indices picked on the map
+MODEL_PARAM = "model"  # the address's parameter naming the active model
+_IN_ADDRESS = "model_in_address"  # session_state key: the model id this session last wrote to the address
 
 
 @st.cache_resource(show_spinner=False)
@@ -123,19 +130,34 @@ def prior_preview(entry: Entry) -> bytes:
 
 
 def set_active(entry_id: str) -> None:
-    """Make a model the session's active one (picked, trained, uploaded or loaded) and start its
-    default maps in the background."""
+    """Make a model the session's active one (picked, trained, uploaded or loaded), name it in the
+    address and start its default maps in the background."""
     st.session_state[ACTIVE] = entry_id
     st.session_state.pop(PICKS, None)
+    st.query_params[MODEL_PARAM] = st.session_state[_IN_ADDRESS] = entry_id
     warm_maps(entry_id)
 
 
 def active_id() -> str | None:
+    """The active model's id, kept in the address: a `?model=` this session did not write itself (a
+    lesson link, a reload) picks the model; an unknown one is replaced, with a notice."""
     ids = [e.id for e in entries()]
+    in_address = st.query_params.get(MODEL_PARAM)
+    if in_address is not None and in_address != st.session_state.get(_IN_ADDRESS):
+        if in_address in ids:
+            if in_address != st.session_state.get(ACTIVE):
+                st.session_state.pop(PICKS, None)  # picks of another model; the link's own come with the page
+            st.session_state[ACTIVE] = in_address
+        else:
+            st.toast(plain(f"This link's model “{in_address[:40]}” is not in the library (any more), so "
+                               "another one is shown."), icon=":material/link_off:")
     wanted = st.session_state.get(ACTIVE, DEFAULT_MODEL)
-    if wanted in ids:
-        return wanted
-    return DEFAULT_MODEL if DEFAULT_MODEL in ids else (ids[0] if ids else None)
+    if wanted not in ids:
+        wanted = DEFAULT_MODEL if DEFAULT_MODEL in ids else (ids[0] if ids else None)
+    if wanted is not None and in_address != wanted:
+        st.query_params[MODEL_PARAM] = wanted
+    st.session_state[_IN_ADDRESS] = wanted
+    return wanted
 
 
 def get_model(entry_id: str) -> Active:
@@ -164,7 +186,7 @@ def active() -> Active | None:
     try:
         return get_model(entry_id)
     except CheckpointError as e:
-        st.error(f"The active model could not be loaded: {e}")
+        st.error(f"The active model could not be loaded: {plain(e)}")
         return None
 
 
@@ -184,7 +206,8 @@ def require_test_data(a: Active) -> Dataset:
     try:
         return test_data(a.dataset)
     except DataError as e:
-        st.warning(f"This model was trained on **{a.dataset}**, whose test digits are not here. {e}")
+        st.warning(f"This model was trained on **{plain(a.dataset)}**, whose test digits are not here. "
+                   + plain(e))
         st.stop()
 
 

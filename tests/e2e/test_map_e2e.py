@@ -156,7 +156,7 @@ def test_scatter_hover_and_pick(page, server):
     shot(page, "map-box-picked")
 
     page.get_by_role("button", name="to Sliders").click()
-    page.wait_for_url("**/sliders", timeout=30_000)
+    page.wait_for_url("**/sliders?**start=picked**", timeout=30_000)  # on the picks (ui/links.py)
 
 
 @pytest.mark.slow  # computes a real t-SNE unless the bundled maps are built: ~15 s on an idle 2-core machine

@@ -96,6 +96,14 @@ def test_slider_drag_redraws_the_digit_live(page, server):
     settled(page)
     assert_no_exception(page)
     shot(page, "sliders-after-drag")
+    # The released code is in the address (ui/links.py): a reload shows the same sliders.
+    page.wait_for_function("() => new URLSearchParams(location.search).has('z')", timeout=30_000)
+    values = page.locator("input[type=range]").evaluate_all("els => els.map(e => Number(e.value))")
+    page.reload()
+    page.wait_for_selector(CANVAS, timeout=90_000)
+    settled(page)
+    again = page.locator("input[type=range]").evaluate_all("els => els.map(e => Number(e.value))")
+    assert len(again) == len(values) and all(abs(a - b) < 0.013 for a, b in zip(again, values))  # a slider step
 
 
 def test_reset_returns_to_the_start(page, server):
@@ -128,3 +136,36 @@ def test_every_bundled_model_redraws_while_dragged(page, server, entry):
     settled(page)
     assert_no_exception(page)
     shot(page, f"sliders-{entry.id}")
+
+
+def test_sliders_link_send_to_interpolate_and_the_picks_link(page, server):
+    """A link opens the sliders where it says (start, slider values); "Send to Interpolate" walks from the
+    start to the closest digit; the link to interpolate the picks is readable in full and opens on them."""
+    page.goto(f"{server}/sliders?model=vae-2d&start=picked&digit=42&picks=0-40,42,100-557&z=1.5,-0.25")
+    page.wait_for_selector(CANVAS, timeout=90_000)
+    settled(page)
+    assert_no_exception(page)
+    values = page.locator("input[type=range]").evaluate_all("els => els.map(e => Number(e.value))")
+    # the link's slider values (to a slider's step)
+    assert len(values) == 2 and all(abs(v - w) < 0.013 for v, w in zip(values, [1.5, -0.25]))
+    assert page.get_by_text("to where you released the sliders").count() == 1
+    link = page.locator('[data-testid="stPageLink"]', has_text="Interpolate the 500 picks")
+    link.wait_for(timeout=30_000)
+    clipped = link.evaluate("""e => [...e.querySelectorAll('*')].some(c => c.scrollWidth > c.clientWidth + 1)
+                                    || e.scrollWidth > e.clientWidth + 1""")
+    assert not clipped, link.inner_text()
+    shot(page, "sliders-link")
+    link.click()
+    page.wait_for_url("**/interpolate?**mode=map**", timeout=60_000)
+    page.get_by_text("500 digits are picked").wait_for(timeout=90_000)
+    assert_no_exception(page)
+
+    page.goto(f"{server}/sliders?model=vae-2d&start=digit&digit=7")
+    page.wait_for_selector(CANVAS, timeout=90_000)
+    settled(page)
+    page.get_by_role("button", name="Send to Interpolate").click()
+    page.wait_for_url("**/interpolate?**", timeout=60_000)
+    page.get_by_role("heading", name="From test #7").wait_for(timeout=90_000)  # the start, to its closest digit
+    wait_for_app(page)
+    assert_no_exception(page)
+    assert "mode=index" in page.url and "from=7" in page.url
