@@ -6,6 +6,7 @@ The browser side (the cookie written, a reload keeping the identity) is tests/e2
 
 from __future__ import annotations
 
+import json
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
@@ -83,7 +84,7 @@ def test_the_teacher_proof_is_an_hmac_of_the_secret_and_this_identity(browser_co
 def test_cookies_are_written_until_the_browser_has_them_and_a_leaving_teacher_is_cleared(browser_cookies,
                                                                                        monkeypatch):
     writes: list = []
-    monkeypatch.setattr(identity, "_write_cookies", lambda **kw: writes.append(kw["data"]))
+    monkeypatch.setattr(identity, "_write_cookies", lambda **kw: writes.append(json.loads(kw["data"]["json"])))
     monkeypatch.setenv(identity.SECRET_ENV, "sesame")
     browser_cookies[identity.WORKSPACE_COOKIE] = ws = "E" * 32
     identity.sync_cookies()

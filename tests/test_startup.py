@@ -26,6 +26,7 @@ from vae.images import png_bytes
 from vae.latent import prior_preview
 from vae.config import ModelConfig
 from vae.models import build_model
+from ui.text import plain
 from vae.paths import BUNDLED_MODELS, ROOT
 
 FIRST_PAGE = """
@@ -62,7 +63,7 @@ def first_page(tmp_path, setup: str) -> dict:
 def test_the_first_page_draws_without_torch(tmp_path):
     r = first_page(tmp_path, "warmup.IMPORTS = warmup.LATER_IMPORTS = ()")
     assert r["exception"] == []
-    assert r["subheaders"][0] == "Dreamed up by VAE 2-d (bundled)" and r["images"] == 1  # the stored picture
+    assert r["subheaders"][0] == f"Dreamed up by {plain('VAE 2-d (bundled)')}" and r["images"] == 1  # the stored picture
     assert r["model"] == "vae-2d"  # the sidebar, from the checkpoints' metadata
     assert not r["torch_after_page"]
     assert r["after_warm_up"] == []

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
 import re
 import secrets
@@ -181,7 +182,7 @@ def sync_cookies() -> None:
     if st.session_state.get(WRITING) or any(_cookie(k) != (v or None) for k, v in wanted.items()):
         st.session_state[WRITING] = True
         put = {k: v for k, v in wanted.items() if v}
-        _write_cookies(key="identity_cookies", height=0, data={"set": put, "clear": sorted(set(wanted) - set(put))})
+        _write_cookies(key="identity_cookies", height=0, data={"json": json.dumps({"set": put, "clear": sorted(set(wanted) - set(put))})})
 
 
 def _teacher_form(me: Identity) -> None:
