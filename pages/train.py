@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui import identity, library, state, train_form, training
+from ui import identity, library, links, state, train_form, training
 from ui.layout import ensure_frame
 from ui.text import plain
 from vae.checkpoint import MAX_BYTES, CheckpointError
@@ -11,6 +11,7 @@ from vae.train import DEFAULT_LR_NOTE, TrainConfig
 
 ensure_frame()
 st.title(":material/model_training: Train & library")
+links.Link("train").publish({})
 st.markdown("Train your own autoencoder and watch it learn, or pick, rename, download and upload models. "
             "Training runs on the server in the background, so you can explore other pages meanwhile.")
 

@@ -39,6 +39,7 @@ PARAMS: dict[str, tuple[str, ...]] = {
     "interpolate": ("mode", "from", "to", "steps", "path", "picks"),
     "compare": ("pair", "left", "right", "region", "half", "grid", "seed", "from", "to", "path"),
     "gallery": ("seed", "count", "first", "worst"),
+    "train": (),
 }
 MAX_PICKS = 500  # as many as ui.state.set_picks keeps
 READABLE = 200  # picks up to this many characters are written as a list ("3,17,20-25"), longer ones packed
