@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui import compare, explore, links, map_canvas, map_view, state
+from ui import compare, explore, identity, library, links, map_canvas, map_view, state
 from ui.text import plain
 from ui.figures import DIGIT_COLORS
 from vae.checkpoint import CheckpointError
@@ -25,8 +25,9 @@ st.markdown(
     "codes and the same walk between two digits, and a digit classifier counts how often the result is a clear digit."
 )
 
-entries = state.entries()
+entries = library.ordered(state.entries())
 by_id = {e.id: e for e in entries}
+names_of = library.labels(entries, identity.current())  # same-named models told apart, as in the sidebar
 if len(entries) < 2:
     st.info("Comparing needs two models in the library: train an AE and a VAE on **Train & library**.", icon=":material/arrow_back:")
     st.page_link("pages/train.py", label="Go to Train & library", icon=":material/model_training:")
@@ -41,9 +42,9 @@ if choice == "any":
     ids = list(by_id)
     first = compare.default_pair(entries)
     s1, s2 = st.columns(2)
-    left_id = s1.selectbox("Left model", ids, format_func=lambda i: by_id[i].name,
+    left_id = s1.selectbox("Left model", ids, format_func=names_of.get,
                            key=link.field("left", "compare_left", links.choice(ids), first[0], ids))
-    right_id = s2.selectbox("Right model", ids, format_func=lambda i: by_id[i].name,
+    right_id = s2.selectbox("Right model", ids, format_func=names_of.get,
                             key=link.field("right", "compare_right", links.choice(ids), first[1], ids))
 else:
     left_id, right_id = pairs[choice]
@@ -91,7 +92,7 @@ try:
     with st.spinner("Decoding grids, prior samples and paths, and scoring them…"):
         measured = compare.measure(models, clf, mode, extent, n_grid, N_PRIOR, seed, start, end, STEPS, method)
 except ValueError as e:  # e.g. a diverged model whose codes are not finite
-    st.error(f"These models cannot be compared: {e}")
+    st.error(f"These models cannot be compared: {plain(e)}")
     st.stop()
 reports, paths, planes = measured.reports, measured.paths, measured.planes
 

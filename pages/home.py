@@ -26,7 +26,7 @@ if e is not None:
     try:
         preview = state.prior_preview(e)
     except CheckpointError as err:
-        st.error(f"The active model could not be loaded: {err}")
+        st.error(f"The active model could not be loaded: {plain(err)}")
     else:
         st.subheader(f"Dreamed up by {plain(e.name)}")
         st.caption("Sixteen codes drawn at random from the prior N(0, I) and decoded. A VAE turns most of them into "

@@ -6,6 +6,7 @@ from ui import explore, links, map_canvas, map_view, state
 from ui.figures import DIGIT_COLORS, gif_bytes
 from vae.compare import representative
 from ui.layout import ensure_frame
+from ui.text import plain
 from vae.images import image_grid, png_bytes
 
 MODES = ["class", "index", "map"]  # how the two digits are picked ("map": two of the picks)
@@ -83,7 +84,7 @@ try:
         report = explore.path(a, clf, i0, i1, steps, method)
         p, y = explore.plane(a)
 except ValueError as e:  # e.g. a diverged model whose codes are not finite
-    st.error(f"This model's latent space cannot be drawn: {e}")
+    st.error(f"This model's latent space cannot be drawn: {plain(e)}")
     st.stop()
 
 st.subheader(f"From test #{i0} (a {names[labels[i0]]}) to test #{i1} (a {names[labels[i1]]})")

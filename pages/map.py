@@ -6,6 +6,7 @@ from ui import links, map_canvas, map_view, state
 from ui.figures import DIGIT_COLORS
 from vae.maps.projection import METHOD_LABELS
 from ui.layout import ensure_frame
+from ui.text import plain
 from vae.images import image_grid
 
 ensure_frame()
@@ -31,7 +32,7 @@ st.caption(map_view.ABOUT[method] + ("" if dim <= 2 else f" This model has {dim}
 job = map_view.request(a, z, method, params)
 
 if job.status == "error":
-    st.error(f"The {METHOD_LABELS[method]} map could not be computed ({job.error}). Try other settings or "
+    st.error(f"The {METHOD_LABELS[method]} map could not be computed ({plain(job.error)}). Try other settings or "
              "another method.")
     st.stop()
 if job.status != "done":
