@@ -196,6 +196,18 @@ def test_queue_places_and_cancel(queue_factory, data_root, fake_python, ready_fi
     assert not list(default_library_dir().glob("*.safetensors"))
 
 
+def test_only_its_owner_cancels_a_training(queue_factory, data_root, fake_python):
+    q = queue_factory(python=fake_python, max_running=1)
+    q.submit(MODEL, {"epochs": 1}, "mnist", data_root, owner="alice")  # running
+    waiting = q.submit(MODEL, {"epochs": 1}, "mnist", data_root, owner="alice")
+    with pytest.raises(ValueError, match="Only whoever started this training can cancel it"):
+        q.cancel(waiting, owner="bob")
+    assert q.status(waiting).state == "queued"  # nothing changed
+    assert q.cancel(waiting, owner="alice") and q.status(waiting).state == "cancelled"
+    for j in q.jobs():
+        q.cancel(j.job_id)
+
+
 def test_two_slots_run_two_jobs(queue_factory, data_root, fake_python):
     q = queue_factory(python=fake_python, max_running=2)
     ids = [submit(q, data_root) for _ in range(3)]

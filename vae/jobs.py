@@ -201,13 +201,16 @@ class TrainingQueue:
             states = [j.state for j in self._jobs.values()]
             return {s: states.count(s) for s in STATES}
 
-    def cancel(self, job_id: str) -> bool:
-        """Cancel a queued or running job; False when it had already finished or is unknown."""
+    def cancel(self, job_id: str, owner: str | None = None) -> bool:
+        """Cancel a queued or running job; False when it had already finished or is unknown. With
+        `owner` (the one asking), only that owner's job: another's is refused with a ValueError."""
         with self._lock:
             self._refresh()
             job = self._jobs.get(job_id)
             if job is None or job.state in FINISHED:
                 return False
+            if owner is not None and job.spec.owner != owner:
+                raise ValueError("Only whoever started this training can cancel it.")
             if not self._folder_lock.held:
                 raise ValueError(self._read_only_sentence())
             if job.state == "queued":
