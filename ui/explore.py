@@ -20,7 +20,7 @@ from ui import state
 from vae.images import image_grid, to_uint8
 from vae.checkpoint import CheckpointError
 from vae.classifier import CONFIDENT, DigitClassifier, digit_confidence
-from vae.compare import HoleReport, PathReport, code_region, hole_report, map_plane, path_report
+from vae.compare import HoleReport, PathReport, code_region, decoded_grid, decoded_prior, map_plane, path_report
 from vae.latent import decode, encode, prior_samples, reconstruction_errors
 from vae.models import AutoEncoder
 from vae.maps.projection import Projection
@@ -61,17 +61,28 @@ def plane(a: state.Active) -> tuple[Projection, np.ndarray]:
     return _plane(a.fingerprint, a.dataset, a.model)
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
-def _holes(fingerprint: str, dataset: str, mode: str, extent: float, n_grid: int, n_prior: int, seed: int,
-           scored: bool, _model: AutoEncoder, _clf) -> HoleReport:
+# The grid and the prior samples are cached apart: a student moving the region or the grid size
+# decodes only the grid again. Entries are a few MB each, hence the small bounds (35 students
+# trying settings would otherwise fill hundreds of MB).
+@st.cache_data(show_spinner=False, max_entries=12)
+def _grid(fingerprint: str, dataset: str, mode: str, extent: float, n_grid: int, scored: bool, _model: AutoEncoder,
+          _clf):
     p, y = _plane(fingerprint, dataset, _model)
-    return hole_report(_model, _clf if scored else None, code_region(p, y, mode, extent), n_grid, n_prior, seed)
+    region = code_region(p, y, mode, extent)
+    return region, decoded_grid(_model, _clf if scored else None, region, n_grid)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _prior(fingerprint: str, n_prior: int, seed: int, scored: bool, _model: AutoEncoder, _clf):
+    return decoded_prior(_model, _clf if scored else None, n_prior, seed)
 
 
 def holes(a: state.Active, clf, mode: str = "codes", extent: float = 3.0, n_grid: int = 16, n_prior: int = 400,
           seed: int = 0) -> HoleReport:
-    return _holes(a.fingerprint, a.dataset, mode, float(extent), int(n_grid), int(n_prior), int(seed),
-                  clf is not None, a.model, clf)
+    region, (points, grid_images, grid_scores) = _grid(a.fingerprint, a.dataset, mode, float(extent), int(n_grid),
+                                                       clf is not None, a.model, clf)
+    prior_images, prior_scores = _prior(a.fingerprint, int(n_prior), int(seed), clf is not None, a.model, clf)
+    return HoleReport(points, grid_images, prior_images, grid_scores, prior_scores, region)
 
 
 @st.cache_data(show_spinner=False, max_entries=128)

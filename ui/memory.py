@@ -1,18 +1,25 @@
-"""Hand the memory a page run freed back to the system.
+"""Keep the server's resident memory close to what it uses.
 
-glibc's malloc keeps freed heap memory for reuse instead of returning it, so a server's resident
-size grows with every page drawn (figures, PNGs, decoded grids) and only shrinks when asked.
-app.py asks after every script run: `malloc_trim(0)` takes well under a millisecond and keeps the
-server's RSS below 1 GB with every page visited (benchmarks/README.md, "server RSS"). On a system
-without glibc (macOS, musl) it does nothing.
+glibc's malloc keeps freed heap memory for reuse instead of returning it, and gives every thread
+that allocates at once an arena of its own (up to 8 per core): on a class server every session's
+script runs on a thread of its own, and each arena keeps its own freed memory. So, when this
+module is imported (app.py, as the server starts, before any session's thread), the number of
+arenas is capped at `ARENAS`, and after every script run `release()` hands freed memory back
+(`malloc_trim(0)`, well under a millisecond). The figures are in benchmarks/README.md ("server
+RSS", bench_class). On a system without glibc (macOS, musl) both do nothing.
 """
 
 from __future__ import annotations
 
 import ctypes
 
+ARENAS = 2
+_M_ARENA_MAX = -8  # glibc's mallopt parameter
+
 try:
-    _malloc_trim = ctypes.CDLL(None).malloc_trim
+    _libc = ctypes.CDLL(None)
+    _malloc_trim = _libc.malloc_trim
+    _libc.mallopt(_M_ARENA_MAX, ARENAS)
 except (OSError, AttributeError):  # not glibc
     _malloc_trim = None
 

@@ -122,20 +122,34 @@ class HoleReport:
         return _share(self.prior_scores, self.threshold)
 
 
-def hole_report(model: AutoEncoder, clf: DigitClassifier | None, region: Region, n_grid: int = 16,
-                n_prior: int = 400, seed: int = 0, threshold: float = CONFIDENT) -> HoleReport:
-    """Decode an n_grid x n_grid grid over `region` and `n_prior` codes drawn from N(0, I), and score each."""
+def decoded_grid(model: AutoEncoder, clf: DigitClassifier | None, region: Region, n_grid: int = 16):
+    """Decode an n_grid x n_grid grid over `region` and score each image.
+    -> (points (n*n, 2), images (n*n, 28, 28), scores (n*n,) or None)"""
     if not 2 <= n_grid <= 64:
         raise ValueError(f"The grid needs from 2 to 64 points per side, not {n_grid}.")
-    if not 1 <= n_prior <= 10_000:
-        raise ValueError(f"Draw from 1 to 10,000 prior samples, not {n_prior}.")
     points, z_grid = region.grid(n_grid)
     if z_grid.shape[1] != model.latent_dim:
         raise ValueError(f"The region belongs to a {z_grid.shape[1]}-d space, the model has {model.latent_dim}.")
-    grid_images = decode(model, z_grid)
-    prior_images = decode(model, prior_samples(n_prior, model.latent_dim, seed=seed))
-    return HoleReport(points, grid_images, prior_images, _scores(clf, grid_images), _scores(clf, prior_images),
-                      region, threshold)
+    images = decode(model, z_grid)
+    return points, images, _scores(clf, images)
+
+
+def decoded_prior(model: AutoEncoder, clf: DigitClassifier | None, n_prior: int = 400, seed: int = 0):
+    """Decode `n_prior` codes drawn from N(0, I) and score each. -> (images (n, 28, 28), scores (n,) or None)"""
+    if not 1 <= n_prior <= 10_000:
+        raise ValueError(f"Draw from 1 to 10,000 prior samples, not {n_prior}.")
+    images = decode(model, prior_samples(n_prior, model.latent_dim, seed=seed))
+    return images, _scores(clf, images)
+
+
+def hole_report(model: AutoEncoder, clf: DigitClassifier | None, region: Region, n_grid: int = 16,
+                n_prior: int = 400, seed: int = 0, threshold: float = CONFIDENT) -> HoleReport:
+    """Decode an n_grid x n_grid grid over `region` and `n_prior` codes drawn from N(0, I), and score each.
+    (The two halves, `decoded_grid` and `decoded_prior`, depend on different settings: a page caches
+    them apart, so moving the region never decodes the prior samples again.)"""
+    points, grid_images, grid_scores = decoded_grid(model, clf, region, n_grid)
+    prior_images, prior_scores = decoded_prior(model, clf, n_prior, seed)
+    return HoleReport(points, grid_images, prior_images, grid_scores, prior_scores, region, threshold)
 
 
 @dataclass

@@ -8,6 +8,7 @@ Screenshots go to test-artifacts/ at the repository root.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -124,19 +125,27 @@ def start_server(home: Path, data_root: Path | None, port: int | None = None, ex
     return proc, url
 
 
+@contextlib.contextmanager
+def running_server(home: Path, extra_env=None):
+    """An app server on the shared MNIST data (where it is here) for a `with` block; -> its URL."""
+    from tests.conftest import DATA_ROOT
+
+    proc, url = start_server(home, DATA_ROOT if (DATA_ROOT / "MNIST").is_dir() else None, extra_env=extra_env)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
     """One app server for the whole browser session, on the shared MNIST data."""
-    from tests.conftest import DATA_ROOT
-
-    home = tmp_path_factory.mktemp("e2e-home")
-    proc, url = start_server(home, DATA_ROOT if (DATA_ROOT / "MNIST").is_dir() else None)
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with running_server(tmp_path_factory.mktemp("e2e-home")) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -11,11 +11,10 @@ classroom-6-out-of-range.png.
 
 from __future__ import annotations
 
-import subprocess
 
 import pytest
 
-from tests.e2e.conftest import assert_no_exception, shot, start_server, wait_for_app
+from tests.e2e.conftest import assert_no_exception, running_server, shot, wait_for_app
 
 SECRET = "e2e teacher secret"
 NAME = "A's ![x](http://example.com/a.png) [link](http://x) <b>bold</b> **x**"  # must stay text
@@ -24,17 +23,8 @@ VIEWPORT = {"width": 1400, "height": 2300}  # Streamlit scrolls inside; a tall w
 
 @pytest.fixture(scope="module")
 def classroom_server(tmp_path_factory):
-    from tests.conftest import DATA_ROOT
-
-    home = tmp_path_factory.mktemp("e2e-classroom")
-    proc, url = start_server(home, DATA_ROOT if (DATA_ROOT / "MNIST").is_dir() else None,
-                             extra_env={"LATENT_LAB_TEACHER_SECRET": SECRET})
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with running_server(tmp_path_factory.mktemp("e2e-classroom"), {"LATENT_LAB_TEACHER_SECRET": SECRET}) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
