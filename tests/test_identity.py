@@ -6,6 +6,8 @@ The browser side (the cookie written, a reload keeping the identity) is tests/e2
 
 from __future__ import annotations
 
+import threading
+
 import json
 import pytest
 import streamlit as st
@@ -54,6 +56,20 @@ def test_no_secret_no_teacher_and_no_secrets_file_is_fine(browser_cookies):
     assert identity.login_providers() == []  # no [auth]: no "Log in" button
     assert not identity.become_teacher("") and not identity.become_teacher("admin")
     assert not identity.current().teacher
+
+
+def test_wrong_guesses_queued_by_others_never_keep_the_teacher_waiting(browser_cookies, monkeypatch):
+    monkeypatch.setenv(identity.SECRET_ENV, "sesame")
+    browser_cookies[identity.WORKSPACE_COOKIE] = "D" * 32
+    from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
+
+    result = []
+    attempt = threading.Thread(target=lambda: result.append(identity.become_teacher("sesame")), daemon=True)
+    add_script_run_ctx(attempt, get_script_run_ctx())
+    with identity._guesses():  # as while other sessions' wrong guesses take their turns
+        attempt.start()
+        attempt.join(5)
+    assert result == [True] and identity.current().teacher
 
 
 def test_the_teacher_proof_is_an_hmac_of_the_secret_and_this_identity(browser_cookies, monkeypatch):
