@@ -11,7 +11,8 @@ from datetime import datetime
 
 import pytest
 
-from vae.checkpoint import Actor, CheckpointError, ModelLibrary, checkpoint_bytes, save_checkpoint
+from vae.checkpoint import CheckpointError, ModelLibrary, checkpoint_bytes, save_checkpoint
+from vae.ownership import Actor
 from vae.config import ModelConfig
 from vae.models import build_model
 from vae.ownership import CLASS_MODELS_FILE, Entry, clean_name, labels

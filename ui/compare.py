@@ -14,7 +14,7 @@ if TYPE_CHECKING:  # annotations only
     import numpy as np
 
     from ui.state import Active
-    from vae.checkpoint import Entry
+    from vae.ownership import Entry
     from vae.classifier import DigitClassifier
     from vae.compare import HoleReport, PathReport
     from vae.maps.projection import Projection

@@ -36,7 +36,7 @@ import streamlit as st
 
 from ui.components import component
 from ui.text import plain
-from vae.checkpoint import Actor
+from vae.ownership import Actor
 
 WORKSPACE_COOKIE = "latent_lab_workspace"
 TEACHER_COOKIE = "latent_lab_teacher"

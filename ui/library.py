@@ -14,7 +14,8 @@ import streamlit as st
 from ui import identity, state
 from ui.identity import Identity
 from ui.text import plain
-from vae.checkpoint import CheckpointError, Entry, clean_name, slugify
+from vae.checkpoint import CheckpointError, slugify
+from vae.ownership import Entry, clean_name
 
 # session_state keys of the library (the browser tests read them too)
 FLASH = "train_flash"  # (level, message) shown once above the library

@@ -24,7 +24,8 @@ import streamlit as st
 
 from ui.text import plain
 from vae.assets import MAPS_DIR, preview_path
-from vae.checkpoint import CheckpointError, Entry, ModelLibrary, default_library_dir
+from vae.checkpoint import CheckpointError, ModelLibrary, default_library_dir
+from vae.ownership import Entry
 from vae.paths import BUNDLED_MODELS
 from vae.maps.service import MapService, MapStore
 from vae.paths import cache_dir

@@ -1,6 +1,7 @@
 """Checkpoints in safetensors with JSON metadata, and the model library on disk.
 
     from vae.checkpoint import save_checkpoint, load_checkpoint, ModelLibrary
+    from vae.ownership import Actor
     save_checkpoint("m.safetensors", model, name="my vae", metrics={...}, history={...})
     model, meta = load_checkpoint("m.safetensors")
     lib = ModelLibrary(user_dir, bundled_dir); entry = lib.save(model, name="typed by a user", owner=owner_id)
