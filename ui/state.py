@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 DEFAULT_MODEL = "vae-2d"
 ACTIVE = "active_model"  # session_state key: the active model's library id
 PICKS = "picked_digits"  # session_state key: test-set indices picked on the map
+SENT = "sent_code"  # session_state: (z as a list, label, fingerprint) from ui.state.set_sent_code
 MODEL_PARAM = "model"  # the address's parameter naming the active model
 _IN_ADDRESS = "model_in_address"  # session_state key: the model id this session last wrote to the address
 
@@ -230,3 +231,19 @@ def picks() -> list[int]:
 
 def set_picks(indices) -> None:
     st.session_state[PICKS] = [int(i) for i in indices][:500]
+
+
+def sent_code() -> tuple[np.ndarray, str, str] | None:
+    """A latent code sent from another page (a point clicked on empty map space, a drawn digit), for the
+    Sliders start and an Interpolate endpoint: (z (D,), label shown to the user, fingerprint of the model
+    it belongs to), or None. A code belongs to one model: pages ignore it for any other."""
+    held = st.session_state.get(SENT)
+    return None if held is None else (np.asarray(held[0], np.float32), str(held[1]), str(held[2]))
+
+
+def set_sent_code(z, label: str, fingerprint: str) -> None:
+    """Keep `z` as the code the next page starts from (one per session; a new one replaces it)."""
+    z = np.asarray(z, np.float32).reshape(-1)
+    if not np.all(np.isfinite(z)):
+        raise ValueError("That point has no finite code, so it cannot be sent.")
+    st.session_state[SENT] = (z.tolist(), str(label)[:80], str(fingerprint))
