@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui import compare, explore, identity, library, links, map_canvas, map_view, state
+from ui import compare, explore, hover_card, identity, library, links, map_canvas, state
 from ui.text import plain
 from ui.figures import DIGIT_COLORS
 from vae.checkpoint import CheckpointError
@@ -140,7 +140,7 @@ for k, col in enumerate(cols):
                              filename=f"compare-map-{models[k].entry.id}", height=420, pickable=False,
                              path=explore.walk(p.transform(paths[k].z), paths[k].scores, paths[k].threshold))
 if models[0].dataset == models[1].dataset:  # the hover card shows test images of one dataset
-    map_view.hover_digits(models[0].dataset)
+    hover_card.hover_digits(models[0].dataset)
 
 st.subheader("The region, decoded")
 st.caption(f"A {n_grid}×{n_grid} grid of points evenly spaced over the dashed box, each decoded" +

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui import explore, links, map_canvas, map_view, state
+from ui import explore, hover_card, links, map_canvas, state
 from ui.figures import DIGIT_COLORS, gif_bytes
 from vae.compare import representative
 from ui.layout import ensure_frame
@@ -122,7 +122,7 @@ with m1:
                          explore.axis_names(p), filename=f"interpolation-map-{a.entry.id}-{i0}-{i1}", height=480,
                          path=explore.walk(p.transform(report.z), report.scores, report.threshold), pickable=False,
                          equal=True)
-    map_view.hover_digits(a.dataset)
+    hover_card.hover_digits(a.dataset)
 originals, _ = explore.reconstructions(a, [i0, i1])
 m2.image(image_grid(originals, cols=2, scale=4), caption="start and end: the two test images")
 m2.markdown("A straight line between two clusters often crosses empty space. In a plain autoencoder that "

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui import links, map_canvas, map_view, state
+from ui import hover_card, links, map_canvas, map_view, state
 from ui.figures import DIGIT_COLORS
 from vae.maps.projection import METHOD_LABELS
 from ui.layout import ensure_frame
@@ -37,7 +37,7 @@ if job.status == "error":
     st.stop()
 if job.status != "done":
     map_view.live_map(a, method, params, labels, names)
-    map_view.hover_digits(a.dataset)
+    hover_card.hover_digits(a.dataset)
     st.stop()
 
 y = job.embedding
@@ -51,7 +51,7 @@ with left:
     picked = map_canvas.map_chart(
         "map_scatter", job.key, y, labels, names, DIGIT_COLORS, map_view.axis_titles(method, dim), region,
         filename=f"latent-map-{a.entry.id}-{method}", height=map_view.MAP_HEIGHT, picks=state.picks())
-    map_view.hover_digits(a.dataset)
+    hover_card.hover_digits(a.dataset)
     st.caption(f"{METHOD_LABELS[method]} of all {len(y):,} test digits · "
                + (f"computed in {job.seconds:.1f} s" if job.started else "precomputed, loaded from disk")
                + ". Save the picture with **Save PNG** above the map.")

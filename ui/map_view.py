@@ -3,16 +3,13 @@
     method, params = map_view.controls(latent_dim, link)   # kept in the address (ui.links)
     job = map_view.request(a, z, method, params)     # state.map_service(), briefly awaited if fast
     map_view.live_map(a, method, params, labels, names)   # while a slow map computes
-    map_view.hover_digits(dataset)   # the hover card with the digit image (ui/map_hover.js)
 
-The finished map itself is ui/map_canvas (a 2-D canvas, ~70 KB for 10,000 digits). Digit images
-are not in it; the hover card fetches them in sprite sheets the first time one is hovered.
+The finished map itself is ui/map_canvas (a 2-D canvas, ~70 KB for 10,000 digits); its hover card is
+ui/hover_card.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import html
 import time
 from typing import TYPE_CHECKING
@@ -22,9 +19,8 @@ import streamlit as st
 from PIL import Image
 
 from ui import links, state
-from ui.components import component
 from ui.figures import DIGIT_COLORS
-from vae.images import SPRITE_CHUNK, SPRITE_COLS, image_grid, png_bytes, scatter_png, sprite_chunks, sprite_png
+from vae.images import image_grid, png_bytes, scatter_png
 from vae.latent import decode, manifold_codes, manifold_region
 from vae.maps.points import map_csv
 from vae.maps.projection import FAST_METHODS, METHOD_LABELS, default_params
@@ -147,47 +143,6 @@ def _picked(fingerprint: str, dataset: str, indices: tuple[int, ...], _model: Au
 def picked_images(a: state.Active, indices) -> tuple[np.ndarray, np.ndarray]:
     """Originals and reconstructions (from the posterior mean) of picked digits. ((K,28,28), (K,28,28))"""
     return _picked(a.fingerprint, a.dataset, tuple(int(i) for i in indices), a.model)
-
-
-@st.cache_data(show_spinner=False, max_entries=256)
-def _sheet(dataset: str, chunk: int) -> str:
-    return base64.b64encode(sprite_png(state.test_data(dataset).x_test.numpy(), chunk)).decode("ascii")
-
-
-# --- the hover card ---------------------------------------------------------------------------------
-
-_HOVER = component("latent_lab_map_hover", "map_hover", html='<div class="ll-status"></div>',
-                   css=".ll-status { font-size: 0.85rem; opacity: 0.65; }")
-_WANT = "map_hover_want"
-
-
-def _on_want() -> None:
-    value = (st.session_state.get("map_hover") or {}).get("want")
-    if isinstance(value, int):
-        st.session_state[_WANT] = value
-
-
-@st.fragment
-def hover_digits(dataset: str) -> None:
-    """Mount the hover card for the map on this page. Runs as a fragment: fetching a sprite sheet
-    reruns only this, not the page (and never resends the figure). The card says "digit 7 · #123" for
-    digit datasets, "Sneaker · #123" for others."""
-    noun = "digit" if dataset in ("mnist", "custom") else ""
-    data = state.test_data(dataset)
-    n = len(data.x_test)
-    chunk = st.session_state.pop(_WANT, None)
-    png = _sheet(dataset, chunk) if isinstance(chunk, int) and 0 <= chunk < sprite_chunks(n) else None
-    # The browser keeps sheets for the whole visit, keyed by where the digits came from.
-    source = hashlib.sha1(f"{dataset}|{data.source}|{n}".encode()).hexdigest()[:12]
-    _HOVER(key="map_hover", on_want_change=_on_want, data={
-        "key": source, "n": n, "size": SPRITE_CHUNK, "cols": SPRITE_COLS, "noun": noun,
-        "bytes_per_sheet": sheet_bytes(dataset), "chunk": chunk if png else None, "png": png})
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def sheet_bytes(dataset: str) -> int:
-    """The PNG size of the first sprite sheet, to tell the user what a hover costs."""
-    return len(sprite_png(state.test_data(dataset).x_test.numpy(), 0))
 
 
 # --- the map while it computes ---------------------------------------------------------------------
