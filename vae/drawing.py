@@ -146,10 +146,16 @@ def prepare(raster, min_span: float = MIN_SPAN) -> np.ndarray:
     h, w = bottom - top, right - left
     if max(h, w) < min_span * max(x.shape):
         raise DrawingError("That is only a dot (or too small to read): draw one digit that fills most of the pad.")
-    scale = BOX / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))  # PIL's (width, height)
-    crop = Image.fromarray(np.ascontiguousarray(x[top:bottom, left:right]), mode="F")
-    small = np.clip(np.asarray(crop.resize(size, Image.Resampling.LANCZOS), np.float32), 0.0, 1.0)
+    long = max(h, w)
+    scale = BOX / long
+    crop = x[top:bottom, left:right]
+    # The shorter side gets a pixel of margin, so its edges fall inside pixels and come out grey (anti-
+    # aliased) at the same scale as the longer side, rather than stretched to a whole number of pixels.
+    out = [BOX if n == long else min(BOX, math.ceil(n * scale - 1e-6) + 1) for n in (h, w)]
+    extra = [round(o / scale) - n if n != long else 0 for o, n in zip(out, (h, w))]
+    crop = np.pad(crop, [(e // 2, e - e // 2) for e in (max(0, e) for e in extra)])
+    small = Image.fromarray(np.ascontiguousarray(crop), mode="F").resize((out[1], out[0]), Image.Resampling.LANCZOS)
+    small = np.clip(np.asarray(small, np.float32), 0.0, 1.0)
     if float(small.max()) <= 0:
         raise DrawingError("The pad is empty: draw a digit first.")
     small /= small.max()  # the brightest pixel is full white, as in MNIST
