@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui import hover_card, links, map_canvas, map_view, state
+from ui import hover_card, links, map_canvas, map_layers, map_view, state
 from ui.figures import DIGIT_COLORS
 from vae.maps.projection import METHOD_LABELS
 from ui.layout import ensure_frame
@@ -22,8 +22,9 @@ dim = a.config.latent_dim
 st.markdown(
     f"Every dot is one of the **{len(labels):,} test digits**, placed where the encoder puts its code and "
     "coloured by its true label. The model never saw the labels: where colours form clean islands, it has "
-    "learned on its own which digits are alike. Hover a dot to see the digit; click it or draw a lasso to "
-    "pick digits and compare them with their reconstructions.")
+    "learned on its own which digits are alike. Hover a dot to see the digit, or empty space to see what the "
+    "decoder draws there; click a dot or draw a lasso to pick digits and compare them with their "
+    "reconstructions, click empty space to decode that point.")
 method, params = map_view.controls(dim, link)
 link.picks(len(labels))
 link.publish({"picks": state.picks()})
@@ -42,6 +43,8 @@ if job.status != "done":
 
 y = job.embedding
 native = method == "native"
+layer_on, kept_on = map_view.toggles(a, method)
+kept = map_layers.kept(job.key, z, y) if kept_on else None  # per dot: latent neighbours kept on the map
 if native:
     grid, region = map_view.manifold(a, z)
     left, right = st.columns([3, 2], gap="medium")
@@ -50,11 +53,18 @@ else:
 with left:
     picked = map_canvas.map_chart(
         "map_scatter", job.key, y, labels, names, DIGIT_COLORS, map_view.axis_titles(method, dim), region,
-        filename=f"latent-map-{a.entry.id}-{method}", height=map_view.MAP_HEIGHT, picks=state.picks())
+        filename=f"latent-map-{a.entry.id}-{method}", height=map_view.MAP_HEIGHT, picks=state.picks(), space=True,
+        layer=layer_on, color_by=None if kept is None else map_layers.color_values(kept))
     hover_card.hover_digits(a.dataset)
+    if layer_on:
+        map_layers.layer_channel("map_scatter", job.key, a, method)
     st.caption(f"{METHOD_LABELS[method]} of all {len(y):,} test digits · "
                + (f"computed in {job.seconds:.1f} s" if job.started else "precomputed, loaded from disk")
                + ". Save the picture with **Save PNG** above the map.")
+    if kept is not None:
+        st.caption(map_layers.kept_caption(kept))
+    if (point := map_canvas.clicked_point("map_scatter", job.key)) is not None:
+        map_view.point_panel(a, method, z, y, point, names)
 if native:
     with right:
         kind = ("evenly spaced in probability under the prior N(0, 1), so the centre is magnified"

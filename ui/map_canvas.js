@@ -1,12 +1,15 @@
 // Latent map scatter: every test digit as a dot on a 2-D canvas, with zoom, pan, click, box and
-// lasso picks, a clickable legend, an optional interpolation path on top and a PNG export.
+// lasso picks, a clickable legend, an optional interpolation path on top and a PNG export; marks
+// (a drawn digit's place), a clicked point of empty space, a painted background layer (how
+// digit-like the decoder's output is) and dots coloured by a value (neighbours kept).
 //
 // Why not plotly: in a browser without a GPU (a classroom laptop, this project's CI machine)
 // plotly's WebGL scatter costs 0.6-1 s of main-thread time per redraw (software GL, read back for
 // compositing) plus 1.5 s to load plotly.js the first time; a 2-D canvas draws the 10,000 dots in
 // about 10 ms. Streamlit hands this module `data` as {json: "<the map as one JSON string>"} (see
 // ui/map_canvas.py for why), which parses to
-//   {id, n, x, y, xr, yr, labels, names, colors, axes, region, equal, height, filename, pick, path, picks}
+//   {id, key, n, x, y, xr, yr, labels, names, colors, axes, region, equal, height, filename, pick, path, picks,
+//    marks, space, point, layer, colorBy}
 // x, y: base64 uint16 positions quantised over the ranges xr, yr; labels: base64 uint8 classes.
 // pick: false for a map that only shows (no picks: Box select and Lasso are hidden, a click does
 // nothing). path: null, or {x, y, colors, text} for the steps of a walk drawn over the dots (a line
@@ -14,17 +17,37 @@
 // while the map stays (same id): the view is kept. picks: null, or the test-set indices to show as
 // picked while the user has not picked on this map (the session's pick, kept across pages and
 // methods, or a lesson link's): drawn as a pick, not reported back.
+// marks: [{x, y, label, color}] drawn on top of everything (a ring, a cross, the label); always in
+// view. space: a click on empty space (no dot within HIT px) is reported as "point"; point: the
+// point Python shows ({x, y} or null), drawn as a cross. colorBy: null, or {values: base64 uint8
+// per dot, max, label}: the dots take a sequential colour by value instead of their class's.
+// layer: true while the background layer is on; the layer itself comes through a second, small
+// component (this same module, called with {channel: true}, see `channel` below), so a new view
+// never resends the dots.
 // The module is called again on every rerun with the same parentElement: everything it keeps lives
 // on that element. A new map (`id` changes) resets the view and the pick; the same map keeps both.
 //
 // Out: setStateValue("selection", {id, indices}) when digits are picked (a click, a box, a lasso;
-// with shift held they add to the pick) or the pick is cleared (double-click). Hovering a dot dispatches a window event
-// "latent-lab-map-hover" with {index, name, clientX, clientY} (null detail: nothing hovered), which
-// ui/map_hover.js turns into the card with the digit's picture.
+// with shift held they add to the pick) or the pick is cleared (double-click); setStateValue("point",
+// {id, x, y}) for a click on empty space where `space` is on (null: cleared by a double-click).
+// Moving over the plot dispatches a window event "latent-lab-map-hover" with {key, index, name, x, y,
+// clientX, clientY}: index is the dot within HIT px (else null, over empty space), x, y the cursor in
+// data coordinates; a null detail when the pointer leaves the plot or a drag starts. ui/map_hover.js
+// turns it into the card. With the layer on, a settled view (300 ms after the last zoom or pan) is
+// dispatched as "latent-lab-map-view" {key, id, view: [[x0, x1], [y0, y1]]} for the channel.
 
 const M = { l: 58, r: 14, t: 12, b: 46 }; // plot margins, CSS px
 const HIT = 10; // px: how near a dot the mouse must be to hover or click it
 const RADIUS = 2.2;
+const SETTLE_MS = 300; // a view must rest this long before the layer for it is asked for
+const CLICK_MS = 260; // a click on empty space waits this long for a double-click (which clears instead)
+// colorBy's sequential scale (viridis, from 0 to 0.92 so the top stays visible on white): low = dark
+const SCALE = ["#440154", "#482475", "#414487", "#355f8d", "#2a788e", "#21918c", "#22a884", "#44bf70",
+               "#7ad151", "#a5db36", "#d2e21b"];
+
+function scaleColor(v, max) {
+  return SCALE[Math.max(0, Math.min(SCALE.length - 1, Math.round((v / Math.max(1, max)) * (SCALE.length - 1))))];
+}
 
 function decode(b64, Type) {
   const bin = atob(b64 || "");
@@ -62,6 +85,7 @@ function build(S, parent) {
     `<button data-act="png" title="Save the map as a PNG picture">Save PNG</button></div></div>` +
     `<div class="llm-plot"><canvas class="llm-base" data-testid="ll-map-canvas"></canvas>` +
     `<canvas class="llm-over"></canvas></div>` +
+    `<div class="llm-scale" data-testid="ll-map-scale" hidden></div>` +
     `<div class="llm-hint" data-testid="ll-map-hint"></div>`;
   parent.appendChild(root);
   S.root = root;
@@ -70,7 +94,7 @@ function build(S, parent) {
   S.over = root.querySelector(".llm-over");
   S.mode = S.mode || "zoom";
   root.querySelectorAll("[data-mode]").forEach(b => b.addEventListener("click", () => setMode(S, b.dataset.mode)));
-  root.querySelector('[data-act="reset"]').addEventListener("click", () => { resetView(S); draw(S); });
+  root.querySelector('[data-act="reset"]').addEventListener("click", () => { resetView(S); draw(S); viewMoved(S); });
   root.querySelector('[data-act="png"]').addEventListener("click", () => savePng(S));
   const over = S.over;
   // Pointer events: a mouse, a pen or a finger (a class on tablets). The canvas captures the
@@ -80,9 +104,16 @@ function build(S, parent) {
   over.addEventListener("pointerup", e => up(S, e));
   over.addEventListener("pointercancel", () => { S.drag = null; overlay(S); });
   over.addEventListener("pointerleave", () => { if (!S.drag) hover(S, null); });
-  over.addEventListener("dblclick", e => { e.preventDefault(); resetView(S); if (canPick(S)) select(S, []); else draw(S); });
+  over.addEventListener("dblclick", e => {
+    e.preventDefault();
+    clearTimeout(S.spaceTimer);
+    resetView(S);
+    if (S.point) setPoint(S, null);
+    if (canPick(S)) select(S, []); else draw(S);
+    viewMoved(S);
+  });
   over.addEventListener("wheel", e => wheel(S, e), { passive: false });
-  S.resize = new ResizeObserver(() => { if (size(S)) draw(S); });
+  S.resize = new ResizeObserver(() => { if (size(S)) { draw(S); viewMoved(S); } });
   S.resize.observe(S.plot);
   setMode(S, S.mode);
 }
@@ -113,6 +144,8 @@ function load(S, d) {
   S.hovered = null;
   S.byClass = d.names.map(() => []);
   for (let i = 0; i < S.n; i++) if (S.byClass[S.labels[i]]) S.byClass[S.labels[i]].push(i);
+  S.colorKey = null;
+  S.point = null;
   legend(S);
   resetView(S);
 }
@@ -176,6 +209,9 @@ function dataRange(S) {
   if (p) for (let k = 0; k < p.x.length; k++) {
     x0 = Math.min(x0, p.x[k]); x1 = Math.max(x1, p.x[k]); y0 = Math.min(y0, p.y[k]); y1 = Math.max(y1, p.y[k]);
   }
+  for (const m of S.d.marks || []) {
+    x0 = Math.min(x0, m.x); x1 = Math.max(x1, m.x); y0 = Math.min(y0, m.y); y1 = Math.max(y1, m.y);
+  }
   const r = S.d.region;
   if (r) { x0 = Math.min(x0, r[0][0]); x1 = Math.max(x1, r[0][1]); y0 = Math.min(y0, r[1][0]); y1 = Math.max(y1, r[1][1]); }
   if (!(x1 > x0)) { x0 -= 1; x1 += 1; }
@@ -210,6 +246,7 @@ function paint(S, ctx, w, h) {
   ctx.fillStyle = "#fff";
   ctx.fillRect(0, 0, w, h);
   const pl = M.l, pt = M.t, pr = w - M.r, pb = h - M.b;
+  paintLayer(S, ctx, pl, pt, pr, pb);
   ctx.font = "12px 'Source Sans Pro', sans-serif";
   ctx.strokeStyle = "#ececf0"; ctx.lineWidth = 1; ctx.fillStyle = "#555";
   ctx.textAlign = "center"; ctx.textBaseline = "top";
@@ -233,16 +270,17 @@ function paint(S, ctx, w, h) {
   ctx.save();
   ctx.beginPath(); ctx.rect(pl, pt, pr - pl, pb - pt); ctx.clip();
   for (let i = 0; i < S.n; i++) { S.sx[i] = tx(S, S.x[i]); S.sy[i] = ty(S, S.y[i]); }
-  const picking = S.nSelected > 0;
+  const picking = S.nSelected > 0, groups = S.byValue || S.byClass;
   let drawn = 0;
   for (const pass of picking ? [0, 1] : [1]) { // with a pick: the others faint first, the picked on top
-    S.byClass.forEach((idx, c) => {
-      if (S.hidden.has(c)) return;
-      ctx.fillStyle = d.colors[c % d.colors.length];
-      ctx.globalAlpha = picking ? (pass ? 0.95 : 0.12) : 0.75;
+    groups.forEach((idx, c) => {
+      if (!S.byValue && S.hidden.has(c)) return;
+      ctx.fillStyle = S.byValue ? scaleColor(S.byValue.length - 1 - c, d.colorBy.max) : d.colors[c % d.colors.length];
+      ctx.globalAlpha = picking ? (pass ? 0.95 : 0.12) : S.byValue ? 0.9 : 0.75;
       ctx.beginPath();
       for (const i of idx) {
         if (picking && S.selected[i] !== pass) continue;
+        if (S.byValue && S.hidden.has(S.labels[i])) continue;
         const x = S.sx[i], y = S.sy[i];
         if (x < pl - 3 || x > pr + 3 || y < pt - 3 || y > pb + 3) continue;
         ctx.moveTo(x + RADIUS, y); ctx.arc(x, y, RADIUS, 0, 2 * Math.PI);
@@ -259,10 +297,43 @@ function paint(S, ctx, w, h) {
     ctx.setLineDash([]);
   }
   if (d.path) paintPath(S, ctx, d.path);
+  if (S.point) paintMark(S, ctx, { x: S.point.x, y: S.point.y, label: "clicked point", color: "#111" }, "cross");
+  for (const m of d.marks || []) paintMark(S, ctx, m, "ring");
   ctx.restore();
   ctx.strokeStyle = "#bbb"; ctx.lineWidth = 1;
   ctx.strokeRect(pl + 0.5, pt + 0.5, pr - pl - 1, pb - pt - 1);
   return { drawn, ms: performance.now() - t0 };
+}
+
+// The layer: an n x n picture stretched over its own view (which covers more than the plot), smoothed.
+function paintLayer(S, ctx, pl, pt, pr, pb) {
+  const L = S.layer;
+  if (!S.d.layer || !L || L.id !== S.d.id || !L.img) return;
+  const [[x0, x1], [y0, y1]] = L.view;
+  ctx.save();
+  ctx.beginPath(); ctx.rect(pl, pt, pr - pl, pb - pt); ctx.clip();
+  ctx.imageSmoothingEnabled = true; ctx.imageSmoothingQuality = "high";
+  ctx.drawImage(L.img, tx(S, x0), ty(S, y1), tx(S, x1) - tx(S, x0), ty(S, y0) - ty(S, y1));
+  ctx.restore();
+}
+
+// A mark (a drawn digit's place: a ring and its label) or the clicked point (a cross), over everything.
+function paintMark(S, ctx, m, shape) {
+  const x = tx(S, m.x), y = ty(S, m.y), color = m.color || "#111";
+  if (!isFinite(x) || !isFinite(y)) return;
+  ctx.lineCap = "round";
+  for (const [stroke, width] of [["rgba(255,255,255,0.95)", 5], [color, 2]]) {
+    ctx.strokeStyle = stroke; ctx.lineWidth = width;
+    ctx.beginPath();
+    if (shape === "ring") { ctx.arc(x, y, 8, 0, 2 * Math.PI); ctx.moveTo(x - 3, y); ctx.lineTo(x + 3, y); ctx.moveTo(x, y - 3); ctx.lineTo(x, y + 3); }
+    else { ctx.moveTo(x - 7, y - 7); ctx.lineTo(x + 7, y + 7); ctx.moveTo(x + 7, y - 7); ctx.lineTo(x - 7, y + 7); }
+    ctx.stroke();
+  }
+  if (m.label) {
+    ctx.font = "bold 13px 'Source Sans Pro', sans-serif"; ctx.textAlign = "left"; ctx.textBaseline = "middle";
+    ctx.lineWidth = 3.5; ctx.strokeStyle = "rgba(255,255,255,0.9)"; ctx.strokeText(m.label, x + 12, y - 10);
+    ctx.fillStyle = color; ctx.fillText(m.label, x + 12, y - 10);
+  }
 }
 
 function star(ctx, x, y, r) {
@@ -377,10 +448,11 @@ function nearest(S, px, py) {
 }
 
 function hover(S, e) {
-  let i = null, k = null;
+  let i = null, k = null, at = null;
   if (e) {
     const [px, py] = local(S, e);
     if (px >= M.l && px <= S.w - M.r && py >= M.t && py <= S.h - M.b) {
+      at = { x: ix(S, px), y: iy(S, py) };
       k = nearestStep(S, px, py); // a step of the walk sits on top of the dots
       if (k == null) i = nearest(S, px, py);
     }
@@ -392,7 +464,8 @@ function hover(S, e) {
   if (changed) overlay(S);
   S.root.dataset.hovered = i == null ? "" : String(i);
   window.dispatchEvent(new CustomEvent("latent-lab-map-hover", {
-    detail: i == null ? null : { index: i, name: S.d.names[S.labels[i]] || "", clientX: e.clientX, clientY: e.clientY },
+    detail: at == null ? null : { key: S.d.key || "map", index: i, name: i == null ? "" : S.d.names[S.labels[i]] || "",
+                                  x: at.x, y: at.y, clientX: e.clientX, clientY: e.clientY },
   }));
 }
 
@@ -428,9 +501,10 @@ function up(S, e) {
   if (!g) return;
   S.drag = null;
   if (S.mode === "pan") S.over.style.cursor = "grab";
-  if (!g.moved) { // a click: pick the dot under the mouse, if any (shift: add it to the pick)
-    const i = canPick(S) ? nearest(S, g.x0, g.y0) : null;
-    if (i != null) select(S, [i], g.add);
+  if (!g.moved) { // a click: pick the dot under the mouse, if any (shift: add it to the pick); else the point
+    const i = nearest(S, g.x0, g.y0);
+    if (i != null && canPick(S)) select(S, [i], g.add);
+    else if (i == null && S.d.space) clickSpace(S, ix(S, g.x0), iy(S, g.y0));
     overlay(S);
     return;
   }
@@ -438,6 +512,7 @@ function up(S, e) {
     const x0 = Math.min(g.x0, g.x1), x1 = Math.max(g.x0, g.x1), y0 = Math.min(g.y0, g.y1), y1 = Math.max(g.y0, g.y1);
     if (x1 - x0 > 6 && y1 - y0 > 6) S.view = fit(S, { x0: ix(S, x0), x1: ix(S, x1), y0: iy(S, y1), y1: iy(S, y0) });
     draw(S);
+    viewMoved(S);
   } else if (g.kind === "box") {
     const x0 = Math.min(g.x0, g.x1), x1 = Math.max(g.x0, g.x1), y0 = Math.min(g.y0, g.y1), y1 = Math.max(g.y0, g.y1);
     const out = [];
@@ -458,6 +533,7 @@ function up(S, e) {
     }
     select(S, out, g.add);
   } else {
+    if (g.kind === "pan") viewMoved(S);
     overlay(S);
   }
 }
@@ -469,6 +545,65 @@ function wheel(S, e) {
   const cx = ix(S, px), cy = iy(S, py), v = S.view;
   S.view = { x0: cx - (cx - v.x0) * f, x1: cx + (v.x1 - cx) * f, y0: cy - (cy - v.y0) * f, y1: cy + (v.y1 - cy) * f };
   draw(S);
+  viewMoved(S);
+}
+
+// ---- empty space, marks, the layer --------------------------------------------------------------
+
+function clickSpace(S, x, y) {
+  clearTimeout(S.spaceTimer);
+  S.spaceTimer = setTimeout(() => setPoint(S, { x, y }), CLICK_MS); // a double-click cancels it
+}
+
+function setPoint(S, p) {
+  S.point = p;
+  S.root.dataset.point = p ? `${p.x},${p.y}` : "";
+  draw(S);
+  if (S.setStateValue) S.setStateValue("point", p ? { id: S.d.id, x: p.x, y: p.y } : null);
+}
+
+// New marks that fall outside the view widen it, so a mark is never off-view.
+function showMarks(S, marks) {
+  const v = S.view, out = (marks || []).filter(m => !(m.x >= v.x0 && m.x <= v.x1 && m.y >= v.y0 && m.y <= v.y1));
+  if (!out.length) return;
+  let { x0, x1, y0, y1 } = v;
+  for (const m of out) { x0 = Math.min(x0, m.x); x1 = Math.max(x1, m.x); y0 = Math.min(y0, m.y); y1 = Math.max(y1, m.y); }
+  const px = (x1 - x0) * 0.06, py = (y1 - y0) * 0.06;
+  S.view = fit(S, { x0: x0 - px, x1: x1 + px, y0: y0 - py, y1: y1 + py });
+  viewMoved(S);
+}
+
+// The view has changed: with the layer on, ask for the layer of the view once it has settled.
+function viewMoved(S, now = false) {
+  if (!S.d || !S.d.layer || !S.view) return;
+  clearTimeout(S.viewTimer);
+  S.viewTimer = setTimeout(() => {
+    const v = S.view, msg = { key: S.d.key || "map", id: S.d.id, view: [[v.x0, v.x1], [v.y0, v.y1]] };
+    (window.__latentLabViews = window.__latentLabViews || {})[msg.key] = msg; // for a channel not mounted yet
+    S.root.dataset.layerAsked = String((Number(S.root.dataset.layerAsked) || 0) + 1);
+    window.dispatchEvent(new CustomEvent("latent-lab-map-view", { detail: msg }));
+  }, now ? 0 : SETTLE_MS);
+}
+
+function setLayer(S, L) {
+  S.layer = L;
+  S.root.dataset.layer = L && L.id === S.d.id ? JSON.stringify(L.view) : "";
+  draw(S);
+}
+
+// colorBy: the dots grouped by value, highest first (so the lowest are drawn on top); and its colour bar.
+function colorBy(S, c) {
+  const bar = S.root.querySelector(".llm-scale");
+  S.byValue = null;
+  bar.hidden = !c;
+  if (!c) return;
+  const v = decode(c.values, Uint8Array), max = Math.max(1, c.max | 0);
+  S.byValue = Array.from({ length: max + 1 }, () => []);
+  for (let i = 0; i < Math.min(S.n, v.length); i++) S.byValue[max - Math.min(v[i], max)].push(i);
+  const stops = SCALE.map((col, k) => `${col} ${((k / (SCALE.length - 1)) * 100).toFixed(0)}%`).join(", ");
+  bar.innerHTML = `<span>0</span><span class="llm-bar-grad" style="background:linear-gradient(to right, ${stops})">` +
+    `</span><span>${max}</span><span class="llm-scale-label"></span>`;
+  bar.querySelector(".llm-scale-label").textContent = c.label || "";
 }
 
 function select(S, indices, add = false) {
@@ -507,14 +642,59 @@ function savePng(S) {
   }, "image/png");
 }
 
+// ---- the layer's channel -------------------------------------------------------------------------
+// A second, tiny component in a fragment of its own (ui/map_layers.py): it turns the map's settled
+// views into its state "view" (which reruns only that fragment) and hands the layer that comes back
+// to the map, so a new view costs a few KB instead of the 70 KB of dots.
+//   data: {channel: true, key, layer: {id, view, png} | null}   png: base64 of an n x n RGBA picture
+
+function channel(component, d) {
+  const { parentElement, setStateValue } = component;
+  const C = parentElement.__llChannel || (parentElement.__llChannel = {});
+  C.setStateValue = setStateValue;
+  C.key = d.key;
+  const layers = (window.__latentLabLayers = window.__latentLabLayers || {});
+  const L = d.layer;
+  if (L && L.png && (!layers[d.key] || layers[d.key].png !== L.png || layers[d.key].id !== L.id)) {
+    const img = new Image();
+    const entry = { id: L.id, view: L.view, png: L.png, img: null };
+    layers[d.key] = entry;
+    img.onload = () => {
+      entry.img = img;
+      const m = (window.__latentLabMaps || {})[d.key];
+      if (layers[d.key] === entry && m && m.setLayer) m.setLayer(entry);
+    };
+    img.src = `data:image/png;base64,${L.png}`;
+  }
+  if (!C.listener) {
+    C.listener = e => { if (e.detail && e.detail.key === C.key) ask(C, e.detail); };
+    window.addEventListener("latent-lab-map-view", C.listener);
+  }
+  const wanted = (window.__latentLabViews || {})[d.key];
+  if (wanted) ask(C, wanted);
+  return () => {
+    window.removeEventListener("latent-lab-map-view", C.listener);
+    C.listener = null;
+  };
+}
+
+function ask(C, msg) {
+  const text = JSON.stringify(msg);
+  if (text === C.asked) return; // asked already: its answer is on its way or drawn
+  C.asked = text;
+  C.setStateValue("view", { id: msg.id, view: msg.view });
+}
+
 export default function (component) {
   const { parentElement, setStateValue } = component;
   const data = component.data && component.data.json ? JSON.parse(component.data.json) : null;
+  if (data && data.channel) return channel(component, data);
   const S = parentElement.__llMap || (parentElement.__llMap = {});
   S.setStateValue = setStateValue;
   if (!S.root || !S.root.isConnected) { build(S, parentElement); S.loaded = null; }
   if (!data) return;
   const fresh = !S.d || S.loaded !== data.id || S.d.n !== data.n;
+  const hadLayer = !fresh && S.d.layer, oldMarks = fresh ? null : JSON.stringify(S.d.marks || []);
   S.d = data;
   if (fresh) {
     S.loaded = data.id;
@@ -528,16 +708,33 @@ export default function (component) {
   if (!canPick(S) && (S.mode === "box" || S.mode === "lasso")) setMode(S, "zoom");
   if (!data.path) S.pathXY = null;
   if (data.picks && canPick(S)) showPicks(S, data.picks);
+  const colorKey = data.colorBy ? data.colorBy.values + data.colorBy.max + data.colorBy.label : "";
+  if (colorKey !== S.colorKey) { S.colorKey = colorKey; colorBy(S, data.colorBy); }
+  if (data.space) {
+    S.point = data.point ? { x: data.point.x, y: data.point.y } : null;
+    S.root.dataset.point = S.point ? `${S.point.x},${S.point.y}` : "";
+  }
+  if (!fresh && JSON.stringify(data.marks || []) !== oldMarks) showMarks(S, data.marks);
+  const L = (window.__latentLabLayers || {})[data.key || "map"];
+  S.layer = data.layer && L && L.id === data.id && L.img ? L : null;
+  S.root.dataset.layer = S.layer ? JSON.stringify(S.layer.view) : "";
   draw(S);
+  if (data.layer && !hadLayer) viewMoved(S, true); // just switched on (or a new map): ask at once
   (window.__latentLabMaps = window.__latentLabMaps || {})[data.key || "map"] = {
     // For tests and benchmarks: where digit i is on the screen, and what is picked.
     toClient: i => { const r = S.over.getBoundingClientRect(); return { x: r.left + S.sx[i], y: r.top + S.sy[i] }; },
+    // Where a point in data coordinates is on the screen.
+    dataToClient: (x, y) => { const r = S.over.getBoundingClientRect(); return { x: r.left + tx(S, x), y: r.top + ty(S, y) }; },
     n: () => S.n, picked: () => S.nSelected, state: S,
+    view: () => ({ ...S.view }),
+    setLayer: L2 => setLayer(S, L2),
     pathLength: () => (S.d.path ? S.d.path.x.length : 0),
     stepClient: k => { const r = S.over.getBoundingClientRect(); return { x: r.left + S.pathXY[0][k], y: r.top + S.pathXY[1][k] }; },
   };
   return () => {
     if (S.resize) S.resize.disconnect();
+    clearTimeout(S.viewTimer);
+    clearTimeout(S.spaceTimer);
     S.root = null;
   };
 }

@@ -4,8 +4,11 @@
     job = map_view.request(a, z, method, params)     # state.map_service(), briefly awaited if fast
     map_view.live_map(a, method, params, labels, names)   # while a slow map computes
 
+    map_view.toggles(a, method)                      # -> (layer on, colour by neighbours kept)
+    map_view.point_panel(a, method, z, y, point, names)   # the decoded clicked point, with "send" buttons
+
 The finished map itself is ui/map_canvas (a 2-D canvas, ~70 KB for 10,000 digits); its hover card is
-ui/hover_card.
+ui/hover_card; its layer and honesty colouring ui/map_layers.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from ui import links, state
+from ui import links, map_layers, state
 from ui.figures import DIGIT_COLORS
 from vae.images import image_grid, png_bytes, scatter_png
 from vae.latent import decode, manifold_codes, manifold_region
@@ -218,3 +221,69 @@ def legend_html(class_names: list[str]) -> str:
 def _live_png(version: str, _y: np.ndarray, _labels: np.ndarray) -> bytes:
     """The live view's picture, drawn once per intermediate embedding (`version`), not on every poll."""
     return scatter_png(_y, _labels, DIGIT_COLORS, size=(1200, MAP_HEIGHT))
+
+
+# --- the layer and honesty toggles, the clicked point --------------------------------------------------
+
+def kept_offered(method: str, latent_dim: int) -> bool:
+    """Colouring by neighbours kept: for t-SNE and UMAP, and PCA where it drops dimensions."""
+    return method in ("tsne", "umap") or (method == "pca" and latent_dim > 2)
+
+
+def toggles(a: state.Active, method: str) -> tuple[bool, bool]:
+    """The map's two optional views. -> (digit-likeness layer on, colour by neighbours kept)"""
+    c1, c2 = st.columns(2)
+    layer = False
+    if method in map_layers.EXACT:
+        clf, why = map_layers.scorer(a)
+        if clf is None:
+            c1.caption(why)
+        else:
+            layer = c1.toggle("Show where it decodes to a digit", key="map_layer",
+                              help="Paints the map's background by how digit-like the decoder's output is at each "
+                                   "point of the visible region (zoom in for detail). " + map_layers.LAYER_DARK)
+    else:
+        c1.caption(map_layers.NOT_OFFERED)
+    kept = False
+    if kept_offered(method, a.config.latent_dim):
+        kept = c2.toggle("Colour by neighbours kept", key="map_kept",
+                         help=f"Colours each digit by how many of its {map_layers.K} nearest neighbours in latent "
+                              f"space are also among its {map_layers.K} nearest on this map: where a projection "
+                              "keeps neighbourhoods and where it tears them apart.")
+    return layer, kept
+
+
+def _code_text(z: np.ndarray, shown: int = 4) -> str:
+    parts = ", ".join(f"{v:.2f}" for v in z[:shown])
+    return f"({parts}{', …' if len(z) > shown else ''})"
+
+
+def how_exact(method: str, latent_dim: int) -> str:
+    if method == "native":
+        return ("On the model's own plane the point *is* the code: this is exactly what the decoder draws there."
+                if latent_dim <= 2 else "")
+    if method == "pca":
+        return ("Exact: the point of the PCA plane, mapped back to latent space by PCA's inverse (the "
+                "dimensions the map hides sit at the codes' average).")
+    return (f"Approximate: {METHOD_LABELS[method]} has no way back from the map to a code, so this is the "
+            "distance-weighted mean of the codes of the 8 nearest dots on the map.")
+
+
+def point_panel(a: state.Active, method: str, z: np.ndarray, y: np.ndarray, point, class_names: list[str]) -> None:
+    """The clicked point of empty space: its code, the decoder's image there, the classifier's verdict, and
+    buttons that send the code to Sliders or Interpolate."""
+    code, exact = map_layers.point_code(a, method, z, y, point)
+    image, probs = map_layers.decoded_point(a, code)
+    st.markdown(f"**The point you clicked** ({point[0]:.2f}, {point[1]:.2f})")
+    c1, c2 = st.columns([1, 4], vertical_alignment="top")
+    c1.image(image_grid(image[None], cols=1, scale=4), width=112)
+    c2.markdown(f"Code z = {_code_text(code)}. " + map_layers.verdict(probs, class_names))
+    c2.caption(how_exact(method, a.config.latent_dim) + " Double-click the map to clear it.")
+    label = f"{'about ' if not exact else ''}the {METHOD_LABELS[method]} point ({point[0]:.2f}, {point[1]:.2f})"
+    b1, b2, _ = c2.columns([1, 1.3, 1])
+    if b1.button("Start Sliders here", key="map_point_sliders", icon=":material/tune:"):
+        state.set_sent_code(code, label, a.fingerprint)
+        links.go("pages/sliders.py", {"start": "sent"})
+    if b2.button("Use as an Interpolate endpoint", key="map_point_interpolate", icon=":material/timeline:"):
+        state.set_sent_code(code, label, a.fingerprint)
+        links.go("pages/interpolate.py", {"mode": "sent"})
