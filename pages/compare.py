@@ -6,14 +6,16 @@ from ui import compare, explore, hover_card, identity, library, links, map_canva
 from ui.text import plain
 from ui.figures import DIGIT_COLORS
 from vae.checkpoint import CheckpointError
-from vae.compare import pair_mismatch
+from vae.compare import EMPTY_RADIUS, pair_mismatch
 from ui.layout import ensure_frame
 from vae.images import image_grid
 
 N_PRIOR = 400  # prior samples scored per model; the first SHOWN are drawn
 SHOWN = 40
 STEPS = 10
-REGIONS = ["box", "codes"]
+REGIONS = ["sd", "codes", "box"]
+REGION_NAMES = {"sd": "± standard deviations of each model's own codes", "codes": "where each model's codes are",
+                "box": "a square around the origin"}
 PATHS = ["linear", "spherical"]
 
 ensure_frame()
@@ -21,8 +23,9 @@ st.title(":material/compare: AE vs VAE")
 link = links.Link("compare")
 st.markdown(
     "A plain **autoencoder** (AE) and a **variational** autoencoder (VAE) with the same layers, latent size "
-    "and seed differ only in how they were trained. Here both decode the same kind of region, the same random "
-    "codes and the same walk between two digits, and a digit classifier counts how often the result is a clear digit."
+    "and seed differ only in how they were trained. Here each decodes a region and random codes taken on its own "
+    "footing (its own codes' spread, a Gaussian fitted to its own codes), the prior's random codes and walks between "
+    "test digits, and a digit classifier counts how often the result is a clear digit."
 )
 
 entries = library.ordered(state.entries())
@@ -68,11 +71,15 @@ n = min(len(y) for y in labels)
 with st.expander("Region, grid, seed and path", expanded=False):
     r1, r2, r3, r4 = st.columns(4)
     mode = r1.radio("Region to decode", REGIONS,
-                    key=link.field("region", "compare_region", links.choice(REGIONS), "box"),
-                    format_func={"box": "a square around the origin", "codes": "where each model's codes are"}.get,
-                    help="A square of ± half-width around the latent origin, where the prior N(0, I) puts its "
-                         "samples (the same square for both models of a 2-D pair), or each model's own range "
-                         "(1st to 99th percentile of its test codes on the map).")
+                    key=link.field("region", "compare_region", links.choice(REGIONS), "sd"),
+                    format_func=REGION_NAMES.get,
+                    help="± k standard deviations of each model's test codes around their mean, on its map: the same "
+                         "footing for both, whatever the scale of their codes (the fair one). Or each model's own "
+                         "range (1st to 99th percentile of its codes), or a square of ± half-width around the latent "
+                         "origin, where the prior N(0, I) puts its samples: fair for a VAE, whose codes are pulled "
+                         "there, not for an AE, whose codes may lie anywhere.")
+    sds = r2.slider("Standard deviations (±)", 0.5, 4.0, step=0.5, disabled=mode != "sd",
+                    key=link.field("sds", "compare_sds", links.number(0.5, 4.0, 0.5), 2.0))
     extent = r2.slider("Box half-width", 0.5, 10.0, step=0.5, disabled=mode != "box",
                        key=link.field("half", "compare_extent", links.number(0.5, 10.0, 0.5), 3.0))
     n_grid = r3.slider("Grid points per side", 6, 24, key=link.field("grid", "compare_grid", links.integer(6, 24), 14))
@@ -84,46 +91,98 @@ with st.expander("Region, grid, seed and path", expanded=False):
     end = int(p2.number_input(f"to test digit # (0 to {n - 1})", 0, n - 1,
                               key=link.field("to", "compare_to", links.integer(0, n - 1), min(2, n - 1))))
     method = p3.radio("Path", PATHS, horizontal=True,
-                      key=link.field("path", "compare_method", links.choice(PATHS), "linear"))
-link.publish({"region": mode, "half": extent, "grid": n_grid, "seed": seed, "from": start, "to": end, "path": method})
+                      key=link.field("path", "compare_method", links.choice(PATHS), "linear"),
+                      help="Linear: a straight line between the two codes. Spherical: an arc whose steps keep a "
+                           "length between the two codes' lengths, where a straight line's middle dips toward the "
+                           "origin. Under N(0, I) in many dimensions almost all samples have about the same length, "
+                           "so the arc stays at the length typical prior samples have; it does not follow the data, "
+                           "and it means nothing special for an AE, which has no prior.")
+link.publish({"region": mode, "half": extent, "grid": n_grid, "seed": seed, "from": start, "to": end, "path": method}
+             | ({"sds": sds} if "sds" in links.PARAMS["compare"] else {}))  # once ui/links.py has "sds"
 
 clf, no_scores = compare.scorer(models)
 try:
     with st.spinner("Decoding grids, prior samples and paths, and scoring them…"):
-        measured = compare.measure(models, clf, mode, extent, n_grid, N_PRIOR, seed, start, end, STEPS, method)
+        measured = compare.measure(models, clf, mode, sds if mode == "sd" else extent, n_grid, N_PRIOR, seed,
+                                   start, end, STEPS, method)
 except ValueError as e:  # e.g. a diverged model whose codes are not finite
     st.error(f"These models cannot be compared: {plain(e)}")
     st.stop()
 reports, paths, planes = measured.reports, measured.paths, measured.planes
 
-st.subheader("The gap, measured")
+st.subheader("The gap, measured fairly")
+if mode == "sd":
+    region_text = f"±{sds:g} of each model's own standard deviations"
+elif mode == "codes":
+    region_text = "each model's own code range"
+else:
+    region_text = f"a square of ±{extent:g} around the origin, the same for both: not the same footing for an AE"
 if clf is None:
     st.caption(no_scores)
 else:
     st.caption(f"Share of decoded images that a digit classifier calls a confident digit (top class probability ≥ "
-               f"{reports[0].threshold:g}): over the {n_grid}×{n_grid} grid of the region, over {N_PRIOR} codes drawn "
-               f"from the prior N(0, I), and over the {STEPS} steps of the walk. Under each: the difference to the "
-               "other model, in percentage points.")
-    cols = st.columns(2, border=True)
-    for k, col in enumerate(cols):
-        rep, other, path, other_path = reports[k], reports[1 - k], paths[k], paths[1 - k]
-        col.markdown(f"**{models[k].config.kind.upper()}** · {plain(models[k].entry.name)}")
-        g1, g2, g3 = col.columns(3)
+               f"{reports[0].threshold:g}): over the {n_grid}×{n_grid} grid of the region ({region_text}); over "
+               f"{N_PRIOR} codes drawn from the prior N(0, I) and as many from a Gaussian fitted to each model's own "
+               f"test codes (the same draws, moved and stretched to them); over the in-between steps of walks between "
+               f"{explore.N_WALKS} random pairs of test digits ({method}). Under each: the difference to the other "
+               "model, in percentage points.")
+st.caption(f"**Empty** grid points have no test code within {EMPTY_RADIUS:g} of the model's own standard "
+           "deviations on its map: places no test digit was mapped to.")
+figs = []
+cols = st.columns(2, border=True)
+for k, col in enumerate(cols):
+    rep, other = reports[k], reports[1 - k]
+    col.markdown(f"**{models[k].config.kind.upper()}** · {plain(models[k].entry.name)}")
+    g1, g2, g3 = col.columns(3)
+    g2.metric("Empty grid points", f"{rep.empty_share:.0%}",
+              **explore.share_delta(rep.empty_share, other.empty_share, lower_is_better=True),
+              help="Grid points of the region with no test code nearby")
+    if clf is not None:
         g1.metric("Grid points → digit", f"{rep.grid_share:.0%}",
                   **explore.share_delta(rep.grid_share, other.grid_share))
-        g2.metric("Prior samples → digit", f"{rep.prior_share:.0%}",
-                  **explore.share_delta(rep.prior_share, other.prior_share))
-        g3.metric("Walk steps → digit", f"{path.share:.0%}", **explore.share_delta(path.share, other_path.share))
+        g3.metric("Empty points → digit", "–" if rep.empty_digit_share is None else f"{rep.empty_digit_share:.0%}",
+                  help="What the empty grid points decode to: the share of them that is a confident digit")
+        h1, h2, h3 = col.columns(3)
+        h1.metric("Prior samples → digit", f"{rep.prior_share:.0%}",
+                  **explore.share_delta(rep.prior_share, other.prior_share),
+                  help="Codes drawn from N(0, I): what a VAE is trained for, an arbitrary patch for an AE")
+        h2.metric("Fitted samples → digit", f"{rep.fitted_share:.0%}",
+                  **explore.share_delta(rep.fitted_share, other.fitted_share),
+                  help="Codes drawn from a Gaussian fitted to the model's own test codes (mean and covariance)")
+        h3.metric("Walk steps → digit", f"{measured.walks[k]:.0%}",
+                  **explore.share_delta(measured.walks[k], measured.walks[1 - k]),
+                  help=f"In-between steps of {method} walks between {explore.N_WALKS} random pairs of test digits")
+        col.caption(f"Reference: its reconstructions of {explore.N_REFERENCE:,} real test digits → digit "
+                    f"**{measured.reference[k]:.0%}**; the test digits themselves **{measured.originals:.0%}**. "
+                    "A share near these is as good as it gets.")
+    fig = library.nats(models[k].entry)
+    n1, n2, n3 = col.columns(3)
+    n1.metric("Recon. nats", "–" if fig["recon"] is None else f"{fig['recon']:.1f}",
+              help="Reconstruction error per test digit, in nats (lower is better): every model has one")
+    if models[k].config.has_prior:
+        n2.metric("KL nats", "–" if fig["kl"] is None else f"{fig['kl']:.1f}", help="KL term per test digit")
+        n3.metric("−ELBO nats", "–" if fig["elbo"] is None else f"{fig['elbo']:.1f}",
+                  help="Negative ELBO per test digit: reconstruction + KL")
+    else:
+        n2.caption("An AE has no prior, so no KL term and no ELBO: compare its reconstruction nats only.")
+    figs.append(compare.Figures.of(rep, measured.walks[k], explore.N_WALKS * (STEPS - 2), measured.reference[k]))
 
 with st.container(border=True):
+    st.markdown("\n\n".join(compare.verdict([m.config.has_prior for m in models], figs, region_text)))
+    if choice == "2-d":
+        st.caption("The bundled 2-d pair, measured on each model's own footing, does not show the textbook gap in "
+                   "what it decodes: its AE decodes about as well as its VAE. What differs is how much of the region "
+                   "its codes leave empty and where N(0, I) falls in its space. The bundled 16-d pair shows the gap "
+                   "in samples, from N(0, I) and from a Gaussian fitted to each model's codes (assets/README.md "
+                   "records both pairs' figures).")
+with st.expander("What a VAE's training changes, and why one expects fewer holes"):
     st.markdown(
-        "**Why the AE's space has holes and the VAE's does not.** An autoencoder is only asked to redraw its "
-        "training digits, so it may put their codes anywhere: clusters end up scattered, with empty gaps whose "
-        "codes no digit ever used, and decoding a code from a gap gives a blur. A VAE pays a KL penalty that "
-        "pulls every code's distribution toward the bell curve N(0, I), so codes pack around the origin without "
-        "gaps; and because it decodes a *noisy* sample of each code while training, every neighbourhood of a code "
-        "must decode to something sensible. Random codes from N(0, I), grid points and in-between steps therefore "
-        "land on digits far more often."
+        "An autoencoder is only asked to redraw its training digits, so it may put their codes anywhere and at any "
+        "scale: nothing stops empty gaps between clusters, and nothing ties its codes to N(0, I). A VAE pays a KL "
+        "penalty that pulls every code's distribution toward the bell curve N(0, I), and it decodes a *noisy* sample "
+        "of each code while training, so the neighbourhood of every code must decode to something sensible. That is "
+        "the textbook reason to expect fewer holes in a VAE; the figures above say how much of it these two models "
+        "show, and the text above them follows the figures, not the textbook."
     )
 
 st.subheader("Latent maps")

@@ -62,13 +62,19 @@ def _active_model() -> None:
                           help="Every page shows this model. Train or upload more on Train & library.")
     e = by_id[choice]
     cfg = e.config
-    m = e.metrics
     st.markdown(f"**{plain(e.name)}**")
     c1, c2 = st.columns(2)
     c1.metric("Kind", cfg.kind.upper())
     c2.metric("Latent dims", cfg.latent_dim)
     c1.metric("Architecture", cfg.arch.upper())
-    c2.metric("Test nats", f"{m['test_nats']:.1f}" if "test_nats" in m else "–",
-              help="Negative ELBO per test digit, in nats (lower is better). For an AE: reconstruction only.")
+    fig = library.nats(e)
+    c2.metric("Recon. nats", "–" if fig["recon"] is None else f"{fig['recon']:.1f}",
+              help="Reconstruction error per test digit, in nats (lower is better): the figure every model has, "
+                   "so an AE and a VAE compare on it.")
+    if cfg.has_prior:
+        c1.metric("−ELBO nats", "–" if fig["elbo"] is None else f"{fig['elbo']:.1f}",
+                  help="Negative ELBO per test digit: reconstruction + KL, in nats (lower is better). Only a model "
+                       "with a prior has one; an AE's would be its reconstruction alone, which is why comparing it "
+                       "with a VAE's made the AE look better.")
     st.caption(f"Dataset: {plain(e.meta.get('dataset', 'mnist'))} · {library.whose(e, me)}"
                + (f" · β = {cfg.beta:g}" if cfg.has_prior else ""))

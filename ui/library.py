@@ -105,6 +105,18 @@ def store_upload(upload, me: Identity) -> Entry | None:
     return added
 
 
+def nats(entry: Entry) -> dict[str, float | None]:
+    """The model's test figures in nats per digit, on the same footing for every kind: "recon" (the
+    reconstruction term, which every model has), and for a model with a prior only "kl" and "elbo" (the
+    negative ELBO, recon + KL; an AE has no prior, so no ELBO). Checkpoints without recon_nats get
+    test_nats - kl_nats; None where the checkpoint has neither."""
+    m, prior = entry.metrics, entry.config.has_prior
+    recon = m.get("recon_nats")
+    if recon is None and "test_nats" in m and (not prior or "kl_nats" in m):
+        recon = m["test_nats"] - (m.get("kl_nats") or 0.0)
+    return {"recon": recon, "kl": m.get("kl_nats") if prior else None, "elbo": m.get("test_nats") if prior else None}
+
+
 def library_rows(entries: list[Entry], active_id: str | None, me: Identity) -> list[dict]:
     """One table row per model, with the metrics the checkpoint carries and whose it is."""
     rows = []
@@ -117,8 +129,9 @@ def library_rows(entries: list[Entry], active_id: str | None, me: Identity) -> l
             "Latent dims": cfg.latent_dim,
             "β": f"{cfg.beta:g}" if cfg.has_prior else "–",  # an AE has no KL term, so no β
             "Dataset": e.meta.get("dataset", "mnist"),
-            "Test nats": m.get("test_nats"),
-            "KL nats": m.get("kl_nats"),
+            "Recon. nats": nats(e)["recon"],
+            "-ELBO nats": nats(e)["elbo"],
+            "KL nats": nats(e)["kl"],
             "Active units": m.get("active_units"),
             "kNN acc": m.get("knn_acc"),
             "Source": whose(e, me),
@@ -136,9 +149,13 @@ LIBRARY_COLUMNS = {
                                           help="Bundled with the app, a class model (pinned by the teacher), yours, "
                                                "a classmate's, or saved before models had owners"),
     "β": st.column_config.TextColumn("β", width="small", help="KL weight (VAE only; – for an AE)"),
-    "Test nats": st.column_config.NumberColumn("Test nats", format="%.1f",
-                                               help="Negative ELBO per test digit (lower is better)"),
-    "KL nats": st.column_config.NumberColumn("KL nats", format="%.2f", help="KL term per test digit"),
+    "Recon. nats": st.column_config.NumberColumn("Recon. nats", format="%.1f",
+                                                 help="Reconstruction error per test digit, in nats (lower is "
+                                                      "better): the one figure every kind of model has"),
+    "-ELBO nats": st.column_config.NumberColumn("−ELBO nats", format="%.1f",
+                                                help="Negative ELBO per test digit, reconstruction + KL (VAE only: an "
+                                                     "AE has no prior, so no ELBO; its – is not a zero)"),
+    "KL nats": st.column_config.NumberColumn("KL nats", format="%.2f", help="KL term per test digit (VAE only)"),
     "Active units": st.column_config.NumberColumn("Active units", help="Latent dimensions the codes really use"),
     "kNN acc": st.column_config.ProgressColumn("kNN acc", format="percent", min_value=0.0, max_value=1.0,
                                                width="small", help="3-NN accuracy from 10 labelled codes per class"),
