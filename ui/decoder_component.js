@@ -1,6 +1,6 @@
 // Live latent sliders: decodes the digit in the browser on every input event.
 //
-// Streamlit hands this module `data`: the bytes from vae/export.py's pack_decoder, i.e.
+// Streamlit hands this module `data`: the bytes from vae/export.py's pack_decoder (read by ui/nets.js), i.e.
 //   "LLD1" | uint32 n | JSON header (n bytes) | float32 or float16 weights.
 // The header holds the layers (mirroring vae.models.run_decoder_layers) and the page's
 // fields: start (the full code), dims / ranges / labels (one slider each), token (changes
@@ -8,115 +8,9 @@
 // The code is sent back with setStateValue("code", {z, token}) when a slider is released,
 // never while dragging: each report reruns the page script.
 
-const MAGIC = "LLD1";
+import { readHeader, parseDecoder, decode } from "./nets.js"; // the decoder math, shared with the maps' hover card
 
-let halfTable = null;
-function halfToFloat32(u16) {
-  if (!halfTable) {
-    halfTable = new Float32Array(65536);
-    for (let h = 0; h < 65536; h++) {
-      const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, f = h & 0x3ff;
-      halfTable[h] = e === 0 ? s * f * 2 ** -24 : e === 31 ? (f ? NaN : s * Infinity) : s * (1 + f / 1024) * 2 ** (e - 15);
-    }
-  }
-  const out = new Float32Array(u16.length);
-  for (let i = 0; i < u16.length; i++) out[i] = halfTable[u16[i]];
-  return out;
-}
-
-export function readHeader(bytes) {
-  const magic = String.fromCharCode(bytes[0], bytes[1], bytes[2], bytes[3]);
-  if (magic !== MAGIC) throw new Error("not a packed decoder");
-  const n = bytes[4] | (bytes[5] << 8) | (bytes[6] << 16) | (bytes[7] << 24);
-  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
-  return { header, offset: 8 + n };
-}
-
-// Bytes -> a model: Float32Array weights per layer, preallocated activations per layer.
-export function parseDecoder(bytes) {
-  const { header, offset } = readHeader(bytes);
-  // Copy: Streamlit's Uint8Array may be a view at an unaligned offset of a larger buffer.
-  const raw = bytes.slice(offset).buffer;
-  const values = header.dtype === "float32" ? new Float32Array(raw) : halfToFloat32(new Uint16Array(raw));
-  const take = ([off, shape]) => values.subarray(off, off + shape.reduce((a, b) => a * b, 1));
-  const layers = [];
-  let size = header.layers[0].weight[1][1]; // the latent dimension
-  let side = 0, channels = 0;
-  for (const spec of header.layers) {
-    const w = take(spec.weight), b = take(spec.bias);
-    if (spec.type === "linear") {
-      const [nOut, nIn] = spec.weight[1];
-      // Stored transposed, (nIn, nOut): decode() adds one input's column at a time, contiguously,
-      // and skips the inputs a ReLU zeroed.
-      const wT = new Float32Array(w.length);
-      for (let o = 0; o < nOut; o++) for (let i = 0; i < nIn; i++) wT[i * nOut + o] = w[o * nIn + i];
-      layers.push({ type: "linear", relu: spec.relu, w: wT, b, nIn, nOut, out: new Float32Array(nOut) });
-      size = nOut; side = 0;
-    } else {
-      const [cIn, cOut, k] = spec.weight[1];
-      if (!side) { channels = cIn; side = Math.round(Math.sqrt(size / cIn)); }
-      const s = spec.stride, p = spec.padding;
-      const hOut = (side - 1) * s + k - 2 * p;
-      // Reorder the weight from (cIn, cOut, k, k) to (cIn, k, k, cOut): the innermost loop of
-      // decode() then runs over output channels through contiguous memory.
-      const wT = new Float32Array(w.length);
-      for (let c = 0; c < cIn; c++) for (let o = 0; o < cOut; o++) for (let t = 0; t < k * k; t++)
-        wT[(c * k * k + t) * cOut + o] = w[(c * cOut + o) * k * k + t];
-      layers.push({ type: "convT", relu: spec.relu, w: wT, b, cIn, cOut, k, s, p, hIn: side, hOut,
-                    out: new Float32Array(cOut * hOut * hOut) });
-      side = hOut; channels = cOut; size = cOut * hOut * hOut;
-    }
-  }
-  if (size !== 784) throw new Error(`the decoder outputs ${size} values, not 28x28`);
-  return { header, layers, latentDim: header.layers[0].weight[1][1], probs: new Float32Array(784) };
-}
-
-// z (array of D numbers) -> Float32Array(784) of pixel probabilities, row-major 28x28.
-export function decode(model, z) {
-  let h = Float32Array.from(z);
-  for (const L of model.layers) {
-    const out = L.out;
-    if (L.type === "linear") {
-      const { w, b, nIn, nOut } = L;
-      out.set(b);
-      for (let i = 0; i < nIn; i++) {
-        const v = h[i];
-        if (v === 0) continue;
-        const col = i * nOut;
-        for (let o = 0; o < nOut; o++) out[o] += v * w[col + o];
-      }
-    } else {
-      // Transposed convolution: input pixel (i, j) of channel c adds h * weight[c, o, ky, kx] to
-      // output pixel (i*s + ky - p, j*s + kx - p) of every channel o (w is stored (c, ky, kx, o)).
-      const { w, b, cIn, cOut, k, s, p, hIn, hOut } = L;
-      const plane = hOut * hOut;
-      for (let o = 0; o < cOut; o++) out.fill(b[o], o * plane, (o + 1) * plane);
-      for (let c = 0; c < cIn; c++) {
-        for (let i = 0; i < hIn; i++) {
-          for (let j = 0; j < hIn; j++) {
-            const v = h[(c * hIn + i) * hIn + j];
-            if (v === 0) continue; // after a ReLU most inputs are zero
-            for (let ky = 0; ky < k; ky++) {
-              const y = i * s + ky - p;
-              if (y < 0 || y >= hOut) continue;
-              for (let kx = 0; kx < k; kx++) {
-                const x = j * s + kx - p;
-                if (x < 0 || x >= hOut) continue;
-                const wBase = ((c * k + ky) * k + kx) * cOut, pos = y * hOut + x;
-                for (let o = 0; o < cOut; o++) out[o * plane + pos] += v * w[wBase + o];
-              }
-            }
-          }
-        }
-      }
-    }
-    if (L.relu) for (let i = 0; i < out.length; i++) if (out[i] < 0) out[i] = 0;
-    h = out;
-  }
-  const probs = model.probs;
-  for (let i = 0; i < 784; i++) probs[i] = 1 / (1 + Math.exp(-h[i]));
-  return probs;
-}
+export { readHeader, parseDecoder, decode };
 
 function fmt(v) {
   return (v >= 0 ? "\u2009" : "") + v.toFixed(2);
