@@ -18,7 +18,9 @@ from streamlit.testing.v1 import AppTest
 from vae.paths import ROOT
 
 import vae.classifier
-from vae.checkpoint import CheckpointError, ModelLibrary, default_library_dir
+from vae.assets import test_set as bundled_test_set
+from vae.checkpoint import CheckpointError, ModelLibrary, default_library_dir, load_checkpoint
+from vae.latent import encode
 from vae.classifier import DigitClassifier
 from vae.config import ModelConfig
 from vae.models import build_model
@@ -247,12 +249,61 @@ def test_compare_measures_both_models_and_warns_on_mismatch(lib):
     at.selectbox(key="compare_right").set_value(lib["vae2"]).run()
     assert not at.exception
     assert not at.warning  # same architecture and latent size
-    assert len(at.main.metric) == 6
-    for m in at.main.metric:
-        assert m.value.endswith("%") and 0 <= int(m.value[:-1]) <= 100
+    shares = [m for m in at.main.metric if "nats" not in m.label]
+    assert len(shares) == 12  # six per model: grid, empty, empty -> digit, prior, fitted, walks
+    for m in shares:
+        assert m.value == "–" or (m.value.endswith("%") and 0 <= int(m.value[:-1]) <= 100)
+    assert sum(m.value.endswith("%") for m in shares) >= 10  # only "empty points -> digit" may have none
+    nats = [m.label for m in at.main.metric if "nats" in m.label]
+    assert nats == ["Recon. nats", "Recon. nats", "KL nats", "−ELBO nats"]  # an AE has no ELBO
+    assert any("An AE has no prior, so no KL term and no ELBO" in c.value for c in at.caption)
+    assert any(c.value.startswith("Reference: its reconstructions") for c in at.caption)
+    assert any(m.value.startswith("**Measured fairly") for m in at.markdown)
     at.selectbox(key="compare_right").set_value(lib["vae5"]).run()
     assert not at.exception
     assert "latent size (2 vs 5)" in at.warning[0].value
+
+
+@pytest.fixture
+def bundled_pairs():
+    """The bundled models and the real classifier (skip where they are not built)."""
+    from vae.compare import BUNDLED_PAIRS
+    from vae.paths import BUNDLED_MODELS
+
+    if not vae.classifier.DEFAULT_PATH.is_file() or not all(
+            (BUNDLED_MODELS / f"{i}.safetensors").is_file() for pair in BUNDLED_PAIRS.values() for i in pair):
+        pytest.skip("the bundled models or classifier are not built yet (bash assets/build.sh)")
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield BUNDLED_PAIRS
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def test_compare_explanation_follows_the_bundled_pairs_numbers(bundled_pairs):
+    """The 16-d pair (the default) shows the textbook gap in samples; the 2-d pair does not in what it decodes,
+    and the page says so instead of asserting the textbook picture."""
+    at = open_page("pages/compare.py")
+    assert at.radio(key="compare_pair").value == "16-d" and at.radio(key="compare_region").value == "sd"
+    text = [m.value for m in at.markdown]
+    head = next(t for t in text if t.startswith("**Measured fairly"))
+    assert "the VAE decodes more to digits on samples from a Gaussian fitted" in head
+    assert "no more holes" not in head
+    assert any("rarely draws a digit" in t for t in text)  # N(0, I) is a speck of an AE's 16-d space
+    assert not any("Why the AE's space has holes and the VAE's does not" in t for t in text)
+    assert not any("bundled 2-d pair" in c.value for c in at.caption)
+
+    at.radio(key="compare_pair").set_value("2-d").run()
+    assert not at.exception
+    text = [m.value for m in at.markdown]
+    head = next(t for t in text if t.startswith("**Measured fairly"))
+    assert "about equally well" in head and "no more holes" in head  # measured fairly, the 2-d AE decodes as well
+    assert "\n\nThe AE's codes leave more of the region empty" in head  # the verdict is one Markdown block
+    assert any("does not show the textbook gap" in c.value for c in at.caption)
+    shares = {m.label: [] for m in at.main.metric}
+    for m in at.main.metric:
+        shares[m.label].append(m.value)
+    assert shares["Recon. nats"] == ["130.6", "132.4"] and shares["−ELBO nats"] == ["139.1"]
 
 
 def test_compare_same_model_twice_asks_for_two(lib):
@@ -268,9 +319,20 @@ def test_compare_region_box_and_codes(lib):
     at.radio(key="compare_pair").set_value("any").run()
     at.selectbox(key="compare_left").set_value(lib["ae2"]).run()
     at.selectbox(key="compare_right").set_value(lib["vae2"]).run()
-    assert at.radio(key="compare_region").value == "box"
+    assert at.radio(key="compare_region").value == "sd"  # the fair one: each model's own standard deviations
+    assert at.slider(key="compare_sds").value == 2.0 and at.slider(key="compare_extent").disabled
+    sd_rects = [map_data(at, f"compare_map_{k}")["region"] for k in (0, 1)]
+    for rect, key in zip(sd_rects, ("ae2", "vae2")):  # ± 2 sd of each model's own test codes around their mean
+        model = load_checkpoint(ModelLibrary(default_library_dir()).get(lib[key]).path)[0]
+        z = encode(model, bundled_test_set("mnist").x_test).astype(np.float64)
+        np.testing.assert_allclose(rect, np.c_[z.mean(0) - 2 * z.std(0), z.mean(0) + 2 * z.std(0)], rtol=1e-3,
+                                   atol=1e-4)
+    at.slider(key="compare_sds").set_value(1.0).run()
+    half = map_data(at, "compare_map_0")["region"]
+    assert np.diff(half[0])[0] == pytest.approx(np.diff(sd_rects[0][0])[0] / 2, rel=1e-4)
+    at.radio(key="compare_region").set_value("box").run()
     at.slider(key="compare_extent").set_value(2.0).run()
-    assert not at.exception
+    assert not at.exception and at.slider(key="compare_sds").disabled
     rect = map_data(at, "compare_map_0")["region"]
     assert rect[0] == [-2.0, 2.0]  # around the origin of a 2-d model's own plane
     at.radio(key="compare_region").set_value("codes").run()
