@@ -286,3 +286,34 @@ def test_bundled_2d_pair_decodes_alike_and_differs_in_empty_space():
     ae, vae = bundled("2-d")
     assert lead((ae.grid_share, 196), (vae.grid_share, 196)) == 0  # recorded: 69% vs 72%
     assert lead((ae.empty_share, 196), (vae.empty_share, 196)) == 1  # recorded: 24% vs 8%
+
+
+@pytest.mark.usefixtures("fresh_app", "stub_maps")
+@pytest.mark.parametrize("model, shown", [("ae-16d", {"Recon. nats": "66.0"}),
+                                          ("vae-16d", {"Recon. nats": "76.8", "−ELBO nats": "98.0"})])
+def test_sidebar_shows_reconstruction_nats_for_every_model_and_the_elbo_for_a_vae_only(model, shown):
+    from streamlit.testing.v1 import AppTest
+
+    from vae.paths import ROOT
+
+    if not (BUNDLED_MODELS / f"{model}.safetensors").is_file():
+        pytest.skip("the bundled models are not built yet (bash assets/build.sh)")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.session_state["active_model"] = model
+    at.run()
+    assert not at.exception, at.exception
+    nats_shown = {m.label: m.value for m in at.sidebar.metric if "nats" in m.label}
+    assert nats_shown == shown  # never "Test nats", which made an AE look better than a VAE
+
+
+def test_library_table_has_reconstruction_nats_and_the_elbo_only_for_a_vae():
+    from ui.library import LIBRARY_COLUMNS, library_rows
+
+    rows = library_rows([SimpleNamespace(id=k, name=k, config=ModelConfig(kind=k), meta={}, metrics=m, bundled=True,
+                                         owner=None)
+                         for k, m in (("ae", {"test_nats": 66.0, "recon_nats": 66.0, "kl_nats": 0.0}),
+                                      ("vae", {"test_nats": 98.0, "recon_nats": 76.8, "kl_nats": 21.3}))],
+                        None, None)  # bundled models: whose they are needs no identity
+    assert [(r["Recon. nats"], r["-ELBO nats"], r["KL nats"]) for r in rows] == [(66.0, None, None),
+                                                                                 (76.8, 98.0, 21.3)]
+    assert "Test nats" not in rows[0] and set(rows[0]) <= set(LIBRARY_COLUMNS)
