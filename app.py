@@ -22,6 +22,7 @@ def frame() -> None:
     pages = [
         st.Page("pages/home.py", title="Welcome", icon=":material/science:", default=True),
         st.Page("pages/map.py", title="Latent map", icon=":material/scatter_plot:"),
+        st.Page("pages/draw.py", title="Draw a digit", icon=":material/draw:"),
         st.Page("pages/sliders.py", title="Sliders", icon=":material/tune:"),
         st.Page("pages/interpolate.py", title="Interpolate", icon=":material/timeline:"),
         st.Page("pages/compare.py", title="AE vs VAE", icon=":material/compare:"),

@@ -2,11 +2,12 @@
 
 import streamlit as st
 
-from ui import links, state
+from ui import drawing, links, state
 from ui.decoder_component import live_sliders
 from vae.dims import dim_ranges, dim_scores, include, nearest, rank_dims, start_code, traversal_codes
 from vae.latent import decode
 from ui.layout import ensure_frame
+from ui.text import plain
 from vae.images import image_grid
 
 SHOWN = 8  # sliders shown by default: the most informative dimensions
@@ -39,17 +40,22 @@ score_label = {i: f"z{i} · " + (f"{scores[i]:.2f} nats" if a.config.has_prior e
 n = len(codes)
 link.picks(n)
 picks = [i for i in state.picks() if 0 <= i < n]
-sources = (["picked"] if picks else []) + ["digit", "class", "origin", "prior"]
-starts = {"picked": "map pick", "digit": "test digit", "class": "class mean", "origin": "origin",
-          "prior": "prior sample"}
+sent = drawing.sent_for(a)  # a code sent here (a drawing, a map point): (z, label), or None
+sources = (["sent"] if sent else []) + (["picked"] if picks else []) + ["digit", "class", "origin", "prior"]
+starts = {"sent": plain(sent[1]) if sent else "", "picked": "map pick", "digit": "test digit", "class": "class mean",
+          "origin": "origin", "prior": "prior sample"}
 c1, c2, c3 = st.columns([4, 2, 1], vertical_alignment="bottom")
 source = c1.radio("Start from", sources, format_func=starts.get, horizontal=True,
                   key=link.field("start", "sliders_start", links.choice(sources), sources[0], sources),
                   help="Where the sliders start. A map pick is a digit picked on the Latent map; a class mean "
-                       "is the average code of that class's test digits; a prior sample is a code drawn from N(0, I).")
+                       "is the average code of that class's test digits; a prior sample is a code drawn from N(0, I)."
+                       + (" The first option is the code sent from another page." if sent else ""))
 index = digit = seed = None
 try:
-    if source == "picked":
+    if source == "sent":
+        z0 = sent[0]
+        c2.caption(plain(f"The code of {sent[1]}, sent from another page."))
+    elif source == "picked":
         index = c2.selectbox("Picked digit", picks, format_func=lambda i: f"test #{i} (a {names[labels[i]]})",
                              key=link.field("digit", "sliders_pick", links.choice(picks), picks[0], picks))
         z0 = start_code("digit", codes, index=index)
@@ -92,7 +98,7 @@ if not dims:
 
 ranges = include(dim_ranges(kind, codes), z0)
 # A link's slider values belong to its start: shown first, until the start changes or Reset is pressed.
-start = (a.fingerprint, source, index, digit, seed)
+start = (a.fingerprint, source, index, digit, seed, tuple(z0.tolist()) if source == "sent" else None)
 if (z_link := link.value("z", lambda t: links.parse_floats(t, ranges.tolist()))) is not None:
     st.session_state[CODE] = (start, z_link)
 held = st.session_state.get(CODE)  # None after Reset

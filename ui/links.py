@@ -35,9 +35,10 @@ from ui.text import plain
 PARAMS: dict[str, tuple[str, ...]] = {
     "home": (),
     "map": ("method", "perplexity", "n_neighbors", "min_dist", "picks"),
+    "draw": ("method",),
     "sliders": ("start", "digit", "class", "seed", "dims", "z", "picks"),
-    "interpolate": ("mode", "from", "to", "steps", "path", "picks"),
-    "compare": ("pair", "left", "right", "region", "half", "grid", "seed", "from", "to", "path"),
+    "interpolate": ("mode", "from", "to", "end", "steps", "path", "picks"),
+    "compare": ("pair", "left", "right", "region", "half", "sds", "grid", "seed", "from", "to", "path"),
     "gallery": ("seed", "count", "first", "worst"),
     "train": (),
 }
@@ -227,6 +228,11 @@ def query(page: str, values: dict) -> dict[str, str]:
     (None and an empty pick left out)."""
     model = state.active_id()
     return ({"model": model} if model else {}) | {k: v for k, v in _texts(page, values).items() if v is not None}
+
+
+def last(page: str) -> dict[str, str]:
+    """The address `page` last had in this session (its parameters as text, without ?model=), or {}."""
+    return dict(st.session_state.get(_LAST, {}).get(page, {}))
 
 
 def go(page_path: str, values: dict) -> None:
