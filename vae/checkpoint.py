@@ -1,9 +1,7 @@
 """Checkpoints in safetensors with JSON metadata, and the model library on disk.
 
-    from vae.checkpoint import save_checkpoint, load_checkpoint, ModelLibrary
-    from vae.ownership import Actor
     save_checkpoint("m.safetensors", model, name="my vae", metrics={...}, history={...})
-    model, meta = load_checkpoint("m.safetensors")
+    model, meta = load_checkpoint("m.safetensors")      # or an imported ONNX pair's folder
     lib = ModelLibrary(user_dir, bundled_dir); entry = lib.save(model, name="typed by a user", owner=owner_id)
     lib.rename(entry.id, "new name", Actor(owner_id)); lib.set_class_model(entry.id, True, Actor(t, teacher=True))
 
@@ -36,6 +34,8 @@ from typing import TYPE_CHECKING, BinaryIO, Callable, TypeVar
 
 from .config import ModelConfig
 from .fileio import TMP_PREFIX, atomic_write
+from .onnx import store as onnx_store
+from .onnx.library import OnnxPairs
 from .ownership import Actor, ClassModels, Entry, clean_name, free_name, labels, may_manage, name_taken, refusal
 from .untrusted import bounded_json, clip, describe_foreign
 
@@ -226,6 +226,8 @@ def read_checkpoint(data: bytes, source: str = "the file") -> tuple[AutoEncoder,
 
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[AutoEncoder, dict]:
+    if onnx_store.is_pair(path) or Path(path).is_dir():  # an imported ONNX pair's folder
+        return ModelLibrary.load_pair(path)
     # a byte past the limit is enough for read_checkpoint to refuse a giant file
     return _read_path(path, lambda f, size, name: read_checkpoint(f.read(MAX_BYTES + 1), name))
 
@@ -235,10 +237,12 @@ def slugify(name: str) -> str:
     return slug or "model"
 
 
-class ModelLibrary:
+class ModelLibrary(OnnxPairs):
     """Bundled (read-only) models plus a user folder of saved ones, shared by a class: who may change
     what, and which names are free, is vae.ownership's. Every page run of every session lists it,
-    from its own thread: what is read of each file is kept here, under a lock."""
+    from its own thread: what is read of each file is kept here, under a lock. ONNX pairs: vae.onnx.library."""
+
+    error = CheckpointError  # what OnnxPairs raises for vae.onnx's OnnxError
 
     def __init__(self, user_dir: str | os.PathLike, bundled_dir: str | os.PathLike | None = None):
         self.user_dir = Path(user_dir)
@@ -255,7 +259,7 @@ class ModelLibrary:
         for p in self.user_dir.glob(TMP_PREFIX + "*"):
             try:
                 if time.time() - p.stat().st_mtime > older_than_s:
-                    p.unlink()
+                    (onnx_store.remove if p.is_dir() else Path.unlink)(p)  # a folder: a pair's write
                     n += 1
             except OSError:
                 pass
@@ -270,7 +274,8 @@ class ModelLibrary:
             known = self._versions.get(path)
         if known is None or known[0] != key:  # read outside the lock; two threads may both read, harmlessly
             try:
-                known = (key, *_read_path(path, _meta_and_fingerprint), "")
+                known = (key, *(self._read_pair(path) if onnx_store.is_pair(path) else
+                                 _read_path(path, _meta_and_fingerprint)), "")
             except CheckpointError as e:  # a broken file is read once too, not on every run
                 known = (key, None, "", str(e))
             with self._lock:
@@ -287,7 +292,8 @@ class ModelLibrary:
             pins = self._pins.ids()
         bundled, rest, seen = [], [], set()
         for is_bundled, folder in ((True, self.bundled_dir), (False, self.user_dir)):
-            for p in sorted(folder.glob("*" + SUFFIX)) if folder else ():  # a missing folder globs nothing
+            found = [*folder.glob("*" + SUFFIX), *folder.glob("*" + onnx_store.SUFFIX)] if folder else []
+            for p in sorted(found):  # a missing folder globs nothing
                 seen.add(p)
                 try:
                     (bundled if is_bundled else rest).append(self._entry(p, is_bundled, frozenset(pins)))
@@ -337,8 +343,8 @@ class ModelLibrary:
 
     # -- writing
 
-    def _new_path(self, name: str) -> Path:
-        return self.user_dir / f"{slugify(name)}-{uuid.uuid4().hex[:8]}{SUFFIX}"
+    def _new_path(self, name: str, suffix: str = SUFFIX) -> Path:
+        return self.user_dir / f"{slugify(name)}-{uuid.uuid4().hex[:8]}{suffix}"
 
     def save(self, model: AutoEncoder, /, name: str, owner: str | None = None, storage: str = "float32",
              **meta) -> Entry:
@@ -346,12 +352,15 @@ class ModelLibrary:
         `owner` (an opaque id; None: the teacher's) and when it was `created`."""
         return self._write(model, {**meta, "name": name}, owner, storage)
 
-    def _write(self, model: AutoEncoder, meta: dict, owner: str | None, storage: str = "float32") -> Entry:
+    def _meta(self, meta: dict, owner: str | None, label: str) -> dict:
         if owner is not None and (not isinstance(owner, str) or not owner):
             raise CheckpointError("A model's owner must be a non-empty text id, or none.")
-        name = free_name(clean_name(meta.get("name")) or model.config.label, self.entries())
-        path = self._new_path(name)
-        atomic_write(path, _encode(model, {**meta, "name": name, "owner": owner, "created": time.time()}, storage))
+        return {**meta, "name": free_name(clean_name(meta.get("name")) or label, self.entries()), "owner": owner,
+                "created": time.time()}
+
+    def _write(self, model: AutoEncoder, meta: dict, owner: str | None, storage: str = "float32") -> Entry:
+        meta = self._meta(meta, owner, model.config.label)
+        atomic_write(path := self._new_path(meta["name"]), _encode(model, meta, storage))
         return self._entry(path, bundled=False)
 
     def import_bytes(self, data: bytes, filename: str = "upload", owner: str | None = None) -> Entry:
@@ -365,6 +374,8 @@ class ModelLibrary:
     def rename(self, entry_id: str, new_name: str, actor: Actor) -> Entry:
         entry = self._managed(entry_id, actor, "rename")
         new_name = self.check_name(new_name, entry_id)
+        if onnx_store.is_pair(entry.path):  # its sidecar alone changes
+            return self._rename_pair(entry, new_name)
         data = _read_path(entry.path, lambda f, size, name: f.read(MAX_BYTES + 1))
         _, meta = read_checkpoint(data, entry.path.name)  # never rewrite a file that does not validate
         # the tensors are written back as they were (same dtypes, same bytes), so the fingerprint holds
@@ -376,7 +387,7 @@ class ModelLibrary:
 
     def delete(self, entry_id: str, actor: Actor) -> None:
         entry = self._managed(entry_id, actor, "delete")
-        entry.path.unlink(missing_ok=True)
+        onnx_store.remove(entry.path) if onnx_store.is_pair(entry.path) else entry.path.unlink(missing_ok=True)
         if entry.class_model:
             with self._lock:
                 self._pins.set(entry_id, False)
