@@ -53,7 +53,7 @@ d1, d2 = st.columns(2)
 z0 = None  # the start's code, where it is not a test digit's (a sent code)
 if source == "sent":
     z0, i0 = sent[0], None
-    d1.markdown(plain(f"From {sent[1]}"))
+    d1.markdown(f"**From {plain(sent[1])}**")
     d1.caption("The code sent from another page; the walk ends at a test digit.")
     end = d2.radio("To a test digit", ENDS, horizontal=True, format_func={"class": "by class",
                    "index": "by test index"}.get, key=link.field("end", "interp_sent_end", links.choice(ENDS), "class"))

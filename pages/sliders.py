@@ -54,7 +54,7 @@ index = digit = seed = None
 try:
     if source == "sent":
         z0 = sent[0]
-        c2.caption(plain(f"The code of {sent[1]}, sent from another page."))
+        c2.caption(f"The code of {plain(sent[1])}, sent from another page.")
     elif source == "picked":
         index = c2.selectbox("Picked digit", picks, format_func=lambda i: f"test #{i} (a {names[labels[i]]})",
                              key=link.field("digit", "sliders_pick", links.choice(picks), picks[0], picks))

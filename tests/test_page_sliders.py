@@ -16,7 +16,7 @@ from vae.export import read_header
 from vae.config import ModelConfig
 from vae.models import build_model
 
-from vae.paths import ROOT
+from vae.paths import BUNDLED_MODELS, ROOT
 
 APP = str(ROOT / "app.py")
 PAGE = "pages/sliders.py"
@@ -216,3 +216,41 @@ def test_no_model_is_a_call_to_action(monkeypatch, tmp_path):
     at = open_page()
     assert not live(at)
     assert any("No model" in i.value for i in at.info)
+
+
+def sent(model_id: str, z, label="your drawing") -> tuple:
+    """A code sent to the Sliders as ui.state.set_sent_code keeps it."""
+    fp = ModelLibrary(default_library_dir(), BUNDLED_MODELS).get(model_id).fingerprint
+    return ([float(v) for v in z], label, fp)
+
+
+def test_a_sent_code_is_the_first_start_and_the_sliders_start_there():
+    at = open_page(sent_code=sent("vae-2d", [1.25, -0.5]))
+    start = at.radio(key="sliders_start")
+    assert start.value == "sent" and start.options[0] == "your drawing"
+    assert payload(at)["start"] == [1.25, -0.5]
+    assert at.query_params["start"] == "sent"
+    assert any("The code of your drawing, sent from another page" in c.value for c in at.caption)
+    at.radio(key="sliders_start").set_value("digit").run()  # the other starts are still there
+    assert not at.exception and payload(at)["start"] != [1.25, -0.5]
+
+
+def test_a_sent_code_far_out_widens_the_slider_ranges():
+    at = open_page("ae-2d", sent_code=sent("ae-2d", [500.0, -400.0]))
+    h = payload(at)
+    assert h["start"] == [500.0, -400.0]
+    (lo0, hi0), (lo1, hi1) = h["ranges"]
+    assert lo0 <= 500 <= hi0 and lo1 <= -400 <= hi1
+
+
+def test_a_sent_code_of_another_model_is_not_offered():
+    at = open_page("vae-2d", sent_code=sent("ae-2d", [1.0, 2.0], "map point (1, 2)"))
+    assert at.radio(key="sliders_start").options == ["test digit", "class mean", "origin", "prior sample"]
+    assert any("belongs to another model" in c.value for c in at.caption)
+    assert payload(at)["start"] != [1.0, 2.0]
+
+
+def test_a_sent_code_label_is_plain_text():
+    at = open_page(sent_code=sent("vae-2d", [0.5, 0.5], "**bold** [link](http://x)"))
+    label = at.radio(key="sliders_start").options[0]
+    assert "**" not in label.replace("\\*", "") and "\\[" in label

@@ -241,8 +241,8 @@ def sent_for(a: state.Active, say: bool = True) -> tuple[np.ndarray, str] | None
     z, label, fingerprint = sent
     if fingerprint != a.fingerprint or z.shape != (a.config.latent_dim,):
         if say:
-            st.caption(plain(f"The code sent from “{label}” belongs to another model, so it is not offered here. "
-                             "Send it again with this model active."))
+            st.caption(f"The code sent from “{plain(label)}” belongs to another model, so it is not offered here. "
+                       "Send it again with this model active.")
         return None
     return z, label
 
