@@ -176,3 +176,119 @@ def test_scatter_png_draws_every_class_in_its_colour():
     assert (np.asarray(Image.open(io.BytesIO(blank))) == 255).all()
     with pytest.raises(ValueError):
         scatter_png(np.zeros((3, 3)), np.zeros(3, int), ["#ff0000"])
+
+
+# --- the Latent map's layers (ui/map_layers.py) --------------------------------------------------------
+
+def _layers():
+    from ui import map_layers
+
+    return map_layers
+
+
+@pytest.mark.parametrize("view", [((-3.0, 3.0), (-3.0, 3.0)), ((-31.7, 40.2), (-52.0, 22.5)),
+                                  ((0.001, 0.0013), (5.0, 9.0)), ((-1e4, 2e4), (-0.5, 0.5))])
+def test_a_quantised_view_covers_the_view_and_is_at_most_a_quarter_larger(view):
+    q = _layers().quantise_view(view)
+    for (lo, hi), (qlo, qhi) in zip(view, q):
+        assert qlo <= lo < hi <= qhi
+        assert qhi - qlo <= 1.25 * (hi - lo) + 1e-12
+    assert _layers().quantise_view(q) == q  # a snapped view is its own snap
+
+
+def test_nearby_views_share_one_quantised_view():
+    m = _layers()
+    base = ((-30.0, 40.0), (-52.0, 22.0))
+    nudged = ((-30.4, 39.7), (-51.6, 22.3))  # a pan of a few pixels
+    assert m.quantise_view(base) == m.quantise_view(nudged)
+
+
+@pytest.mark.parametrize("bad", [((0, 0), (0, 1)), ((1, 0), (0, 1)), ((float("nan"), 1), (0, 1)),
+                                 ((0, float("inf")), (0, 1))])
+def test_a_bad_view_is_refused_with_a_sentence(bad):
+    with pytest.raises(ValueError, match="finite bounds"):
+        _layers().quantise_view(bad)
+
+
+def test_the_visible_share_counts_only_points_inside_the_view():
+    m = _layers()
+    scores = np.zeros((4, 4), np.float32)
+    scores[:2] = 1.0  # the top half (the highest y) decodes to digits
+    layer_view = ((0.0, 1.0), (0.0, 1.0))
+    assert m.visible_share(scores, layer_view, ((0, 1), (0.5, 1))) == 1.0
+    assert m.visible_share(scores, layer_view, ((0, 1), (0, 0.5))) == 0.0
+    assert m.visible_share(scores, layer_view, layer_view) == 0.5
+    assert np.isnan(m.visible_share(scores, layer_view, ((2, 3), (2, 3))))
+
+
+def test_colour_values_travel_as_uint8_within_0_to_k():
+    import base64
+
+    m = _layers()
+    got = m.color_values(np.array([0, 3, 10, 12, -1]))
+    assert got["max"] == m.K == 10 and "neighbours kept" in got["label"]
+    assert list(base64.b64decode(got["values"])) == [0, 3, 10, 10, 0]
+
+
+def test_the_verdict_names_a_confident_digit_or_says_it_is_none():
+    m = _layers()
+    names = [str(i) for i in range(10)]
+    sure, unsure = np.full(10, 0.01), np.full(10, 0.1)
+    sure[7], unsure[3] = 0.91, 0.19
+    assert m.verdict(sure, names) == "The classifier calls it a confident 7 (91%)."
+    assert m.verdict(unsure, names).startswith("Not a confident digit") and "3, at 19%" in m.verdict(unsure, names)
+    assert m.verdict(None, names) == ""
+
+
+@pytest.fixture(scope="module")
+def bundled():
+    from ui import state
+
+    return {k: state.get_model(k) for k in ("ae-2d", "vae-16d")}
+
+
+def test_the_pca_plane_reproduces_the_map_services_pca_map(bundled, tmp_path):
+    from ui import map_layers, state
+    from vae.assets import MAPS_DIR
+    from vae.maps.service import MapService, MapStore
+
+    service = MapService(MapStore(tmp_path, readonly_dirs=[MAPS_DIR]))
+    for a in bundled.values():
+        z = state.active_codes(a)
+        y = service.request(a.fingerprint, z, "pca").embedding  # the bundled map, as the page draws it
+        plane = map_layers._plane(a.fingerprint, a.dataset, "pca", z)
+        np.testing.assert_allclose(plane.transform(z), y, atol=1e-4 * np.abs(y).max())
+        # and back: a point of the map goes to a code that lands on that very point
+        points = np.array([[0.0, 0.0], [1.5, -2.0], [y[:, 0].max() * 2, 0.3]])
+        np.testing.assert_allclose(plane.transform(map_layers.plane(a, "pca")(points)), points, atol=1e-4)
+    service.close()
+
+
+def test_a_native_point_is_its_code_and_a_tsne_dot_its_own_code(bundled):
+    from ui import map_layers, state
+
+    a = bundled["ae-2d"]
+    z = state.active_codes(a)
+    code, exact = map_layers.point_code(a, "native", z, z, (3.5, -7.25))
+    assert exact and code.tolist() == [3.5, -7.25]
+    y = np.random.default_rng(0).standard_normal((len(z), 2)).astype(np.float32)  # any map without an inverse
+    code, exact = map_layers.point_code(a, "tsne", z, y, y[123])
+    assert not exact
+    np.testing.assert_allclose(code, z[123], rtol=1e-5)
+    between, _ = map_layers.point_code(a, "umap", z, y, (y[1] + y[2]) / 2)
+    assert between.shape == (2,) and np.isfinite(between).all()
+
+
+def test_the_layer_covers_the_asked_view_with_an_n_by_n_picture(bundled):
+    from ui import map_layers
+
+    a = bundled["vae-16d"]
+    view = ((-2.3, 2.9), (-1.7, 2.2))
+    q, png, scores = map_layers.layer_for(a, "pca", view, n=24)
+    assert q == map_layers.quantise_view(view)
+    import base64
+
+    img = Image.open(io.BytesIO(base64.b64decode(png)))
+    assert img.size == (24, 24) and img.mode == "RGBA" and scores.shape == (24, 24)
+    assert 0.0 <= scores.min() and scores.max() <= 1.0
+    assert map_layers.plane(a, "tsne") is None  # no exact way back: no layer

@@ -331,3 +331,128 @@ def test_a_busy_map_service_does_not_hold_up_native_or_pca(monkeypatch, tmp_path
         gate.set()
     assert all(job.wait(10) for job in busy)
 
+
+
+# --- showing the holes: the layer, neighbours kept, a clicked point -----------------------------------
+
+LAYER_TOGGLE = "Show where it decodes to a digit"
+KEPT_TOGGLE = "Colour by neighbours kept"
+
+
+def toggles(at) -> list[str]:
+    return [t.label for t in at.toggle]
+
+
+def channel_data(at) -> list[dict]:
+    """The data of the layer's channel (ui/map_layers.layer_channel), as the browser receives it."""
+    return [json.loads(json.loads(el.proto.json)["json"]) for el in at.get("bidi_component")
+            if "map_layer" in el.proto.component_name]
+
+
+def test_the_layer_is_offered_on_native_and_pca_maps_only():
+    from ui.map_layers import NOT_OFFERED
+
+    seed_slow_maps("ae-2d")
+    at = app("ae-2d")
+    at.run()
+    assert toggles(at) == [LAYER_TOGGLE]  # native: the layer; no neighbours to lose on the model's own plane
+    assert not channel_data(at) and not map_data(at)[0]["layer"]
+    at.toggle(key="map_layer").set_value(True).run()
+    assert not at.exception
+    (data,) = map_data(at)
+    assert data["layer"] and data["space"]
+    (channel,) = channel_data(at)
+    assert channel == {"channel": True, "key": "map_scatter", "layer": None}  # until the browser says its view
+    assert "Painting the layer" in " ".join(m.value for m in at.markdown)
+    at.radio[0].set_value("pca").run()
+    assert toggles(at) == [LAYER_TOGGLE] and channel_data(at)  # PCA of a 2-d model is a rotation: nothing lost
+    for method in ("tsne", "umap"):
+        at.radio[0].set_value(method).run()
+        assert LAYER_TOGGLE not in toggles(at) and not channel_data(at)
+        assert NOT_OFFERED in captions(at) and not map_data(at)[0]["layer"]
+
+
+def test_the_view_the_browser_asks_for_gets_its_layer(monkeypatch):
+    import base64
+    import io
+
+    from PIL import Image
+
+    from ui import map_layers
+
+    view = ((-4.0, 6.5), (-3.0, 2.0))
+    monkeypatch.setattr(map_layers, "asked_view", lambda key, map_id: view)
+    at = app("vae-2d")
+    at.run()
+    at.toggle(key="map_layer").set_value(True).run()
+    assert not at.exception
+    (data,), (channel,) = map_data(at), channel_data(at)
+    layer = channel["layer"]
+    assert layer["id"] == data["id"] and [tuple(r) for r in layer["view"]] == list(map_layers.quantise_view(view))
+    img = Image.open(io.BytesIO(base64.b64decode(layer["png"])))
+    assert img.size == (map_layers.LAYER_N, map_layers.LAYER_N) and img.mode == "RGBA"
+    legend = " ".join(m.value for m in at.markdown if "ll-layer-legend" in m.value)
+    assert "not confident the decoded image is a digit" in legend and "% of the visible region</b>" in legend
+
+
+def test_dots_coloured_by_neighbours_kept_with_the_maps_figure():
+    import base64
+
+    from vae.maps.neighbours import kept_neighbours, kept_share
+
+    seed_slow_maps("vae-16d")
+    at = app("vae-16d")
+    at.run()  # t-SNE, the default view of a 16-d model (the bundled map, else a stand-in)
+    assert toggles(at) == [KEPT_TOGGLE]
+    assert map_data(at)[0]["colorBy"] is None
+    at.toggle(key="map_kept").set_value(True).run()
+    assert not at.exception
+    color = map_data(at)[0]["colorBy"]
+    values = np.frombuffer(base64.b64decode(color["values"]), np.uint8)
+    assert len(values) == N_TEST and color["max"] == 10 and values.max() <= 10
+    from ui import state
+
+    from vae.assets import MAPS_DIR
+    from vae.paths import cache_dir
+
+    a = state.get_model("vae-16d")
+    y = MapStore(cache_dir() / "maps", readonly_dirs=[MAPS_DIR]).get(a.fingerprint, "tsne", default_params("tsne"))
+    expected = kept_neighbours(state.active_codes(a), y, 10)
+    assert (values == expected).all()
+    figure = f"on average **{kept_share(expected, 10) * 10:.1f} of each digit's 10 nearest neighbours**"
+    assert figure in captions(at) and "misread-tsne" in captions(at)
+    at.radio[0].set_value("pca").run()
+    assert toggles(at) == [LAYER_TOGGLE, KEPT_TOGGLE]  # PCA of 16 dimensions also loses neighbours
+    values = np.frombuffer(base64.b64decode(map_data(at)[0]["colorBy"]["values"]), np.uint8)
+    assert 0 < values.mean() < 10
+
+
+@pytest.mark.parametrize("method", ["native", "tsne"])
+def test_a_clicked_point_of_empty_space_is_decoded_and_sent(monkeypatch, method):
+    """What the page does with a click on empty space (the browser side is tests/e2e/test_holes_map_e2e.py)."""
+    from ui import map_canvas
+
+    seed_slow_maps("ae-2d")
+    monkeypatch.setattr(map_canvas, "clicked_point", lambda key, map_id: (2.5, -4.0))
+    at = app("ae-2d")
+    at.run()
+    if method != "native":
+        at.radio[0].set_value(method).run()
+    assert not at.exception
+    assert map_data(at)[0]["point"] == {"x": 2.5, "y": -4.0}  # the cross stays where the click was
+    assert any("**The point you clicked** (2.50, -4.00)" in m.value for m in at.markdown)
+    said = " ".join(m.value for m in at.markdown)
+    assert "the classifier" in said.lower() or "Not a confident digit" in said
+    if method == "native":
+        assert "Code z = (2.50, -4.00)." in said and "the point *is* the code" in captions(at)
+    else:
+        assert "Approximate: t-SNE has no way back" in captions(at)
+    at.button(key="map_point_sliders").click().run()
+    z, label, fingerprint = at.session_state["sent_code"]
+    from ui import state
+
+    assert fingerprint == state.get_model("ae-2d").fingerprint and len(z) == 2
+    if method == "native":
+        assert z == [2.5, -4.0] and label == "the Native latent plane point (2.50, -4.00)"
+    else:
+        assert label.startswith("about the t-SNE point")

@@ -173,7 +173,7 @@ def layer_legend(share: float | None) -> str:
            '#ccc;border-radius:2px;background:linear-gradient(to right,rgba(20,20,35,0.78),rgba(20,20,35,0))">'
            '</span>')
     said = "" if share is None or math.isnan(share) else \
-        f" **{share:.0%} of the visible region** decodes to a confident digit."
+        f" <b>{share:.0%} of the visible region</b> decodes to a confident digit."
     return f'<div data-testid="ll-layer-legend" style="font-size:0.9em">not a digit {bar} a digit · ' \
            f"{LAYER_DARK}{said}</div>"
 

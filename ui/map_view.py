@@ -274,8 +274,9 @@ def point_panel(a: state.Active, method: str, z: np.ndarray, y: np.ndarray, poin
     buttons that send the code to Sliders or Interpolate."""
     code, exact = map_layers.point_code(a, method, z, y, point)
     image, probs = map_layers.decoded_point(a, code)
-    st.markdown(f"**The point you clicked** ({point[0]:.2f}, {point[1]:.2f})")
-    c1, c2 = st.columns([1, 4], vertical_alignment="top")
+    box = st.container(key="map_point")
+    box.markdown(f"**The point you clicked** ({point[0]:.2f}, {point[1]:.2f})")
+    c1, c2 = box.columns([1, 4], vertical_alignment="top")
     c1.image(image_grid(image[None], cols=1, scale=4), width=112)
     c2.markdown(f"Code z = {_code_text(code)}. " + map_layers.verdict(probs, class_names))
     c2.caption(how_exact(method, a.config.latent_dim) + " Double-click the map to clear it.")
