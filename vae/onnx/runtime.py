@@ -46,7 +46,7 @@ def ort_message(e: Exception) -> str:
     text = " ".join(str(e).split())
     if text.startswith("[ONNXRuntimeError]"):
         text = text.split(" : ", 3)[-1]
-    return clip(text.rstrip("."), 160)
+    return clip(text.rstrip(".").replace(". ", "; "), 160)  # one clause of our one sentence
 
 
 class Graph:

@@ -125,14 +125,14 @@ def _nodes(graph):
 
 def _domains(model):
     """(domain, what uses it) for every operator import, node and local function."""
-    for op in model.opset_import:
-        yield op.domain, "an operator set"
     for node in _nodes(model.graph):
         yield node.domain, f"the operator {clip(node.op_type)}"
     for f in model.functions:
         yield f.domain, f"the function {clip(f.name)}"
         for node in f.node:
             yield node.domain, f"the operator {clip(node.op_type)}"
+    for op in model.opset_import:  # last: the sentence names what uses a domain where it can
+        yield op.domain, "an operator set"
 
 
 def _shape(value_info) -> tuple[int | None, ...] | None:
@@ -150,9 +150,9 @@ def _check_sizes(model, name: str) -> None:
         known = [d for d in dims if d is not None]
         if any(d < 0 or d > MAX_DIM for d in known):
             big = max(known, key=abs)
-            raise OnnxError(f"{name} declares a dimension of {big:,} for {what}; at most {MAX_DIM:,} is allowed.")
+            raise OnnxError(f"{name} has a dimension of {big:,} in {what}; at most {MAX_DIM:,} is allowed.")
         if int(np.prod(known, dtype=np.float64)) > MAX_ELEMENTS:
-            raise OnnxError(f"{name} declares {what} of {int(np.prod(known, dtype=np.float64)):,} values; "
+            raise OnnxError(f"{name} has {what} of {int(np.prod(known, dtype=np.float64)):,} values; "
                             f"at most {MAX_ELEMENTS:,} are allowed.")
 
     graphs = [model.graph]
@@ -215,6 +215,9 @@ def check_contract(encoder, decoder, names: tuple[str, str], kind: str | None) -
         raise OnnxError(f"The encoder ({en}) has {len(e_in)} inputs; it must take one, the images.")
     if len(d_in) != 1:
         raise OnnxError(f"The decoder ({dn}) has {len(d_in)} inputs; it must take one, the codes.")
+    if (e_in[0].shape and len(e_in[0].shape) == 2 and e_in[0].shape[1] not in (None, 784)
+            and d_in[0].shape and (len(d_in[0].shape) == 4 or d_in[0].shape[1:] == (784,))):
+        raise OnnxError(f"{en} looks like a decoder and {dn} like an encoder; give the encoder first.")
     if len(e_out) not in (1, 2):
         raise OnnxError(f"The encoder ({en}) has {len(e_out)} outputs; it must give one (the code) or two "
                         "(the mean and the log-variance).")
@@ -223,9 +226,6 @@ def check_contract(encoder, decoder, names: tuple[str, str], kind: str | None) -
     for p, who, name in ((e_in[0], "encoder", en), *((o, "encoder", en) for o in e_out),
                          (d_in[0], "decoder", dn), (d_out[0], "decoder", dn)):
         _floats(p, who, name)
-    if (e_in[0].shape and len(e_in[0].shape) == 2 and d_in[0].shape and len(d_in[0].shape) == 2
-            and e_in[0].shape[1] not in (None, 784) and d_in[0].shape[1] == 784):
-        raise OnnxError(f"{en} looks like a decoder and {dn} like an encoder; give the encoder first.")
     layout_in = _layout(e_in[0], "encoder", en, "takes")
     layout_out = _layout(d_out[0], "decoder", dn, "gives")
     sizes = {_code_size(o, "encoder", en, "gives") for o in e_out} - {None}
@@ -242,15 +242,15 @@ def check_contract(encoder, decoder, names: tuple[str, str], kind: str | None) -
     if kind is not None and kind not in KINDS:
         raise OnnxError(f"The kind must be ae or vae, not {clip(kind)}.")
     if kind == "vae" and len(e_out) == 1:
-        raise OnnxError(f"The encoder ({en}) gives one output, a code; a VAE's encoder gives two, the mean "
-                        "and the log-variance. Import it as an AE.")
+        raise OnnxError(f"The encoder ({en}) gives one output, a code, so import it as an AE; a VAE's encoder "
+                        "gives two, the mean and the log-variance.")
     mean, logvar = 0, (1 if len(e_out) == 2 else None)
     if logvar is not None and _is_logvar(e_out[0].name) and not _is_logvar(e_out[1].name):
         mean, logvar = 1, 0  # named (logvar, mu): the names say which is which
     return {"kind": kind or ("vae" if logvar is not None else "ae"), "encoder_input": layout_in,
             "decoder_output": layout_out, "mean_output": mean,
             "logvar_output": None if kind == "ae" else logvar,
-            "encoder_batch": _batch(e_in[0]), "decoder_batch": _batch(d_in[0])}
+            "encoder_batch": _batch(e_in[0]), "decoder_batch": _batch(d_in[0]), "decoder_dim": d_size}
 
 
 def _is_logvar(name: str) -> bool:
@@ -285,7 +285,10 @@ def check_pair(encoder: bytes, decoder: bytes, kind: str | None = None, output: 
         except OnnxError as e:
             raise OnnxError(f"{name}: {str(e)[:1].lower()}{str(e)[1:]}") from None
     codes = probe_encoder(graphs[0], contract, en)
-    d = codes.shape[1]
+    d, d_declared = codes.shape[1], contract.pop("decoder_dim")
+    if d_declared is not None and d_declared != d:
+        raise OnnxError(f"The encoder ({en}) gives {d}-d codes but the decoder ({dn}) takes {d_declared}-d codes; "
+                        "they must be the two halves of one model.")
     probs = probe_decoder(graphs[1], codes, contract, dn)
     in_unit = bool(((probs >= 0) & (probs <= 1)).all())
     if output == "probabilities" and not in_unit:
