@@ -134,24 +134,27 @@ for k, col in enumerate(cols):
     rep, other = reports[k], reports[1 - k]
     col.markdown(f"**{models[k].config.kind.upper()}** · {plain(models[k].entry.name)}")
     g1, g2, g3 = col.columns(3)
-    g2.metric("Empty grid points", f"{rep.empty_share:.0%}",
+    g2.metric("Empty points", f"{rep.empty_share:.0%}",
               **explore.share_delta(rep.empty_share, other.empty_share, lower_is_better=True),
-              help="Grid points of the region with no test code nearby")
+              help="Share of the region's grid points with no test code nearby")
     if clf is not None:
-        g1.metric("Grid points → digit", f"{rep.grid_share:.0%}",
+        g1.metric("Grid → digit", f"{rep.grid_share:.0%}",
                   **explore.share_delta(rep.grid_share, other.grid_share))
-        g3.metric("Empty points → digit", "–" if rep.empty_digit_share is None else f"{rep.empty_digit_share:.0%}",
+        g3.metric("Empty → digit", "–" if rep.empty_digit_share is None else f"{rep.empty_digit_share:.0%}",
                   help="What the empty grid points decode to: the share of them that is a confident digit")
         h1, h2, h3 = col.columns(3)
-        h1.metric("Prior samples → digit", f"{rep.prior_share:.0%}",
+        h1.metric("Prior → digit", f"{rep.prior_share:.0%}",
                   **explore.share_delta(rep.prior_share, other.prior_share),
-                  help="Codes drawn from N(0, I): what a VAE is trained for, an arbitrary patch for an AE")
-        h2.metric("Fitted samples → digit", f"{rep.fitted_share:.0%}",
+                  help="Samples from the prior N(0, I) that decode to a confident digit: what a VAE is trained for, an "
+                       "arbitrary patch of its space for an AE")
+        h2.metric("Fitted → digit", f"{rep.fitted_share:.0%}",
                   **explore.share_delta(rep.fitted_share, other.fitted_share),
-                  help="Codes drawn from a Gaussian fitted to the model's own test codes (mean and covariance)")
-        h3.metric("Walk steps → digit", f"{measured.walks[k]:.0%}",
+                  help="Samples from a Gaussian fitted to the model's own test codes (mean and covariance) that decode "
+                       "to a confident digit: sampling on each model's own footing")
+        h3.metric("Walks → digit", f"{measured.walks[k]:.0%}",
                   **explore.share_delta(measured.walks[k], measured.walks[1 - k]),
-                  help=f"In-between steps of {method} walks between {explore.N_WALKS} random pairs of test digits")
+                  help=f"In-between steps of {method} walks between {explore.N_WALKS} random pairs of test digits that "
+                       "decode to a confident digit")
         col.caption(f"Reference: its reconstructions of {explore.N_REFERENCE:,} real test digits → digit "
                     f"**{measured.reference[k]:.0%}**; the test digits themselves **{measured.originals:.0%}**. "
                     "A share near these is as good as it gets.")
@@ -164,7 +167,8 @@ for k, col in enumerate(cols):
         n3.metric("−ELBO nats", "–" if fig["elbo"] is None else f"{fig['elbo']:.1f}",
                   help="Negative ELBO per test digit: reconstruction + KL")
     else:
-        n2.caption("An AE has no prior, so no KL term and no ELBO: compare its reconstruction nats only.")
+        col.caption("An AE has no prior, so no KL term and no ELBO: compare the two models on reconstruction "
+                    "nats only.")
     figs.append(compare.Figures.of(rep, measured.walks[k], explore.N_WALKS * (STEPS - 2), measured.reference[k]))
 
 with st.container(border=True):
@@ -203,11 +207,12 @@ if models[0].dataset == models[1].dataset:  # the hover card shows test images o
 
 st.subheader("The region, decoded")
 st.caption(f"A {n_grid}×{n_grid} grid of points evenly spaced over the dashed box, each decoded" +
-           ("; a red frame marks an image the classifier does not call a confident digit." if clf else "."))
+           ("; a red frame marks an image the classifier does not call a confident digit" if clf else "") +
+           "; a blue outer edge marks an empty point, with no test code nearby.")
 cols = st.columns(2)
 for k, col in enumerate(cols):
     col.image(explore.scored_grid(reports[k].grid_images, reports[k].grid_scores, cols=n_grid,
-                                  threshold=reports[k].threshold), width="stretch")
+                                  threshold=reports[k].threshold, empty=reports[k].empty), width="stretch")
 
 st.subheader("Dreams from the prior")
 st.caption(f"The same {SHOWN} random codes from N(0, I) (seed {seed}) decoded by each model: what you get if you "

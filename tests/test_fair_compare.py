@@ -317,3 +317,16 @@ def test_library_table_has_reconstruction_nats_and_the_elbo_only_for_a_vae():
     assert [(r["Recon. nats"], r["-ELBO nats"], r["KL nats"]) for r in rows] == [(66.0, None, None),
                                                                                  (76.8, 98.0, 21.3)]
     assert "Test nats" not in rows[0] and set(rows[0]) <= set(LIBRARY_COLUMNS)
+
+
+def test_scored_grid_marks_empty_points_with_a_blue_edge_and_weak_ones_red():
+    from ui.explore import BAD, EMPTY_EDGE, scored_grid
+
+    img = np.asarray(scored_grid(np.zeros((4, 28, 28)), np.array([0.95, 0.1, 0.95, 0.1]), cols=2, threshold=0.9,
+                                 scale=1, empty=np.array([True, False, False, True])))
+    red = tuple(int(BAD[i:i + 2], 16) for i in (1, 3, 5))
+    assert img.shape == (64, 64, 3)
+    outer = [tuple(img[r, c]) for r, c in ((0, 0), (0, 32), (32, 0), (32, 32))]  # each tile's corner
+    inner = [tuple(img[r + 1, c + 1]) for r, c in ((0, 0), (0, 32), (32, 0), (32, 32))]
+    assert outer == [EMPTY_EDGE, red, (90, 90, 90), EMPTY_EDGE]  # empty points: blue outside, whatever the score
+    assert inner == [(90, 90, 90), red, (90, 90, 90), red]  # a weak digit: red inside

@@ -213,15 +213,26 @@ def frames(images: np.ndarray, scale: int = 5) -> list[Image.Image]:
     return [image_grid(img[None], cols=1, scale=scale, pad=0) for img in images]
 
 
+EMPTY_EDGE = (31, 119, 180)  # the outer edge of a tile whose grid point has no test code nearby
+
+
 def scored_grid(images: np.ndarray, scores: np.ndarray | None, cols: int, threshold: float = CONFIDENT,
-                scale: int = 2) -> Image.Image:
-    """A mosaic like `image_grid`, each digit framed: red where the classifier does not call it a confident digit."""
-    if scores is None:
+                scale: int = 2, empty: np.ndarray | None = None) -> Image.Image:
+    """A mosaic like `image_grid`, each digit framed: red where the classifier does not call it a confident digit;
+    with `empty` (N,) bool, the frame's outer pixel is blue where the point is empty (no test code nearby)."""
+    if scores is None and empty is None:
         return image_grid(images, cols=cols, scale=scale)
     n, f = len(images), 2
     rows = max(1, -(-n // cols))
     tiles = np.full((rows * cols, 28 + 2 * f, 28 + 2 * f, 3), 90, np.uint8)  # (R*C, 32, 32, 3) grey frames
-    tiles[:n][np.asarray(scores) < threshold] = (214, 39, 40)
+    if scores is not None:
+        tiles[:n][np.asarray(scores) < threshold] = (214, 39, 40)
+    if empty is not None:
+        edge = np.zeros(tiles.shape[1:3], bool)
+        edge[[0, -1], :] = edge[:, [0, -1]] = True
+        ei, ej = np.nonzero(edge)
+        sel = np.flatnonzero(np.asarray(empty, bool))[:, None]
+        tiles[sel, ei[None], ej[None]] = EMPTY_EDGE
     tiles[:n, f:-f, f:-f] = to_uint8(np.asarray(images))[..., None]
     h = 28 + 2 * f
     mosaic = tiles.reshape(rows, cols, h, h, 3).transpose(0, 2, 1, 3, 4).reshape(rows * h, cols * h, 3)
