@@ -71,7 +71,8 @@ function down(S, e) {
     say(S, "The pad is full: Undo or Clear to draw more.");
     return;
   }
-  S.canvas.setPointerCapture(e.pointerId);
+  // Captured, so a stroke that leaves the pad still ends where it should (and is kept at its edge).
+  try { S.canvas.setPointerCapture(e.pointerId); } catch (err) { /* a pointer the browser no longer knows */ }
   S.active = e.pointerId;
   S.current = [point(S, e)];
   S.strokes.push(S.current);
