@@ -234,3 +234,11 @@ def test_send_to_interpolate_lands_on_the_picks_with_the_farthest_two_proposed()
     a, b = sorted(np.unravel_index(int(np.argmax(d)), d.shape))
     assert (at.selectbox(key="interp_from_pick").value, at.selectbox(key="interp_to_pick").value) == (a, b)
     assert at.query_params["from"] == str(a) and at.query_params["to"] == str(b)
+
+
+def test_the_draw_page_keeps_only_its_map_and_interpolate_its_walks_end():
+    assert links._texts("draw", {"method": "pca"}) == {"method": "pca"}
+    with pytest.raises(KeyError):
+        links._texts("draw", {"z": [1.0, 2.0]})  # a drawing's code is the session's, never in an address
+    assert links._texts("interpolate", {"mode": "sent", "end": "index", "to": 12}) == \
+           {"mode": "sent", "end": "index", "to": "12"}

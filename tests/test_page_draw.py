@@ -253,7 +253,8 @@ def test_show_in_models_reads_the_drawing_in_both(pad, monkeypatch):
     assert "AE 2\\-d" in text and "VAE 2\\-d" in text and text.count("read as a ") == 2
 
 
-@pytest.mark.parametrize("text", [None, "", "not json", "[1, 2]", '{"strokes": 3}', "x" * (MAX_TEXT + 1)])
+@pytest.mark.parametrize("text", [None, "", "not json", "[1, 2]", '{"strokes": 3}', "x" * (MAX_TEXT + 1),
+                                  '{"strokes": ' + "[" * 50_000 + "]" * 50_000 + "}"])
 def test_a_report_that_is_not_one_is_nothing(text):
     assert parse_report(text) is None
 

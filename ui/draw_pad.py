@@ -33,7 +33,7 @@ def parse_report(text) -> dict | None:
         return None
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: arrays nested thousands deep
         return None
     if not isinstance(value, dict) or not isinstance(value.get("strokes"), list):
         return None

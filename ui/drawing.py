@@ -218,9 +218,9 @@ def show_in_models(models: list[state.Active], key: str) -> None:
     with cols[0].container(key=f"{key}_input"):
         st.image(image_grid(x[None], cols=1, scale=4), width=120)
         st.caption("Your drawing, as the models get it (28 × 28, like an MNIST digit)")
-    for col, a in zip(cols[1:], models):
+    for i, (col, a) in enumerate(zip(cols[1:], models)):
         r = read(a.model, x, clf)
-        with col.container(key=f"{key}_{a.entry.id}"):
+        with col.container(key=f"{key}_model_{i}"):
             st.image(image_grid(r.x_hat[None], cols=1, scale=4), width=120)
             st.caption(plain(f"{a.entry.name}: its reconstruction"
                              + (f", read as {verdict_text(r.verdict(1))}" if r.probs is not None
