@@ -362,7 +362,7 @@ def test_the_layer_is_offered_on_native_and_pca_maps_only():
     (data,) = map_data(at)
     assert data["layer"] and data["space"]
     (channel,) = channel_data(at)
-    assert channel == {"channel": True, "key": "map_scatter", "layer": None}  # until the browser says its view
+    assert channel == {"key": "map_scatter", "layer": None}  # until the browser says its view
     assert "Painting the layer" in " ".join(m.value for m in at.markdown)
     at.radio[0].set_value("pca").run()
     assert toggles(at) == [LAYER_TOGGLE] and channel_data(at)  # PCA of a 2-d model is a rotation: nothing lost

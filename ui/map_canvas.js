@@ -21,9 +21,9 @@
 // view. space: a click on empty space (no dot within HIT px) is reported as "point"; point: the
 // point Python shows ({x, y} or null), drawn as a cross. colorBy: null, or {values: base64 uint8
 // per dot, max, label}: the dots take a sequential colour by value instead of their class's.
-// layer: true while the background layer is on; the layer itself comes through a second, small
-// component (this same module, called with {channel: true}, see `channel` below), so a new view
-// never resends the dots.
+// layer: true while the background layer is on; the layer itself comes through a second, tiny
+// component (ui/map_layers.js, window.__latentLabLayers[key]), so a new view never resends the dots
+// (nor this module: Streamlit sends a component's code with every message that draws it).
 // The module is called again on every rerun with the same parentElement: everything it keeps lives
 // on that element. A new map (`id` changes) resets the view and the pick; the same map keeps both.
 //
@@ -642,53 +642,9 @@ function savePng(S) {
   }, "image/png");
 }
 
-// ---- the layer's channel -------------------------------------------------------------------------
-// A second, tiny component in a fragment of its own (ui/map_layers.py): it turns the map's settled
-// views into its state "view" (which reruns only that fragment) and hands the layer that comes back
-// to the map, so a new view costs a few KB instead of the 70 KB of dots.
-//   data: {channel: true, key, layer: {id, view, png} | null}   png: base64 of an n x n RGBA picture
-
-function channel(component, d) {
-  const { parentElement, setStateValue } = component;
-  const C = parentElement.__llChannel || (parentElement.__llChannel = {});
-  C.setStateValue = setStateValue;
-  C.key = d.key;
-  const layers = (window.__latentLabLayers = window.__latentLabLayers || {});
-  const L = d.layer;
-  if (L && L.png && (!layers[d.key] || layers[d.key].png !== L.png || layers[d.key].id !== L.id)) {
-    const img = new Image();
-    const entry = { id: L.id, view: L.view, png: L.png, img: null };
-    layers[d.key] = entry;
-    img.onload = () => {
-      entry.img = img;
-      const m = (window.__latentLabMaps || {})[d.key];
-      if (layers[d.key] === entry && m && m.setLayer) m.setLayer(entry);
-    };
-    img.src = `data:image/png;base64,${L.png}`;
-  }
-  if (!C.listener) {
-    C.listener = e => { if (e.detail && e.detail.key === C.key) ask(C, e.detail); };
-    window.addEventListener("latent-lab-map-view", C.listener);
-  }
-  const wanted = (window.__latentLabViews || {})[d.key];
-  if (wanted) ask(C, wanted);
-  return () => {
-    window.removeEventListener("latent-lab-map-view", C.listener);
-    C.listener = null;
-  };
-}
-
-function ask(C, msg) {
-  const text = JSON.stringify(msg);
-  if (text === C.asked) return; // asked already: its answer is on its way or drawn
-  C.asked = text;
-  C.setStateValue("view", { id: msg.id, view: msg.view });
-}
-
 export default function (component) {
   const { parentElement, setStateValue } = component;
   const data = component.data && component.data.json ? JSON.parse(component.data.json) : null;
-  if (data && data.channel) return channel(component, data);
   const S = parentElement.__llMap || (parentElement.__llMap = {});
   S.setStateValue = setStateValue;
   if (!S.root || !S.root.isConnected) { build(S, parentElement); S.loaded = null; }

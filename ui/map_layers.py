@@ -7,8 +7,8 @@ kept, and the code under a clicked point of empty space.
     map_chart(..., color_by=map_layers.color_values(kept))
     z, exact = map_layers.point_code(a, method, z_all, y, (x, y))
 
-The layer travels apart from the map: `layer_channel` is a fragment around a tiny component (the map
-canvas's own module in its channel mode), which reports the view the user settled on and receives the
+The layer travels apart from the map: `layer_channel` is a fragment around a tiny component
+(ui/map_layers.js), which reports the view the user settled on and receives the
 layer's n x n picture, so a zoom or a pan reruns only that fragment and sends a few KB, never the
 70 KB of dots. Views are snapped outward to a power-of-two grid (`quantise_view`) so that small pans
 find the cached layer; every cache here is bounded and keyed by the model's fingerprint.
@@ -47,7 +47,7 @@ KEPT_MEANS = ("A low number marks a digit whose surroundings the map changed: t-
               "next to whom, but [cluster sizes and the gaps between clusters are not distances]"
               "(https://distill.pub/2016/misread-tsne/).")
 
-_channel = component("latent_lab.map_layer", "map_canvas")
+_channel = component("latent_lab.map_layer", "map_layers")
 
 
 # --- the plane: a map point's code --------------------------------------------------------------------
@@ -188,7 +188,7 @@ def layer_channel(key: str, map_id: str, a: state.Active, method: str) -> None:
         q, png, scores = layer_for(a, method, view)
         payload = {"id": map_id, "view": [list(q[0]), list(q[1])], "png": png}
         share = visible_share(scores, q, view)
-    _channel(key=f"{key}_layer", data={"json": json.dumps({"channel": True, "key": key, "layer": payload})},
+    _channel(key=f"{key}_layer", data={"json": json.dumps({"key": key, "layer": payload})},
              on_view_change=lambda: None)
     st.markdown(layer_legend(share) if view is not None else
                 layer_legend(None) + '<div style="font-size:0.85em;opacity:0.7">Painting the layer…</div>',
