@@ -122,11 +122,13 @@ with right:
                "latent space).")
     # Where the sliders started, as a test digit: the start itself, or the one nearest to it.
     i0 = index if index is not None else nearest(codes, z0)
+    origin = f"{plain(sent[1])}'s code" if source == "sent" else f"test #{i0}"
     if st.button("Send to Interpolate", key="sliders_send", icon=":material/timeline:",
-                 help=f"Walk on Interpolate from test #{i0}, where the sliders started, to this digit; it also joins "
+                 help=f"Walk on Interpolate from {origin}, where the sliders started, to this digit; it also joins "
                       "the picks that Interpolate and the map use."):
         state.set_picks(picks + [j] if j not in picks else picks)
-        links.go("pages/interpolate.py", {"mode": "index", "from": i0, "to": j})
+        links.go("pages/interpolate.py", {"mode": "sent", "end": "index", "to": j} if source == "sent" else
+                 {"mode": "index", "from": i0, "to": j})
     if len(picks) >= 2:
         st.page_link("pages/interpolate.py", label=f"Interpolate the {len(picks)} picks", icon=":material/timeline:",
                      query_params=links.query("interpolate", {"mode": "map", "picks": picks}))

@@ -231,6 +231,12 @@ def test_a_sent_code_is_the_first_start_and_the_sliders_start_there():
     assert payload(at)["start"] == [1.25, -0.5]
     assert at.query_params["start"] == "sent"
     assert any("The code of your drawing, sent from another page" in c.value for c in at.caption)
+    at.button(key="sliders_send").click().run()  # a walk from the sent code itself to the closest digit
+    assert not at.exception
+    assert at.title[0].value.endswith("Interpolate")
+    assert at.radio(key="interp_source").value == "sent" and at.radio(key="interp_sent_end").value == "index"
+    assert at.query_params["mode"] == "sent" and "from" not in at.query_params
+    at = open_page(sent_code=sent("vae-2d", [1.25, -0.5]))
     at.radio(key="sliders_start").set_value("digit").run()  # the other starts are still there
     assert not at.exception and payload(at)["start"] != [1.25, -0.5]
 
