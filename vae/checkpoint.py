@@ -268,7 +268,7 @@ class ModelLibrary(OnnxPairs):
     def _entry(self, path: Path, bundled: bool, pinned: frozenset = frozenset()) -> Entry:
         """The file's entry: its header is read and its weights hashed once per version of the file, told
         apart by (inode, mtime, size), so a rename or a rewrite is seen and an unchanged file is not read."""
-        st = path.stat()  # OSError for a file gone since it was listed
+        st = (path / onnx_store.SIDECAR if onnx_store.is_pair(path) else path).stat()  # OSError: gone since listed
         key = (st.st_ino, st.st_mtime_ns, st.st_size)
         with self._lock:
             known = self._versions.get(path)
