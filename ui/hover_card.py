@@ -4,13 +4,16 @@ scored by the digit classifier, all computed in the browser.
 
     hover_card.hover_digits(dataset)   # once per page, after its maps: the hovered digit only
 
-    # Latent map (one map; any method):
-    spec = hover_card.decode_spec(a, "map_scatter", method, state.active_codes(a), y, map_id=job.key)
-    hover_card.hover_digits(a.dataset, [spec])
+    # Latent map (pages/map.py; job.key is the map_chart id):
+    hover_card.hover_digits(a.dataset, [hover_card.decode_spec(a, "map_scatter", method, z, y, map_id=job.key)])
+
+    # Interpolate (p, y = explore.plane(a)):
+    hover_card.hover_digits(a.dataset, [hover_card.decode_spec(a, "interp_map", p.name, state.active_codes(a), y,
+                                                               projection=p, map_id=f"{a.fingerprint}-{p.name}")])
 
     # AE vs VAE (two maps, linked: hovering either shows the same point decoded by both models):
     specs = [hover_card.decode_spec(m, f"compare_map_{k}", p.name, state.active_codes(m), y, projection=p,
-                                    label=f"{m.config.kind.upper()} · {m.entry.name}")
+                                    label=f"{m.config.kind.upper()} · {m.entry.name}", map_id=f"{m.fingerprint}-{p.name}")
              for k, (m, (p, y)) in enumerate(zip(models, planes))]
     hover_card.hover_digits(models[0].dataset, specs, linked=True)
 

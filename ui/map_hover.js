@@ -39,7 +39,8 @@ const STYLE = `
 #latent-lab-hover-card canvas{width:${PX}px;height:${PX}px;display:block;image-rendering:pixelated;
  border-radius:4px;background:#000}
 #latent-lab-hover-card .llh-pane.llh-here canvas{outline:2px solid #4a7bd0;outline-offset:1px}
-#latent-lab-hover-card .llh-name{font-weight:600;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+#latent-lab-hover-card .llh-name{font-weight:600;overflow:hidden;display:-webkit-box;-webkit-line-clamp:2;
+ -webkit-box-orient:vertical;overflow-wrap:anywhere;line-height:1.2}
 #latent-lab-hover-card .llh-score{font-size:12px;line-height:1.2}
 #latent-lab-hover-card .llh-good{color:#1b7a36}#latent-lab-hover-card .llh-bad{color:#b3261e}
 #latent-lab-hover-card .llh-note{font-size:11.5px;opacity:.75;margin-top:3px;line-height:1.25}`;

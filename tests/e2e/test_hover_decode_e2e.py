@@ -7,8 +7,9 @@ PCA exactly, t-SNE/UMAP as vae.maps.neighbours.approx_codes), the decoded pixels
 the digit-likeness score (vae.classifier.digit_confidence), linked panes of an AE and a VAE, and that
 nothing is decoded where a page sent no spec.
 
-App tests: the Latent map of the bundled 2-d AE (?model=ae-2d) in a real server, the mouse over empty
-space: the card shows a decoded image there.
+App tests (they need the pages to pass their specs, as ui/hover_card.py's docstring shows): the Latent
+map of the bundled 2-d AE (?model=ae-2d) in a real server, the mouse over empty space: the card shows a
+decoded image there; AE vs VAE: hovering the right map shows the same point decoded by both models.
 
 Screenshots: test-artifacts/hover-*.png.
 """
@@ -320,4 +321,45 @@ def test_app_map_hover_over_empty_space_shows_a_decoded_image(page, server):
     assert r["score"] is not None and 0.0 < float(r["score"]) <= 1.0
     assert len(r["z"]) == 2
     shot(page, "hover-app-ae-2d-empty-space")
+    assert_no_exception(page)
+
+
+def test_app_compare_linked_hover_shows_both_models(page, server):
+    page.goto(f"{server}/compare")
+    wait_for_app(page, timeout=180_000)
+    page.wait_for_function("() => ['compare_map_0', 'compare_map_1'].every(k => window.__latentLabMaps && "
+                           "window.__latentLabMaps[k] && window.__latentLabMaps[k].n() > 0)", timeout=180_000)
+    page.wait_for_function("() => window.__latentLabHover && window.__latentLabHover.maps && "
+                           "window.__latentLabHover.maps.linked && window.__latentLabHover.maps.list.length === 2",
+                           timeout=60_000)
+    wait_for_app(page)
+    box = page.evaluate("""async () => { const o = window.__latentLabMaps.compare_map_1.state.over;
+        o.scrollIntoView({block: "center"});
+        await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+        const b = o.getBoundingClientRect(); return [b.left, b.top, b.width, b.height]; }""")
+    x, y = box[0] + box[2] * 0.5, box[1] + box[3] * 0.45
+    page.mouse.move(x - 30, y - 10)
+    page.mouse.move(x, y, steps=6)
+    page.wait_for_function(f"() => {{ const c = document.querySelector('{CARD}'); return c && c.style.display === "
+                           "'block' && c.querySelectorAll('.llh-code[data-score]').length === 2; }", timeout=20_000)
+    r = page.evaluate(f"""() => {{
+        const card = document.querySelector('{CARD}');
+        return {{note: card.querySelector('.llh-note').textContent,
+                 panes: [...card.querySelectorAll('.llh-code')].map(f => {{
+                   const d = f.querySelector('canvas').getContext('2d').getImageData(0, 0, 28, 28).data;
+                   let mx = 0; for (let i = 0; i < d.length; i += 4) mx = Math.max(mx, d[i]);
+                   return {{key: f.dataset.map, score: Number(f.dataset.score), max: mx, here: f.classList.contains('llh-here'),
+                            name: f.querySelector('.llh-name').textContent}}; }}),
+                 last: window.__latentLabHover.last}}; }}""")
+    assert [p["key"] for p in r["panes"]] == ["compare_map_0", "compare_map_1"]
+    assert [p["here"] for p in r["panes"]] == [False, True]
+    assert r["note"] in ("same plane coordinates, each model's own PCA plane · exact",
+                         "same latent coordinates (z₁, z₂) in both models · exact")
+    assert all(0.0 < p["score"] <= 1.0 for p in r["panes"]) and max(p["max"] for p in r["panes"]) > 60
+    assert len(r["last"]) == 2
+    if "PCA" in r["note"]:  # each model's own plane: two different codes
+        assert r["last"][0]["z"] != r["last"][1]["z"]
+    else:  # a 2-d pair: the very same code in both
+        assert r["last"][0]["z"] == r["last"][1]["z"]
+    shot(page, "hover-app-compare-linked")
     assert_no_exception(page)
