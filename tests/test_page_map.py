@@ -456,3 +456,24 @@ def test_a_clicked_point_of_empty_space_is_decoded_and_sent(monkeypatch, method)
         assert z == [2.5, -4.0] and label == "the Native latent plane point (2.50, -4.00)"
     else:
         assert label.startswith("about the t-SNE point")
+
+
+def test_marks_travel_with_the_map_and_refuse_what_is_not_a_point(monkeypatch):
+    """map_chart(marks=...) for a drawn digit's place (ui/map_canvas.js draws them and keeps them in view)."""
+    from ui import map_canvas
+
+    real = map_canvas.map_chart
+    marks = [{"x": 1.25, "y": -40.0, "label": "your drawing " * 10, "color": "#111"}]
+
+    def chart(*args, **kwargs):
+        return real(*args, **kwargs, marks=marks)
+
+    monkeypatch.setattr(map_canvas, "map_chart", chart)
+    at = app("vae-2d")
+    at.run()
+    assert not at.exception
+    (mark,) = map_data(at)[0]["marks"]
+    assert (mark["x"], mark["y"], mark["color"]) == (1.25, -40.0, "#111") and len(mark["label"]) == 60
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="finite coordinates"):  # the caller's mistake, said in a sentence
+            map_canvas._mark({"x": bad, "y": 0.0})

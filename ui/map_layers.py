@@ -34,7 +34,7 @@ from vae.maps.projection import make_projection
 if TYPE_CHECKING:
     from vae.maps.projection import Projection
 
-LAYER_N = 48  # layer points per side: 2,304 decodes and scores
+LAYER_N = 40  # layer points per side: 1,600 decodes and scores, ~0.85 s of CPU (48: 1.2 s; benchmarks/bench_layer.py)
 SNAP = 8  # a view is snapped outward to a grid of at most 1/SNAP of its span (a power of two)
 K = 10  # neighbours for the honesty colouring
 EXACT = ("native", "pca")  # maps with an exact way back from a point to a code

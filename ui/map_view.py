@@ -281,10 +281,10 @@ def point_panel(a: state.Active, method: str, z: np.ndarray, y: np.ndarray, poin
     c2.markdown(f"Code z = {_code_text(code)}. " + map_layers.verdict(probs, class_names))
     c2.caption(how_exact(method, a.config.latent_dim) + " Double-click the map to clear it.")
     label = f"{'about ' if not exact else ''}the {METHOD_LABELS[method]} point ({point[0]:.2f}, {point[1]:.2f})"
-    b1, b2, _ = c2.columns([1, 1.3, 1])
-    if b1.button("Start Sliders here", key="map_point_sliders", icon=":material/tune:"):
+    row = c2.container(horizontal=True)  # buttons as wide as their words, wrapping where the column is narrow
+    if row.button("Start Sliders here", key="map_point_sliders", icon=":material/tune:"):
         state.set_sent_code(code, label, a.fingerprint)
         links.go("pages/sliders.py", {"start": "sent"})
-    if b2.button("Use as an Interpolate endpoint", key="map_point_interpolate", icon=":material/timeline:"):
+    if row.button("Use as an Interpolate endpoint", key="map_point_interpolate", icon=":material/timeline:"):
         state.set_sent_code(code, label, a.fingerprint)
         links.go("pages/interpolate.py", {"mode": "sent"})

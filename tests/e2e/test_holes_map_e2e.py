@@ -163,7 +163,27 @@ def test_a_click_on_empty_space_decodes_that_point(page, server):
     assert abs(at["x"] - spot["x"]) < 1.5 and abs(at["y"] - spot["y"]) < 1.5
     img = page.locator('.st-key-map_point [data-testid="stImage"] img')
     assert img.evaluate("el => el.naturalWidth") == 112
-    page.get_by_role("button", name="Start Sliders here").scroll_into_view_if_needed()
-    shot(page, "holes-map-clicked-point")
+    page.evaluate("() => document.querySelector('.st-key-map_point').scrollIntoView({block: 'end'})")
+    page.wait_for_timeout(200)
+    shot(page, "holes-map-clicked-point")  # the cross on the map and the decoded point under it
     page.get_by_role("button", name="Start Sliders here").click()
     page.wait_for_url("**/sliders?**start=sent**", timeout=30_000)
+
+
+def test_a_tsne_map_coloured_by_neighbours_kept(page, server):
+    page.goto(f"{server}/map?model=vae-16d&method=tsne")  # the bundled t-SNE map: no waiting
+    wait_for_app(page)
+    page.wait_for_function(f"() => {{ const m = {API}; return !!m && m.n() === 10000; }}", timeout=120_000)
+    assert page.get_by_text("Show where it decodes to a digit").count() == 0
+    assert page.get_by_text("offered on the native and PCA maps only").count() == 1
+    page.get_by_text("Colour by neighbours kept").click()
+    page.get_by_text("nearest neighbours in latent space stay among its 10 nearest").wait_for(timeout=60_000)
+    wait_for_app(page)
+    assert_no_exception(page)
+    scale = page.locator('[data-testid="ll-map-scale"]')
+    assert scale.is_visible() and "latent neighbours kept" in scale.inner_text()
+    groups = page.evaluate(f"() => {API}.state.byValue.map(g => g.length)")
+    assert len(groups) == 11 and sum(groups) == 10_000 and max(groups) < 10_000  # dots of many values
+    page.evaluate(f"() => {API}.state.over.scrollIntoView({{block: 'center'}})")
+    page.wait_for_timeout(200)
+    shot(page, "holes-map-tsne-neighbours-kept")
