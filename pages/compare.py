@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui import compare, explore, hover_card, identity, library, links, map_canvas, state
+from ui import compare, drawing, explore, hover_card, identity, library, links, map_canvas, state
 from ui.text import plain
 from ui.figures import DIGIT_COLORS
 from vae.checkpoint import CheckpointError
@@ -98,7 +98,7 @@ with st.expander("Region, grid, seed and path", expanded=False):
                            "so the arc stays at the length typical prior samples have; it does not follow the data, "
                            "and it means nothing special for an AE, which has no prior.")
 link.publish({"region": mode, "half": extent, "grid": n_grid, "seed": seed, "from": start, "to": end, "path": method}
-             | ({"sds": sds} if "sds" in links.PARAMS["compare"] else {}))  # once ui/links.py has "sds"
+             | {"sds": sds})
 
 clf, no_scores = compare.scorer(models)
 try:
@@ -233,3 +233,6 @@ for k, col in enumerate(cols):
     if paths[k].scores is not None:
         col.plotly_chart(explore.score_chart(paths[k].scores, paths[k].threshold, height=180),
                          key=f"compare_scores_{k}", config={"displayModeBar": False})
+
+st.subheader("Your drawing in both models")
+drawing.show_in_models(models, "compare_draw")

@@ -19,8 +19,10 @@ st.title(":material/timeline: Interpolate")
 link = links.Link("interpolate")
 st.markdown(
     "Take the codes of two digits and walk between them in latent space: every step is decoded back into "
-    "an image. **Linear** goes in a straight line; **spherical** follows an arc that keeps the code's length "
-    "close to what a bell-curve prior expects. Where the path crosses a *hole* (a region no training digit "
+    "an image. **Linear** goes in a straight line; **spherical** follows an arc whose steps keep a length "
+    "between the two codes' lengths, where a straight line's middle dips toward the origin (in many dimensions "
+    "almost every sample of a bell-curve prior has about the same length; the arc does not follow the data, "
+    "and for an AE, which has no prior, it means nothing special). Where the path crosses a *hole* (a region no training digit "
     "was mapped to), the in-between images stop looking like digits, and the classifier's score drops."
 )
 

@@ -238,7 +238,7 @@ def test_show_in_models_reads_the_drawing_in_both(pad, monkeypatch):
     at = AppTest.from_string(SHOW, default_timeout=120)
     at.run()
     assert not at.exception
-    assert any("Draw a digit on the **Draw** page" in i.value for i in at.info) and not at.image
+    assert any("Draw a digit on the Draw page" in c.value for c in at.caption) and not at.image
     assert links == ["pages/draw.py"]
     at = open_page()
     pad.draw(FOUR)

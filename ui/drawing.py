@@ -209,8 +209,7 @@ def show_in_models(models: list[state.Active], key: str) -> None:
 
     x = held_image()
     if x is None:
-        st.info("Draw a digit on the **Draw** page, and it shows here as both models read it.",
-                icon=":material/draw:")
+        st.caption("Draw a digit on the Draw page, and it shows here as both models read it.")
         st.page_link("pages/draw.py", label="Draw a digit", icon=":material/draw:")
         return
     clf, no_scores = explore.scorer(models[0].dataset)
