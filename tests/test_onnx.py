@@ -261,3 +261,31 @@ def test_listing_imports_neither_onnx_nor_torch(vae2d, tmp_path):
     assert p.returncode == 0, p.stderr
     listed, heavy = map(json.loads, p.stdout.strip().splitlines())
     assert listed == [["light", "VAE · ONNX · 2-d"]] and heavy == []
+
+
+PAGES = ["home", "map", "draw", "sliders", "interpolate", "compare", "gallery", "train"]
+
+
+SERVER_DECODE = pytest.mark.xfail(strict=True, reason=(
+    "Sliders sends vae.models.decoder_layers to the browser; for an imported pair that raises ServerDecodeOnly, "
+    "which pages/sliders.py and ui/decoder_component.py do not turn into a server-side decode yet"))
+
+
+@pytest.mark.parametrize("page", [pytest.param(p, marks=SERVER_DECODE) if p == "sliders" else p for p in PAGES])
+def test_every_page_runs_an_imported_model(page, vae2d, fresh_app, monkeypatch):
+    """An imported pair as the active model: each page runs without an exception (AppTest; the canvas and
+    the in-browser decoder are tests/e2e's)."""
+    from streamlit.testing.v1 import AppTest
+
+    from vae.checkpoint import default_library_dir
+
+    monkeypatch.setattr("ui.state.MapService.warm_up", lambda self, *a, **k: None, raising=False)
+    entry = ModelLibrary(default_library_dir(), BUNDLED_MODELS).import_onnx(*vae2d[1], name="imported")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at.session_state["active_model"] = entry.id
+    at.switch_page(f"pages/{page}.py")
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    shown = " ".join(str(getattr(x, "value", "")) for x in [*at.markdown, *at.caption, *at.error, *at.warning])
+    assert "Traceback" not in shown
+    print(page, "errors:", [e.value for e in at.error], "warnings:", [w.value for w in at.warning][:3])

@@ -1,11 +1,13 @@
 """Evaluation of a trained model on the test split.
 
     python -m vae.evaluate my-vae.safetensors --data-dir ../shared/data
+    python -m vae.evaluate ~/.local/share/latent-lab/models/my-vae-1a2b3c4d.onnxmodel   # an imported ONNX pair
 
 prints one JSON line: test_nats (negative ELBO, beta = 1), recon_nats, kl_nats, kl_per_dim,
 active_units (dims whose posterior mean varies across the test set: Cov > 0.01) and knn_acc
 (a 3-nearest-neighbour classifier on the codes given only 10 labelled digits per class).
-For an AE, test_nats is the reconstruction term alone (its KL is zero by construction).
+For an AE, test_nats is the reconstruction term alone (its KL is zero by construction). An imported
+ONNX pair (vae.onnx: the `path` its import prints) is measured the same way, through onnxruntime.
 """
 
 from __future__ import annotations
@@ -94,8 +96,8 @@ def evaluate(model: AutoEncoder, data: Dataset, seed: int = 0) -> dict:
 def main(argv: list[str] | None = None) -> int:
     from .checkpoint import CheckpointError, load_checkpoint
 
-    p = argparse.ArgumentParser(prog="python -m vae.evaluate", description="Evaluate a Latent Lab checkpoint.")
-    p.add_argument("checkpoint")
+    p = argparse.ArgumentParser(prog="python -m vae.evaluate", description="Evaluate a Latent Lab checkpoint or an imported ONNX model.")
+    p.add_argument("checkpoint", help="a .safetensors checkpoint, or the folder of an imported ONNX pair")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--dataset", choices=DATASETS, default=None, help="default: the one it was trained on")
     p.add_argument("--seed", type=int, default=0)
