@@ -577,12 +577,14 @@ function showMarks(S, marks) {
 function viewMoved(S, now = false) {
   if (!S.d || !S.d.layer || !S.view) return;
   clearTimeout(S.viewTimer);
-  S.viewTimer = setTimeout(() => {
+  const ask = () => {
+    if (!S.root) return;
     const v = S.view, msg = { key: S.d.key || "map", id: S.d.id, view: [[v.x0, v.x1], [v.y0, v.y1]] };
     (window.__latentLabViews = window.__latentLabViews || {})[msg.key] = msg; // for a channel not mounted yet
     S.root.dataset.layerAsked = String((Number(S.root.dataset.layerAsked) || 0) + 1);
     window.dispatchEvent(new CustomEvent("latent-lab-map-view", { detail: msg }));
-  }, now ? 0 : SETTLE_MS);
+  };
+  if (now) ask(); else S.viewTimer = setTimeout(ask, SETTLE_MS);
 }
 
 function setLayer(S, L) {
@@ -671,6 +673,7 @@ export default function (component) {
     S.root.dataset.point = S.point ? `${S.point.x},${S.point.y}` : "";
   }
   if (!fresh && JSON.stringify(data.marks || []) !== oldMarks) showMarks(S, data.marks);
+  if (!data.layer && window.__latentLabViews) delete window.__latentLabViews[data.key || "map"]; // no stale asks
   const L = (window.__latentLabLayers || {})[data.key || "map"];
   S.layer = data.layer && L && L.id === data.id && L.img ? L : null;
   S.root.dataset.layer = S.layer ? JSON.stringify(S.layer.view) : "";
