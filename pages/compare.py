@@ -203,7 +203,10 @@ for k, col in enumerate(cols):
                              filename=f"compare-map-{models[k].entry.id}", height=420, pickable=False,
                              path=explore.walk(p.transform(paths[k].z), paths[k].scores, paths[k].threshold))
 if models[0].dataset == models[1].dataset:  # the hover card shows test images of one dataset
-    hover_card.hover_digits(models[0].dataset)
+    specs = [hover_card.decode_spec(m, f"compare_map_{k}", p.name, state.active_codes(m), y, projection=p,
+                                    label=f"{m.config.kind.upper()} · {m.entry.name}", map_id=f"{m.fingerprint}-{p.name}")
+             for k, (m, (p, y)) in enumerate(zip(models, planes))]
+    hover_card.hover_digits(models[0].dataset, specs, linked=True)
 
 st.subheader("The region, decoded")
 st.caption(f"A {n_grid}×{n_grid} grid of points evenly spaced over the dashed box, each decoded" +

@@ -153,7 +153,8 @@ with m1:
                          explore.axis_names(p), filename=f"interpolation-map-{a.entry.id}-{start_file}-{i1}", height=480,
                          path=explore.walk(p.transform(report.z), report.scores, report.threshold), pickable=False,
                          equal=True)
-    hover_card.hover_digits(a.dataset)
+    hover_card.hover_digits(a.dataset, [hover_card.decode_spec(a, "interp_map", p.name, z, y, projection=p,
+                                                               map_id=f"{a.fingerprint}-{p.name}")])
 if z0 is None:
     originals, _ = explore.reconstructions(a, [i0, i1])
     m2.image(image_grid(originals, cols=2, scale=4), caption="start and end: the two test images")
