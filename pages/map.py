@@ -43,7 +43,7 @@ if job.status != "done":
 
 y = job.embedding
 native = method == "native"
-layer_on, kept_on = map_view.toggles(a, method)
+layer_on, kept_on = map_view.toggles(a, method, link)
 kept = map_layers.kept(job.key, z, y) if kept_on else None  # per dot: latent neighbours kept on the map
 if native:
     grid, region = map_view.manifold(a, z)
@@ -55,7 +55,7 @@ with left:
         "map_scatter", job.key, y, labels, names, DIGIT_COLORS, map_view.axis_titles(method, dim), region,
         filename=f"latent-map-{a.entry.id}-{method}", height=map_view.MAP_HEIGHT, picks=state.picks(), space=True,
         layer=layer_on, color_by=None if kept is None else map_layers.color_values(kept))
-    hover_card.hover_digits(a.dataset)
+    hover_card.hover_digits(a.dataset, [hover_card.decode_spec(a, "map_scatter", method, z, y, map_id=job.key)])
     if layer_on:
         map_layers.layer_channel("map_scatter", job.key, a, method)
     st.caption(f"{METHOD_LABELS[method]} of all {len(y):,} test digits · "

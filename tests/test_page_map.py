@@ -477,3 +477,17 @@ def test_marks_travel_with_the_map_and_refuse_what_is_not_a_point(monkeypatch):
     for bad in (float("nan"), float("inf")):
         with pytest.raises(ValueError, match="finite coordinates"):  # the caller's mistake, said in a sentence
             map_canvas._mark({"x": bad, "y": 0.0})
+
+
+def test_the_layer_and_neighbours_kept_travel_in_the_address():
+    seed_slow_maps("vae-16d")
+    at = app("vae-16d")
+    at.query_params["method"] = "pca"
+    at.query_params["layer"] = "1"
+    at.query_params["kept"] = "1"
+    at.run()
+    assert not at.exception
+    assert at.toggle(key="map_layer").value and at.toggle(key="map_kept").value
+    assert at.query_params["layer"] == "1" and at.query_params["kept"] == "1"
+    at.toggle(key="map_layer").set_value(False).run()
+    assert "layer" not in at.query_params and at.query_params["kept"] == "1"

@@ -34,7 +34,7 @@ from ui.text import plain
 # What each page keeps in its address, besides ?model=.
 PARAMS: dict[str, tuple[str, ...]] = {
     "home": (),
-    "map": ("method", "perplexity", "n_neighbors", "min_dist", "picks"),
+    "map": ("method", "perplexity", "n_neighbors", "min_dist", "layer", "kept", "picks"),
     "draw": ("method",),
     "sliders": ("start", "digit", "class", "seed", "dims", "z", "picks"),
     "interpolate": ("mode", "from", "to", "end", "steps", "path", "picks"),
@@ -118,6 +118,11 @@ def choice(options: Sequence) -> Callable[[str], Any]:
 
 def integer(lo: int, hi: int, step: int = 1) -> Callable[[str], int]:
     return lambda t: parse_int(t, lo, hi, step)
+
+
+def flag() -> Callable[[str], bool]:
+    """A toggle's parser: "1" is on, "0" off (the address writes a toggle only when it is on)."""
+    return lambda t: bool(parse_int(t, 0, 1))
 
 
 def number(lo: float, hi: float, step: float | None = None) -> Callable[[str], float]:

@@ -230,8 +230,9 @@ def kept_offered(method: str, latent_dim: int) -> bool:
     return method in ("tsne", "umap") or (method == "pca" and latent_dim > 2)
 
 
-def toggles(a: state.Active, method: str) -> tuple[bool, bool]:
-    """The map's two optional views. -> (digit-likeness layer on, colour by neighbours kept)"""
+def toggles(a: state.Active, method: str, link: Link) -> tuple[bool, bool]:
+    """The map's two optional views, kept in the page's address (`link`).
+    -> (digit-likeness layer on, colour by neighbours kept)"""
     c1, c2 = st.columns(2)
     layer = False
     if method in map_layers.EXACT:
@@ -239,17 +240,18 @@ def toggles(a: state.Active, method: str) -> tuple[bool, bool]:
         if clf is None:
             c1.caption(why)
         else:
-            layer = c1.toggle("Show where it decodes to a digit", key="map_layer",
+            layer = c1.toggle("Show where it decodes to a digit", key=link.field("layer", "map_layer", links.flag(), False),
                               help="Paints the map's background by how digit-like the decoder's output is at each "
                                    "point of the visible region (zoom in for detail). " + map_layers.LAYER_DARK)
     else:
         c1.caption(map_layers.NOT_OFFERED)
     kept = False
     if kept_offered(method, a.config.latent_dim):
-        kept = c2.toggle("Colour by neighbours kept", key="map_kept",
+        kept = c2.toggle("Colour by neighbours kept", key=link.field("kept", "map_kept", links.flag(), False),
                          help=f"Colours each digit by how many of its {map_layers.K} nearest neighbours in latent "
                               f"space are also among its {map_layers.K} nearest on this map: where a projection "
                               "keeps neighbourhoods and where it tears them apart.")
+    link.publish({"layer": True if layer else None, "kept": True if kept else None})
     return layer, kept
 
 
