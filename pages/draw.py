@@ -3,7 +3,7 @@ on a map; send its code to Sliders or Interpolate."""
 
 import streamlit as st
 
-from ui import drawing, explore, hover_card, links, map_canvas, map_view, state
+from ui import drawing, hover_card, links, map_canvas, map_view, state
 from ui.figures import DIGIT_COLORS
 from ui.layout import ensure_frame
 from ui.text import plain
@@ -23,7 +23,7 @@ a = state.require_active()
 data = state.require_test_data(a)
 labels, names = data.y_test.numpy(), data.class_names
 codes = state.active_codes(a)
-clf, no_scores = explore.scorer(a.dataset)
+clf, no_scores = state.scorer(a.dataset)
 
 left, right = st.columns([2, 3], gap="large")
 with left:

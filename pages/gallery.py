@@ -22,7 +22,7 @@ data = state.require_test_data(a)
 labels = data.y_test.numpy()
 n = len(labels)
 names = data.class_names
-clf, no_scores = explore.scorer(a.dataset)
+clf, no_scores = state.scorer(a.dataset)
 
 st.subheader("Samples from the prior")
 st.caption("Codes drawn at random from the bell curve N(0, I) and decoded. A VAE was trained so that this works; "

@@ -104,7 +104,7 @@ link.publish({"from": ends[0], "to": ends[1]} | ({} if source == "sent" else {"e
 if i0 is not None and i0 == i1:
     st.info("Start and end are the same digit, so every step shows it; pick two different digits.")
 
-clf, no_scores = explore.scorer(a.dataset)
+clf, no_scores = state.scorer(a.dataset)
 try:
     with st.spinner("Decoding the path…"):
         report = (explore.path(a, clf, i0, i1, steps, method) if z0 is None else

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from ui import drawing, links, state
-from ui.decoder_component import live_sliders
+from ui.decoder_component import live_sliders, server_sliders
 from vae.dims import dim_ranges, dim_scores, include, nearest, rank_dims, start_code, traversal_codes
 from vae.latent import decode
 from ui.layout import ensure_frame
@@ -107,10 +107,14 @@ if held is not None and held[0] != start:  # another start now: the sliders star
     held = None
 left, right = st.columns([5, 2], gap="large")
 with left:
-    live = live_sliders(a, z0, dims, ranges, [score_label[i] for i in dims], st.session_state.get(RESETS, 0),
-                        code=None if held is None else held[1])
-    st.caption(f"The decoder's weights travel once to your browser ({live.payload_bytes / 1e6:.2f} MB, float16) "
-               f"and it redraws the digit on every movement. Slider ranges: "
+    in_browser = getattr(a.model, "runs_in_browser", True)  # False for an imported ONNX graph
+    live = (live_sliders if in_browser else server_sliders)(
+        a, z0, dims, ranges, [score_label[i] for i in dims], st.session_state.get(RESETS, 0),
+        code=None if held is None else held[1])
+    st.caption((f"The decoder's weights travel once to your browser ({live.payload_bytes / 1e6:.2f} MB, float16) "
+                "and it redraws the digit on every movement. " if in_browser else
+                "Decoded on the server, when a slider is released: an imported ONNX model's decoder cannot run in "
+                "your browser. ") + "Slider ranges: "
                + ("±3, the bulk of the prior N(0, I)." if a.config.has_prior else
                   "the span of the test codes along each dimension (an AE has no prior)."))
 with right:

@@ -365,11 +365,11 @@ def test_gallery_controls(lib):
 
 
 def test_scores_only_for_digits(lib):
-    from ui import explore
+    from ui import state
 
-    clf, why = explore.scorer("fashion")
+    clf, why = state.scorer("fashion")
     assert clf is None and "fashion" in why
-    clf, why = explore.scorer("mnist")
+    clf, why = state.scorer("mnist")
     assert clf is not None and why == ""
 
 

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ui import explore
+from ui import explore, state
 from vae.compare import BUNDLED_PAIRS
 
 if TYPE_CHECKING:  # annotations only
@@ -44,7 +44,7 @@ def scoring_dataset(datasets: Iterable[str]) -> str:
 
 def scorer(models: Sequence[Active]) -> tuple[DigitClassifier | None, str]:
     """The classifier for both models and "", or None and the sentence saying why there are no scores."""
-    return explore.scorer(scoring_dataset(m.dataset for m in models))
+    return state.scorer(scoring_dataset(m.dataset for m in models))
 
 
 @dataclass(frozen=True)

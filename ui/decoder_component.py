@@ -64,3 +64,23 @@ def live_sliders(a: Active, start, dims: list[int], ranges, labels: list[str], r
         if np.all(np.isfinite(zr)):
             z = zr
     return LiveCode(z, bool(np.any(z != start)), len(blob))
+
+
+def server_sliders(a: Active, start, dims: list[int], ranges, labels: list[str], resets: int = 0,
+                   key: str = "sliders_live", code=None) -> LiveCode:
+    """Streamlit's own sliders, decoded on the server, for a model whose decoder cannot run in a browser
+    (an imported ONNX graph): the digit is redrawn when a slider is released, not while it is dragged."""
+    from vae.images import image_grid
+    from vae.latent import decode
+
+    start = np.asarray(start, np.float32)
+    z = (start if code is None else np.asarray(code, np.float32)).copy()
+    ranges = np.asarray(ranges, np.float32)
+    token = hashlib.sha1(f"{a.fingerprint}:{resets}:".encode() + start.tobytes()).hexdigest()[:8]
+    view, rows = st.columns([1, 3])
+    for d, label in zip(dims, labels):
+        lo, hi = (float(v) for v in ranges[d])
+        z[d] = rows.slider(label, lo, hi, float(np.clip(z[d], lo, hi)), step=(hi - lo) / 200 or None,
+                           key=f"{key}_{token}_{d}")
+    view.image(image_grid(decode(a.model, z[None]), cols=1, scale=5), width=140)
+    return LiveCode(z, bool(np.any(z != start)), 0)

@@ -205,14 +205,12 @@ def wait_for_map(a: state.Active, codes: np.ndarray, method: str, params: dict) 
 def show_in_models(models: list[state.Active], key: str) -> None:
     """The session's drawing encoded and reconstructed by each model, side by side with the classifier's
     verdicts; a link to the Draw page where there is no drawing yet."""
-    from ui import explore  # plotly and pandas: for the pages that show scores, not for Sliders
-
     x = held_image()
     if x is None:
         st.caption("Draw a digit on the Draw page, and it shows here as both models read it.")
         st.page_link("pages/draw.py", label="Draw a digit", icon=":material/draw:")
         return
-    clf, no_scores = explore.scorer(models[0].dataset)
+    clf, no_scores = state.scorer(models[0].dataset)
     cols = st.columns(1 + len(models))
     with cols[0].container(key=f"{key}_input"):
         st.image(image_grid(x[None], cols=1, scale=4), width=120)

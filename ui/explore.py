@@ -18,7 +18,6 @@ from PIL import Image
 
 from ui import state
 from vae.images import image_grid, to_uint8
-from vae.checkpoint import CheckpointError
 from vae.classifier import CONFIDENT, DigitClassifier, digit_confidence
 from vae.compare import (HoleReport, PathReport, code_region, decoded_fitted, decoded_grid, decoded_prior, empty_mask,
                          map_plane, path_report, reconstruction_scores, walk_scores)
@@ -27,23 +26,9 @@ from vae.models import AutoEncoder
 from vae.maps.projection import Projection
 
 GOOD, BAD = "#2E9E4F", "#D62728"
-NO_CLASSIFIER = ("The digit classifier is missing, so the \"looks like a digit\" scores are off; rebuild it with "
-                 "`python -m vae.classifier` (see assets/README.md).")
 
 
-# --- the classifier -------------------------------------------------------------------------------
-
-def scorer(dataset: str = "mnist") -> tuple[DigitClassifier | None, str]:
-    """The digit classifier and "", or None and the sentence saying why there are no scores (it is missing,
-    or the model draws something other than digits); pages then show images without scores."""
-    if dataset != "mnist":
-        return None, (f"The \"looks like a digit\" scores are off: the classifier judges handwritten digits, and "
-                      f"this model was trained on {dataset}.")
-    try:
-        return state.classifier(), ""
-    except CheckpointError:
-        return None, NO_CLASSIFIER
-
+# --- the classifier (state.scorer gives it, or the reason there is none) -----------------------------
 
 def scores(clf: DigitClassifier, images: np.ndarray) -> np.ndarray:
     """How much each image looks like a digit: the classifier's top class probability. (N,)"""

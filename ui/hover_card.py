@@ -132,10 +132,15 @@ def _pca_of(fingerprint: str, n: int, _codes: np.ndarray):
 
 
 def decode_spec(a: state.Active, map_key: str, method: str, codes: np.ndarray, embedding: np.ndarray,
-                label: str | None = None, projection: Projection | None = None, map_id: str | None = None) -> DecodeSpec:
+                label: str | None = None, projection: Projection | None = None,
+                map_id: str | None = None) -> DecodeSpec | None:
     """The spec for the map `map_key` of model `a` drawn by `method` ("native", "pca", "tsne", "umap"):
-    `codes` (N, D) are the model's test codes, `embedding` (N, 2) their places on the map."""
+    `codes` (N, D) are the model's test codes, `embedding` (N, 2) their places on the map. None for a model
+    whose decoder cannot run in a browser (an imported ONNX graph): the card then shows the hovered digit."""
     from ui.decoder_component import packed_decoder
+
+    if not getattr(a.model, "runs_in_browser", True):
+        return None
 
     codes = np.asarray(codes, np.float32)
     if method == "pca" and projection is None:
@@ -212,11 +217,10 @@ def hover_digits(dataset: str, decoders: list[DecodeSpec] | None = None, linked:
     shows the hovered digit only. `linked`: hovering one map shows the same point decoded by every map's
     model side by side (AE vs VAE). Scores come with MNIST models only (the classifier judges digits)."""
     _sprites(dataset)
+    decoders = [d for d in decoders or [] if d is not None]
     if not decoders:
         return
-    from ui.explore import scorer
-
-    clf, _ = scorer(dataset)
+    clf, _ = state.scorer(dataset)
     blob = classifier_blob() if clf is not None else None
     if blob is not None:
         _HOVER(key="map_hover_classifier", data=blob)

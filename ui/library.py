@@ -85,7 +85,13 @@ def sync_pick(ids: list[str], active_id: str | None) -> None:
 
 
 def download_button(entry: Entry) -> None:
-    """The model's checkpoint file as a download; the file is read only when the button is pressed."""
+    """The model's checkpoint file as a download (an imported ONNX pair: its two graphs in a zip); the file is
+    read only when the button is pressed."""
+    if entry.path.is_dir():  # an imported pair's folder (vae.onnx.store)
+        st.download_button("Download the ONNX pair (.zip)", data=lambda: state.library().onnx_zip(entry.id),
+                           icon=":material/download:", file_name=f"{slugify(entry.name)}-onnx.zip",
+                           mime="application/zip", key="train_download", on_click="ignore")
+        return
     st.download_button("Download .safetensors", data=entry.path.read_bytes, icon=":material/download:",
                        file_name=f"{slugify(entry.name)}.safetensors", mime="application/octet-stream",
                        key="train_download", on_click="ignore")

@@ -26,7 +26,6 @@ import streamlit as st
 
 from ui import state
 from ui.components import component
-from vae.checkpoint import CheckpointError
 from vae.classifier import CONFIDENT, predict_proba
 from vae.latent import decode
 from vae.maps.projection import make_projection
@@ -80,22 +79,10 @@ def point_code(a: state.Active, method: str, z: np.ndarray, map_y: np.ndarray, p
 
 # --- the decoded point -------------------------------------------------------------------------------
 
-def scorer(a: state.Active):
-    """The digit classifier and "", or None and the sentence saying why there are no scores."""
-    if a.dataset != "mnist":
-        return None, ("The digit-likeness scores are off: the classifier judges handwritten digits, and this "
-                      f"model was trained on {a.dataset}.")
-    try:
-        return state.classifier(), ""
-    except CheckpointError:
-        return None, ("The digit classifier is missing, so the digit-likeness scores are off; rebuild it with "
-                      "`python -m vae.classifier` (see assets/README.md).")
-
-
 def decoded_point(a: state.Active, z: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """The decoder's image (28, 28) at code z, and the classifier's class probabilities (10,) (None without)."""
     image = decode(a.model, np.asarray(z, np.float32).reshape(1, -1))[0]
-    clf, _ = scorer(a)
+    clf, _ = state.scorer(a.dataset)
     return image, None if clf is None else predict_proba(clf, image[None])[0]
 
 
@@ -142,7 +129,7 @@ def _layer(fingerprint: str, method: str, view, n: int, _a: state.Active) -> tup
     """The layer over a quantised view: (base64 PNG, scores (n, n)), ~10 KB an entry."""
     from vae.likeness import layer_png, likeness_layer
 
-    clf, _ = scorer(_a)
+    clf, _ = state.scorer(_a.dataset)
     layer = likeness_layer(_a.model, clf, plane(_a, method), view, n=n)
     return base64.b64encode(layer_png(layer)).decode("ascii"), layer.scores
 

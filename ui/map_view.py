@@ -236,7 +236,7 @@ def toggles(a: state.Active, method: str, link: Link) -> tuple[bool, bool]:
     c1, c2 = st.columns(2)
     layer = False
     if method in map_layers.EXACT:
-        clf, why = map_layers.scorer(a)
+        clf, why = state.scorer(a.dataset)
         if clf is None:
             c1.caption(why)
         else:

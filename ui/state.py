@@ -78,6 +78,22 @@ def classifier() -> DigitClassifier:
     return clf
 
 
+NO_CLASSIFIER = ("The digit classifier is missing, so the \"looks like a digit\" scores are off; rebuild it with "
+                 "`python -m vae.classifier` (see assets/README.md).")
+
+
+def scorer(dataset: str = "mnist") -> tuple[DigitClassifier | None, str]:
+    """The digit classifier and "", or None and the sentence saying why there are no scores (it is missing,
+    or the model draws something other than digits); pages then show images without scores."""
+    if dataset != "mnist":
+        return None, (f"The \"looks like a digit\" scores are off: the classifier judges handwritten digits, and "
+                      f"this model was trained on {dataset}.")
+    try:
+        return classifier(), ""
+    except CheckpointError:
+        return None, NO_CLASSIFIER
+
+
 @st.cache_resource(show_spinner="Loading the test digits…")
 def test_data(name: str) -> Dataset:
     from vae.assets import test_set
