@@ -286,3 +286,85 @@ def test_every_page_runs_an_imported_model(page, vae2d, fresh_app, monkeypatch):
     if page == "sliders":  # an ONNX decoder cannot run in the browser: Streamlit's sliders, decoded on the server
         assert "Decoded on the server" in shown and at.slider and at.image
     print(page, "errors:", [e.value for e in at.error], "warnings:", [w.value for w in at.warning][:3])
+
+
+# ---------------------------------------------------------------- the page's export, in a child process
+
+def test_exports_are_made_in_a_child_once_and_kept_bounded(monkeypatch, tmp_path):
+    """export_zip runs python -m vae.onnx export (this process never loads the exporter), keeps the zip per
+    fingerprint, says a failure in one sentence, and keeps at most MAX_KEPT zips, the least recently used
+    going first."""
+    import zipfile
+
+    from vae.onnx import exports
+
+    assert exports.folder().is_relative_to(tmp_path)  # the test's own cache (tests/conftest.py)
+    path = exports.export_zip(BUNDLED_MODELS / "ae-2d.safetensors", "ab" * 8, progress=(heard := []).append)
+    assert heard == ["exporting"] and path == exports.folder() / f"{'ab' * 8}.zip"
+    with zipfile.ZipFile(path) as z:
+        assert sorted(z.namelist()) == ["decoder.onnx", "encoder.onnx"]
+        validate.check_pair(z.read("encoder.onnx"), z.read("decoder.onnx"))
+    with monkeypatch.context() as m:  # (not monkeypatch.undo(): that would undo conftest's XDG_CACHE_HOME too)
+        m.setattr(exports, "_export", lambda checkpoint: pytest.fail("exported twice"))
+        assert exports.export_zip(BUNDLED_MODELS / "ae-2d.safetensors", "ab" * 8) == path  # kept: no second export
+
+    not_a_model = tmp_path / "notes.safetensors"
+    not_a_model.write_bytes(b"hello")
+    with pytest.raises(store.OnnxError) as e:
+        exports.export_zip(not_a_model, "cd" * 8)
+    assert "\n" not in str(e.value) and str(e.value).endswith(".") and "notes.safetensors" in str(e.value)
+    assert exports.cached("cd" * 8) is None
+    for bad in ("../../etc/passwd", "", "ABC"):
+        with pytest.raises(store.OnnxError):
+            exports.cached(bad)
+
+    monkeypatch.setattr(exports, "EXPORT_SECONDS", 0.01)
+    with pytest.raises(store.OnnxError, match=r"took more than 0.01 s and was stopped"):
+        exports.export_zip(BUNDLED_MODELS / "ae-2d.safetensors", "ef" * 8)
+
+    monkeypatch.setattr(exports, "MAX_KEPT", 3)
+    for i in range(5):
+        (zp := exports.folder() / f"{i:016x}.zip").write_bytes(b"z")
+        os.utime(zp, (1000 + i, 1000 + i))
+    os.utime(path, (10, 10))  # the oldest, but the one just made stays
+    assert exports.prune(keep=path) == 3
+    assert sorted(p.name for p in exports.folder().glob("*.zip")) == \
+        sorted([path.name, f"{4:016x}.zip", f"{3:016x}.zip"])
+
+
+def test_who_waits_for_another_export_finds_its_zip(monkeypatch):
+    import fcntl
+    import threading
+
+    from vae.onnx import exports
+
+    exports.folder().mkdir(parents=True)
+    monkeypatch.setattr(exports, "_export", lambda checkpoint: pytest.fail("exported although made meanwhile"))
+    heard, result = [], []
+    with open(exports.folder() / "export.lock", "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another export is running
+        t = threading.Thread(target=lambda: result.append(exports.export_zip("x.safetensors", "12" * 8, heard.append)))
+        t.start()
+        deadline = time.time() + 30
+        while not heard and time.time() < deadline:
+            time.sleep(0.01)
+        assert heard == ["waiting"] and not result
+        (exports.folder() / f"{'12' * 8}.zip").write_bytes(b"made by the other one")
+    t.join(30)
+    assert result == [exports.folder() / f"{'12' * 8}.zip"] and heard == ["waiting"]
+
+
+def test_two_imports_at_once_store_two_whole_pairs(vae2d, lib):
+    """Two tabs importing at the same moment: each gets its own folder, both list and load, no temp is left."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    _, (enc, dec) = vae2d
+    with ThreadPoolExecutor(2) as pool:
+        entries = list(pool.map(lambda n: lib.import_onnx(enc, dec, name=n, owner=n), ["tab one", "tab two"]))
+    assert len({e.id for e in entries}) == 2
+    listed = {e.name: e for e in lib.entries() if not e.bundled}
+    assert sorted(listed) == ["tab one", "tab two"] and all(listed[n].owner == n for n in listed)
+    for e in entries:
+        model, _ = load_checkpoint(e.path)
+        assert model.latent_dim == 2
+    assert not [p for p in lib.user_dir.iterdir() if p.name.startswith(".tmp-")]

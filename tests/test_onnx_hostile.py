@@ -124,6 +124,26 @@ def loop_forever_encoder() -> bytes:
     return m.SerializeToString()
 
 
+def memory_bomb_encoder(n: int = 1_000_000_000) -> bytes:
+    """n floats of 1.0 (4 GB) from a shape computed from the input's values (the largest pixel of test digits
+    is 1, times n): no declared or inferred shape says so, only running it does."""
+    nodes = [helper.make_node("ReduceMax", ["x"], ["m"], keepdims=0),
+             helper.make_node("Mul", ["m", "scale"], ["ms"]),
+             helper.make_node("Cast", ["ms"], ["n"], to=TensorProto.INT64),
+             helper.make_node("Reshape", ["n", "one"], ["shape"]),
+             helper.make_node("ConstantOfShape", ["shape"], ["big"],
+                              value=numpy_helper.from_array(np.ones(1, np.float32))),
+             helper.make_node("ReduceSum", ["big"], ["s"], keepdims=0),
+             helper.make_node("Mul", ["s", "zero"], ["s0"]),
+             helper.make_node("Add", ["mu_raw", "s0"], ["mu"])]
+    inits = [numpy_helper.from_array(np.array(float(n), np.float32), "scale"),
+             numpy_helper.from_array(np.array([1], np.int64), "one"),
+             numpy_helper.from_array(np.array(0.0, np.float32), "zero")]
+    m = onnx.ModelProto.FromString(encoder(extra_nodes=nodes, inits=inits))
+    m.graph.node[0].output[0] = "mu_raw"
+    return m.SerializeToString()
+
+
 def pytorch_zip() -> bytes:
     buf = BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
@@ -161,6 +181,7 @@ CASES = {
     "latent size over 128": (encoder(d=1000), decoder(d=1000), {}, "1,000 dimensions"),
     "a VAE without a log-variance": (encoder(outputs=1), GOOD_D, {"kind": "vae"}, "log-variance"),
     "probabilities that are logits": (GOOD_E, GOOD_D, {"output": "probabilities"}, "outside [0, 1]"),
+    "4 GB allocated at run time": (memory_bomb_encoder(), GOOD_D, {}, "GB of memory"),
 }
 CLI_OPTIONS = {"kind": "--kind", "output": "--output"}
 
@@ -207,6 +228,38 @@ def test_a_graph_that_never_ends_is_stopped(lib, monkeypatch):
         lib.import_onnx(loop_forever_encoder(), GOOD_D)
     one_sentence(str(e.value))
     assert "stopped" in str(e.value)
+    assert lib.entries() == []
+
+
+def test_a_graph_that_asks_for_4_gb_is_refused_in_its_child_process(lib):
+    """The trial run happens in a child with an address-space limit: the 4 GB never reach this process (whose
+    peak RSS stays put), the child stays under its limit, and the sentence says why."""
+    import resource
+
+    from vae.onnx import probe
+
+    small = memory_bomb_encoder(n=1000)  # the same graph, asking for 4 KB: accepted, so the size is what counts
+    assert probe.check_isolated(small, GOOD_D).latent_dim == D
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    with pytest.raises(CheckpointError) as e:
+        lib.import_onnx(memory_bomb_encoder(), GOOD_D, name="bomb")
+    one_sentence(str(e.value))
+    assert "needs more than 3 GB of memory" in str(e.value) and "encoder.onnx" in str(e.value)
+    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+    child_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    print(f"peak RSS: this process +{grown / 2**20:.0f} MB, the largest child {child_peak / 2**20:.0f} MB")
+    assert grown < 200 * 2**20 and child_peak < probe.MEMORY_BYTES
+    assert lib.entries() == []
+
+
+def test_a_check_that_runs_too_long_is_stopped(lib, monkeypatch):
+    from vae.onnx import probe
+
+    monkeypatch.setattr(probe, "WALL_SECONDS", 0.05)  # less than the child needs to start
+    with pytest.raises(CheckpointError) as e:
+        lib.import_onnx(GOOD_E, GOOD_D)
+    one_sentence(str(e.value))
+    assert "took more than 0.05 s and was stopped" in str(e.value)
     assert lib.entries() == []
 
 

@@ -394,3 +394,102 @@ def test_an_unknown_flash_level_is_refused(session):
     with pytest.raises(ValueError, match="success, info, error"):
         library.flash("warning", "hm")
     assert library.FLASH not in session
+
+
+# ---------------------------------------------------------------- ONNX in and out on the page
+
+def upload_pair(at: AppTest, encoder: bytes, decoder: bytes, **options) -> AppTest:
+    at.file_uploader(key="train_onnx_encoder").set_value(("enc.onnx", encoder, "application/octet-stream"))
+    at.file_uploader(key="train_onnx_decoder").set_value(("dec.onnx", decoder, "application/octet-stream"))
+    for key, value in options.items():
+        widget = at.text_input(key=f"train_onnx_{key}") if key == "name" else \
+            at.selectbox(key=f"train_onnx_{key}") if key == "dataset" else at.radio(key=f"train_onnx_{key}")
+        widget.set_value(value)
+    at.run()
+    assert not at.exception, at.exception
+    at.button(key="train_onnx_import").click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+@page_test
+def test_import_an_onnx_pair_on_the_page(stub_maps):
+    pytest.importorskip("onnxruntime")
+    from tests.test_onnx_hostile import GOOD_D, GOOD_E, encoder
+
+    at = open_page()
+    assert at.button(key="train_onnx_import").disabled  # both files first
+    t0 = time.perf_counter()
+    upload_pair(at, encoder(outputs=1), GOOD_D, name=HOSTILE, kind="ae", output="logits")
+    print(f"upload to active model: {time.perf_counter() - t0:.2f} s")
+    saved = ModelLibrary(default_library_dir()).entries()
+    assert [(e.name, e.owner, e.config.kind, e.config.latent_dim) for e in saved] == [(HOSTILE, MY_OWNER, "ae", 4)]
+    assert saved[0].path.suffix == ".onnxmodel" and saved[0].meta["files"] == ["enc.onnx", "dec.onnx"]
+    assert at.session_state["active_model"] == saved[0].id
+    assert plain(HOSTILE) in [s.value for s in at.success][0]  # the name as text, not Markdown
+    assert stub_maps.warmed and stub_maps.warmed[-1][0] == saved[0].fingerprint
+
+    at.button(key="train_onnx_import").click().run()  # the same files and options again: stored once
+    assert len(ModelLibrary(default_library_dir()).entries()) == 1
+    upload_pair(at, GOOD_E, GOOD_D, kind="auto", output="auto", name="", dataset="fashion-mnist")
+    second = ModelLibrary(default_library_dir()).entries()[0]
+    assert (second.config.kind, second.meta["dataset"], second.name) == ("vae", "fashion-mnist", "VAE · ONNX · 4-d")
+    assert at.session_state["active_model"] == second.id
+
+
+@page_test
+def test_a_refused_onnx_pair_gets_its_sentence_and_stores_nothing():
+    pytest.importorskip("onnxruntime")
+    from tests.test_onnx_hostile import CASES
+
+    at = open_page()
+    active = at.session_state["active_model"] if "active_model" in at.session_state else None
+    for case in ("a pickle", "decoder returning 3x32x32", "mismatched latent sizes"):
+        enc, dec, _, word = CASES[case]
+        upload_pair(at, enc, dec)
+        errors = [e.value for e in at.error]
+        assert len(errors) == 1 and word in texts(at.error) and "\n" not in errors[0], (case, errors)
+        assert list(default_library_dir().iterdir()) in ([], [default_library_dir() / "class-models.json"]), case
+        assert (at.session_state["active_model"] if "active_model" in at.session_state else None) == active
+
+
+@page_test
+def test_export_a_model_as_onnx_then_import_it_back(stub_maps):
+    """Export on the page (a child process; the zip kept in the cache), then the zip's two files through the
+    upload: the imported model codes the test digits as the original does."""
+    pytest.importorskip("onnxscript")
+    import io
+    import zipfile
+
+    import numpy as np
+
+    from vae.assets import bundled_test_set
+    from vae.checkpoint import load_checkpoint
+    from vae.latent import encode
+    from vae.onnx import exports
+
+    def onnx_downloads():
+        return [b for b in at.get("download_button") if b.proto.id.endswith("-train_onnx_download")]
+
+    at = open_page(train_pick="ae-2d")
+    assert not onnx_downloads() and [b for b in at.button if b.key == "train_onnx_export"]
+    t0 = time.perf_counter()
+    at.button(key="train_onnx_export").click().run()
+    print(f"export on the page: {time.perf_counter() - t0:.1f} s")
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert len(onnx_downloads()) == 1  # offered in the run that exported it
+    native = next(e for e in ModelLibrary(default_library_dir(), BUNDLED_MODELS).entries() if e.id == "ae-2d")
+    path = exports.cached(native.fingerprint)
+    assert path is not None and path.parent == exports.folder()
+    with zipfile.ZipFile(io.BytesIO(path.read_bytes())) as z:
+        assert sorted(z.namelist()) == ["decoder.onnx", "encoder.onnx"]
+        enc, dec = z.read("encoder.onnx"), z.read("decoder.onnx")
+    at.run()  # made once: the next run offers the download without exporting again
+    assert not [b for b in at.button if b.key == "train_onnx_export"] and len(onnx_downloads()) == 1
+
+    upload_pair(at, enc, dec, name="ae-2d back")
+    entry = next(e for e in ModelLibrary(default_library_dir()).entries() if e.name == "ae-2d back")
+    assert at.session_state["active_model"] == entry.id and entry.config.kind == "ae"
+    x = bundled_test_set().x_test[:200]
+    np.testing.assert_allclose(encode(load_checkpoint(entry.path)[0], x),
+                               encode(load_checkpoint(native.path)[0], x), atol=1e-4)

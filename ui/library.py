@@ -20,6 +20,7 @@ from vae.ownership import Entry, clean_name
 # session_state keys of the library (the browser tests read them too)
 FLASH = "train_flash"  # (level, message) shown once above the library
 UPLOADED = "train_uploaded"  # file ids of uploads already stored
+ONNX_IMPORTED = "train_onnx_imported"  # {"<encoder file id>/<decoder file id>/<options>": entry id} this session
 FOLLOW = "train_follow_active"  # set when a model became active or was deleted; the manage picker follows
 PICK = "train_pick"  # the manage picker's widget
 
@@ -95,6 +96,60 @@ def download_button(entry: Entry) -> None:
     st.download_button("Download .safetensors", data=entry.path.read_bytes, icon=":material/download:",
                        file_name=f"{slugify(entry.name)}.safetensors", mime="application/octet-stream",
                        key="train_download", on_click="ignore")
+
+
+def onnx_download(entry: Entry) -> None:
+    """A native model as ONNX (encoder.onnx and decoder.onnx in a zip, the import contract): exported in a
+    child process the first time anyone asks (vae.onnx.exports, 5-10 s, with its progress shown), then a
+    download of the zip kept on disk for that model's weights."""
+    from vae.onnx import exports  # standard library only
+
+    file_name = f"{slugify(entry.name)}-onnx.zip"
+    try:
+        ready = exports.cached(entry.fingerprint)
+        if ready is None and st.button("Export as ONNX", icon=":material/output:", key="train_onnx_export",
+                                       help="encoder.onnx and decoder.onnx of this model, in the contract Latent "
+                                            "Lab imports, to run it anywhere onnxruntime does."):
+            with st.status("Exporting to ONNX…", expanded=False) as status:
+                def progress(step: str) -> None:
+                    status.update(label="Waiting for another export to finish…" if step == "waiting"
+                                  else "Exporting to ONNX (about 10 s)…")
+                ready = exports.export_zip(entry.path, entry.fingerprint, progress)
+                status.update(label="Exported to ONNX.", state="complete")
+    except (OSError, ValueError) as e:  # OnnxError is a ValueError with a sentence
+        st.error(plain(e if str(e).endswith(".") else "Could not export this model to ONNX."),
+                 icon=":material/error:")
+        return
+    if ready is not None:
+        # read when pressed: the zip stays on disk, not in the session; made again if pruned since
+        st.download_button("Download as ONNX (.zip)", icon=":material/download:", file_name=file_name,
+                           data=lambda: exports.export_zip(entry.path, entry.fingerprint).read_bytes(),
+                           mime="application/zip", key="train_onnx_download", on_click="ignore")
+
+
+AUTO = "auto"
+
+
+def store_onnx_upload(encoder, decoder, me: Identity, name: str = "", kind: str = AUTO, output: str = AUTO,
+                      dataset: str = "mnist") -> Entry:
+    """Validate and store an uploaded ONNX pair (two `UploadedFile`s) owned by `me` and make it the active
+    model; kind and output "auto" are detected. The same two uploads with the same options are stored once
+    per session (a second click makes the first copy active again). Raises CheckpointError with a sentence
+    for a pair that is refused (nothing stored)."""
+    if encoder is None or decoder is None:
+        raise CheckpointError("Choose both files, the encoder and the decoder, then import them.")
+    done = st.session_state.setdefault(ONNX_IMPORTED, {})
+    key = f"{encoder.file_id}/{decoder.file_id}/{name}/{kind}/{output}/{dataset}"
+    lib = state.library()
+    if key in done and any(e.id == done[key] for e in lib.entries()):
+        activate(done[key])
+        return lib.get(done[key])
+    added = lib.import_onnx(encoder.getvalue(), decoder.getvalue(), name=name.strip() or None, owner=me.owner,
+                            kind=None if kind == AUTO else kind, output=None if output == AUTO else output,
+                            dataset=dataset, filenames=(encoder.name, decoder.name))
+    done[key] = added.id
+    activate(added.id)
+    return added
 
 
 def store_upload(upload, me: Identity) -> Entry | None:
@@ -224,6 +279,8 @@ def manage_panel(entry: Entry, label: str, active_id: str | None, me: Identity) 
             st.button("Make active", icon=":material/check_circle:", key="train_activate", on_click=_activate,
                       args=(key, label), disabled=key == active_id, help="Every page then shows this model.")
             download_button(entry)
+            if not entry.path.is_dir():  # a Latent Lab model; an imported pair downloads as its own files
+                onnx_download(entry)
         with b:
             if not allowed:
                 st.markdown("**Rename or delete**")

@@ -20,8 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from .store import DATASETS, OUTPUTS, OnnxError
-from .validate import MAX_BYTES
+from .store import DATASETS, MAX_BYTES, OUTPUTS, OnnxError
 
 
 def read_file(path: str) -> bytes:

@@ -43,14 +43,14 @@ class OnnxPairs:
                     kind: str | None = None, output: str | None = None, dataset: str = "mnist",
                     filenames: tuple[str, str] = ("encoder.onnx", "decoder.onnx"), **meta):
         """Validate an ONNX encoder and decoder (vae.onnx.validate: the contract, safety, a probe run on test
-        digits), then store the pair under `name` (cleaned; a reserved name gets " (2)"), owned by `owner`.
+        digits; in a child process with memory and CPU limits, vae.onnx.probe), then store the pair under `name` (cleaned; a reserved name gets " (2)"), owned by `owner`.
         kind (ae|vae) and output (logits|probabilities) are detected when None. A refused pair stores nothing."""
-        from .validate import check_pair  # onnx and onnxruntime are imported here, not when listing
+        from .probe import check_isolated  # onnx and onnxruntime run in a child process with limits
 
         if dataset not in store.DATASETS:
             raise self.error(f"The dataset must be one of {', '.join(store.DATASETS)}, not {clip(dataset)}.")
         names = tuple(clip(Path(f).name, 80) or f"the {r}" for f, r in zip(filenames, ("encoder", "decoder")))
-        spec = self.converted(check_pair, encoder, decoder, kind=kind, output=output, names=names)
+        spec = self.converted(check_isolated, encoder, decoder, kind=kind, output=output, names=names)
         meta = self._meta({**meta, "name": name, "dataset": dataset, "files": list(names)}, owner,
                           spec.config.label)
         path = self.converted(store.write_pair, self._new_path(meta["name"], store.SUFFIX), encoder, decoder,

@@ -49,6 +49,15 @@ def ort_message(e: Exception) -> str:
     return clip(text.rstrip(".").replace(". ", "; "), 160)  # one clause of our one sentence
 
 
+OUT_OF_MEMORY = "It ran out of memory."  # what a run says when onnxruntime could not allocate (see out_of_memory)
+
+
+def out_of_memory(e: BaseException) -> bool:
+    """onnxruntime's error when an allocation failed (its arena's "Failed to allocate memory", bad_alloc)."""
+    text = str(e)
+    return isinstance(e, MemoryError) or "Failed to allocate" in text or "bad_alloc" in text
+
+
 class Graph:
     """One graph with one float input, run in chunks of its fixed batch size if it has one."""
 
@@ -88,6 +97,8 @@ class Graph:
         except Exception as e:
             if options.terminate:
                 raise OnnxError(f"The graph ran for more than {RUN_SECONDS:.0f} s and was stopped.") from None
+            if out_of_memory(e):
+                raise OnnxError(OUT_OF_MEMORY) from None
             raise OnnxError(f"onnxruntime could not run it: {ort_message(e)}.") from None
         finally:
             timer.cancel()

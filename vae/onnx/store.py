@@ -28,6 +28,7 @@ from ..untrusted import bounded_json, clip
 FORMAT = "latent-lab-onnx/1"
 SUFFIX = ".onnxmodel"  # the folder's; its stem is the library id
 ENCODER, DECODER, SIDECAR = "encoder.onnx", "decoder.onnx", "model.json"
+MAX_BYTES = 64 * 1024 * 1024  # per graph file; the app's upload limit, and ~50x a 784-400-20 VAE
 MAX_SIDECAR = 1024 * 1024
 MAX_LATENT = 128  # as for Latent Lab's own models (vae.config.ModelConfig)
 KINDS = ("ae", "vae")

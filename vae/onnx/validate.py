@@ -24,10 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..paths import ASSETS
-from .store import KINDS, MAX_LATENT, OUTPUTS, OnnxError, PairSpec
+from .store import KINDS, MAX_BYTES, MAX_LATENT, OUTPUTS, OnnxError, PairSpec
 from ..untrusted import clip, describe_foreign
 
-MAX_BYTES = 64 * 1024 * 1024  # per file; the app's upload limit, and ~50x a 784-400-20 VAE
 MAX_DIM = 1 << 20  # any one declared dimension
 MAX_ELEMENTS = 1 << 27  # any tensor of declared or inferred static shape (512 MB of float32)
 MAX_BATCH = 65536
@@ -270,8 +269,9 @@ def probe_digits(n: int = PROBE) -> np.ndarray:
 
 
 def check_pair(encoder: bytes, decoder: bytes, kind: str | None = None, output: str | None = None,
-               names: tuple[str, str] = ("encoder.onnx", "decoder.onnx")) -> PairSpec:
-    """Everything the module docstring lists, for one pair of files' bytes. Returns how to run them."""
+               names: tuple[str, str] = ("encoder.onnx", "decoder.onnx"), threads: int | None = None) -> PairSpec:
+    """Everything the module docstring lists, for one pair of files' bytes, in this process (the library runs
+    it in a child process with resource limits: vae.onnx.probe). Returns how to run them."""
     from .runtime import Graph
 
     if output is not None and output not in OUTPUTS:
@@ -281,7 +281,7 @@ def check_pair(encoder: bytes, decoder: bytes, kind: str | None = None, output: 
     graphs = []
     for data, name, batch in ((encoder, en, contract["encoder_batch"]), (decoder, dn, contract["decoder_batch"])):
         try:
-            graphs.append(Graph(data, batch))
+            graphs.append(Graph(data, batch, threads))
         except OnnxError as e:
             raise OnnxError(f"{name}: {str(e)[:1].lower()}{str(e)[1:]}") from None
     codes = probe_encoder(graphs[0], contract, en)
