@@ -161,7 +161,7 @@ with st.container(border=True):
                                          "standard ONNX operators only.")
     onnx_decoder = c2.file_uploader("Decoder (.onnx)", key="train_onnx_decoder", **onnx_limit,
                                     help=f"Up to {ONNX_MAX_BYTES // 2**20} MB; codes (batch, D) in, images out.")
-    onnx_name = c1.text_input("Name (optional)", key="train_onnx_name", max_chars=100, placeholder="e.g. my VAE")
+    onnx_name = c1.text_input("Name in the library (optional)", key="train_onnx_name", max_chars=100, placeholder="e.g. my VAE")
     onnx_dataset = c2.selectbox("Trained on", ONNX_DATASETS, key="train_onnx_dataset",
                                 format_func={"mnist": "MNIST digits", "fashion-mnist": "Fashion-MNIST"}.get)
     onnx_kind = c1.radio("Kind", [library.AUTO, "ae", "vae"], horizontal=True, key="train_onnx_kind",
