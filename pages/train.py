@@ -147,37 +147,42 @@ else:
         library.flash("success", f"Added **{plain(added.name)}** to the library; it is now the active model.")
         st.rerun()
 
-st.markdown("**Import an ONNX model**")
-st.caption("An encoder and a decoder for 28×28 images from any framework (PyTorch, Keras, JAX), exported to ONNX: "
-           "the encoder takes (batch, 1, 28, 28) or (batch, 784) floats in [0, 1] and gives a code, or a mean and "
-           "a log-variance; the decoder takes the codes and gives images, as logits or probabilities. Both are "
-           "checked and tried on test digits before anything is stored; the model is then yours to rename or "
-           "delete.")
-with st.container(border=True):
-    c1, c2 = st.columns(2)
-    onnx_limit = dict(type=["onnx"], max_upload_size=ONNX_MAX_BYTES // 2**20)
-    onnx_encoder = c1.file_uploader("Encoder (.onnx)", key="train_onnx_encoder", **onnx_limit,
-                                    help=f"Up to {ONNX_MAX_BYTES // 2**20} MB, self-contained (no external data), "
-                                         "standard ONNX operators only.")
-    onnx_decoder = c2.file_uploader("Decoder (.onnx)", key="train_onnx_decoder", **onnx_limit,
-                                    help=f"Up to {ONNX_MAX_BYTES // 2**20} MB; codes (batch, D) in, images out.")
-    onnx_name = c1.text_input("Name in the library (optional)", key="train_onnx_name", max_chars=100, placeholder="e.g. my VAE")
-    onnx_dataset = c2.selectbox("Trained on", ONNX_DATASETS, key="train_onnx_dataset",
-                                format_func={"mnist": "MNIST digits", "fashion-mnist": "Fashion-MNIST"}.get)
-    onnx_kind = c1.radio("Kind", [library.AUTO, "ae", "vae"], horizontal=True, key="train_onnx_kind",
-                         format_func={library.AUTO: "detect", "ae": "AE", "vae": "VAE"}.get,
-                         help="Detect: a VAE when the encoder gives two outputs (mean and log-variance), else an AE.")
-    onnx_output = c2.radio("Decoder gives", [library.AUTO, "logits", "probabilities"], horizontal=True,
-                           key="train_onnx_output", format_func=lambda v: "detect" if v == library.AUTO else v,
-                           help="Detect: probabilities when every value is in [0, 1] on test digits, else logits.")
-    if st.button("Import the pair", icon=":material/upload:", key="train_onnx_import",
-                 disabled=onnx_encoder is None or onnx_decoder is None):
-        try:
-            with st.spinner("Checking the pair and trying it on test digits…"):
-                added = library.store_onnx_upload(onnx_encoder, onnx_decoder, me, name=onnx_name, kind=onnx_kind,
-                                                  output=onnx_output, dataset=onnx_dataset)
-        except CheckpointError as e:
-            st.error(plain(e), icon=":material/error:")
-        else:
-            library.flash("success", f"Imported **{plain(added.name)}** into the library; it is now the active model.")
-            st.rerun()
+# Off by default: the page's one uploader for a class stays the checkpoint's (and the browser tests' too).
+if st.toggle("Import an ONNX model", key="train_onnx_open",
+             help="An encoder and a decoder of your own, from any framework, exported to ONNX."):
+    st.caption("An encoder and a decoder for 28×28 images from any framework (PyTorch, Keras, JAX), exported to "
+               "ONNX: the encoder takes (batch, 1, 28, 28) or (batch, 784) floats in [0, 1] and gives a code, or a "
+               "mean and a log-variance; the decoder takes the codes and gives images, as logits or probabilities. "
+               "Both are checked and tried on test digits before anything is stored; the model is then yours to "
+               "rename or delete.")
+    with st.container(border=True):
+        c1, c2 = st.columns(2)
+        onnx_limit = dict(type=["onnx"], max_upload_size=ONNX_MAX_BYTES // 2**20)
+        onnx_encoder = c1.file_uploader("Encoder (.onnx)", key="train_onnx_encoder", **onnx_limit,
+                                        help=f"Up to {ONNX_MAX_BYTES // 2**20} MB, self-contained (no external "
+                                             "data), standard ONNX operators only.")
+        onnx_decoder = c2.file_uploader("Decoder (.onnx)", key="train_onnx_decoder", **onnx_limit,
+                                        help=f"Up to {ONNX_MAX_BYTES // 2**20} MB; codes (batch, D) in, images out.")
+        onnx_name = c1.text_input("Name in the library (optional)", key="train_onnx_name", max_chars=100,
+                                  placeholder="e.g. my VAE")
+        onnx_dataset = c2.selectbox("Trained on", ONNX_DATASETS, key="train_onnx_dataset",
+                                    format_func={"mnist": "MNIST digits", "fashion-mnist": "Fashion-MNIST"}.get)
+        onnx_kind = c1.radio("Kind", [library.AUTO, "ae", "vae"], horizontal=True, key="train_onnx_kind",
+                             format_func={library.AUTO: "detect", "ae": "AE", "vae": "VAE"}.get,
+                             help="Detect: a VAE when the encoder gives two outputs (mean and log-variance), "
+                                  "else an AE.")
+        onnx_output = c2.radio("Decoder gives", [library.AUTO, "logits", "probabilities"], horizontal=True,
+                               key="train_onnx_output", format_func=lambda v: "detect" if v == library.AUTO else v,
+                               help="Detect: probabilities when every value is in [0, 1] on test digits, else logits.")
+        if st.button("Import the pair", icon=":material/upload:", key="train_onnx_import",
+                     disabled=onnx_encoder is None or onnx_decoder is None):
+            try:
+                with st.spinner("Checking the pair and trying it on test digits…"):
+                    added = library.store_onnx_upload(onnx_encoder, onnx_decoder, me, name=onnx_name,
+                                                      kind=onnx_kind, output=onnx_output, dataset=onnx_dataset)
+            except CheckpointError as e:
+                st.error(plain(e), icon=":material/error:")
+            else:
+                library.flash("success",
+                              f"Imported **{plain(added.name)}** into the library; it is now the active model.")
+                st.rerun()

@@ -399,6 +399,9 @@ def test_an_unknown_flash_level_is_refused(session):
 # ---------------------------------------------------------------- ONNX in and out on the page
 
 def upload_pair(at: AppTest, encoder: bytes, decoder: bytes, **options) -> AppTest:
+    if not at.toggle(key="train_onnx_open").value:  # the form is folded away until asked for
+        assert not [u for u in at.get("file_uploader") if "train_onnx" in u.proto.id]
+        at.toggle(key="train_onnx_open").set_value(True).run()
     at.file_uploader(key="train_onnx_encoder").set_value(("enc.onnx", encoder, "application/octet-stream"))
     at.file_uploader(key="train_onnx_decoder").set_value(("dec.onnx", decoder, "application/octet-stream"))
     for key, value in options.items():
@@ -418,6 +421,7 @@ def test_import_an_onnx_pair_on_the_page(stub_maps):
     from tests.test_onnx_hostile import GOOD_D, GOOD_E, encoder
 
     at = open_page()
+    at.toggle(key="train_onnx_open").set_value(True).run()
     assert at.button(key="train_onnx_import").disabled  # both files first
     t0 = time.perf_counter()
     upload_pair(at, encoder(outputs=1), GOOD_D, name=HOSTILE, kind="ae", output="logits")

@@ -47,6 +47,10 @@ def uploader(page, label: str):
 
 
 def upload_pair(page, tmp: Path, encoder: bytes, decoder: bytes) -> None:
+    if uploader(page, "Encoder (.onnx)").count() == 0:  # the import form is folded away until asked for
+        page.locator('[data-testid="stCheckbox"]').filter(has_text="Import an ONNX model").locator("label").click()
+        uploader(page, "Encoder (.onnx)").wait_for(state="attached", timeout=30_000)
+        wait_for_app(page)
     (tmp / "encoder.onnx").write_bytes(encoder)
     (tmp / "decoder.onnx").write_bytes(decoder)
     uploader(page, "Encoder (.onnx)").set_input_files(str(tmp / "encoder.onnx"))

@@ -43,7 +43,8 @@ class OnnxPairs:
                     kind: str | None = None, output: str | None = None, dataset: str = "mnist",
                     filenames: tuple[str, str] = ("encoder.onnx", "decoder.onnx"), **meta):
         """Validate an ONNX encoder and decoder (vae.onnx.validate: the contract, safety, a probe run on test
-        digits; in a child process with memory and CPU limits, vae.onnx.probe), then store the pair under `name` (cleaned; a reserved name gets " (2)"), owned by `owner`.
+        digits; in a child process with memory and CPU limits, vae.onnx.probe), then store the pair under `name`
+        (cleaned; a reserved name gets " (2)"), owned by `owner`.
         kind (ae|vae) and output (logits|probabilities) are detected when None. A refused pair stores nothing."""
         from .probe import check_isolated  # onnx and onnxruntime run in a child process with limits
 
