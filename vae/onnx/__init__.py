@@ -8,9 +8,11 @@ checkpoint (vae.checkpoint.load_checkpoint on its folder). The pieces:
 
     store     the stored pair: folder, sidecar, OnnxConfig, PairSpec, OnnxError (standard library only)
     validate  the one reader of untrusted ONNX bytes and the encoder/decoder contract (onnx, onnxruntime)
+    probe     validate's check, trial run included, in a child process with memory and CPU limits
     runtime   one graph run by onnxruntime on CPU (numpy, no torch)
     model     OnnxAutoEncoder: the pair behind AutoEncoder's interface (torch)
     export    a Latent Lab model as encoder.onnx and decoder.onnx (torch.onnx, onnxscript)
+    exports   the app's export: `python -m vae.onnx export` in a child process, zips kept per model
     cli       the command line above
 
 Nothing is imported here, so that listing the library (which reads `store`) pulls in neither onnx,
