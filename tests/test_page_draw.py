@@ -11,6 +11,8 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
+from tests import apptest
+
 from ui.draw_pad import MAX_TEXT, parse_report
 from vae.drawing import prepare_strokes
 from vae.images import to_uint8
@@ -51,15 +53,7 @@ def pad(monkeypatch):
 
 
 def open_page(model_id=None, **state) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    if model_id:
-        at.session_state["active_model"] = model_id
-    for k, v in state.items():
-        at.session_state[k] = v
-    at.switch_page(PAGE)
-    at.run()
-    assert not at.exception, at.exception[0].value if at.exception else ""
-    return at
+    return apptest.open_page(PAGE, model_id, **state)
 
 
 def captions(at) -> str:

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests import apptest
+
 from vae.checkpoint import ModelLibrary, default_library_dir
 from vae.paths import BUNDLED_MODELS, ROOT
 
@@ -25,14 +27,7 @@ def sent(model_id: str, z, label="your drawing") -> tuple:
 
 
 def open_page(model_id="vae-2d", **state) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.session_state["active_model"] = model_id
-    for k, v in state.items():
-        at.session_state[k] = v
-    at.switch_page(PAGE)
-    at.run()
-    assert not at.exception, at.exception[0].value if at.exception else ""
-    return at
+    return apptest.open_page(PAGE, model_id, **state)
 
 
 def walk(at) -> dict:

@@ -10,6 +10,8 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from tests import apptest
+
 from vae.checkpoint import ModelLibrary, default_library_dir
 
 from vae.export import read_header
@@ -38,15 +40,7 @@ def saved(kind="vae", arch="mlp", d=16) -> str:
 
 
 def open_page(model_id=None, **state) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    if model_id:
-        at.session_state["active_model"] = model_id
-    for k, v in state.items():
-        at.session_state[k] = v
-    at.switch_page(PAGE)
-    at.run()
-    assert not at.exception, at.exception[0].value if at.exception else ""
-    return at
+    return apptest.open_page(PAGE, model_id, **state)
 
 
 def live(at) -> list:
