@@ -26,8 +26,6 @@ from __future__ import annotations
 import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
-from .projection import nearest_neighbors
-
 EPS = 1e-12
 
 
@@ -90,10 +88,19 @@ def kept_neighbours(codes, map_y, k: int = 10) -> np.ndarray:
         raise ValueError(f"Got {len(codes)} codes but {len(map_y)} map points: they must be the same digits.")
     if not 1 <= k < min(len(codes), 256):
         raise ValueError(f"Count from 1 to {min(len(codes), 256) - 1} neighbours, not {k}.")
-    latent, _ = nearest_neighbors(codes, k)
-    on_map, _ = nearest_neighbors(map_y, k)
+    latent, on_map = _neighbours(codes, k), _neighbours(map_y, k)
     both = np.sort(np.concatenate([latent, on_map], axis=1), axis=1)  # (N, 2k): a shared index appears twice
     return (both[:, 1:] == both[:, :-1]).sum(1).astype(np.uint8)
+
+
+def _neighbours(a: np.ndarray, k: int) -> np.ndarray:
+    """Each point's k nearest other points (N, k), exact: a tree query for k + 1, the point itself dropped
+    (where duplicates hide it, the farthest of the k + 1 goes instead). A k-d tree answers a 2-D map in
+    tens of milliseconds, where brute force takes half a second for 10,000 points."""
+    idx = NearestNeighbors(n_neighbors=k + 1).fit(a).kneighbors(a, return_distance=False)  # (N, k + 1)
+    own = idx == np.arange(len(a))[:, None]
+    own[~own.any(1), -1] = True
+    return idx[~own].reshape(len(a), k)
 
 
 def kept_share(kept, k: int = 10) -> float:
