@@ -177,12 +177,14 @@ if st.toggle("Import an ONNX model", key="train_onnx_open",
         if st.button("Import the pair", icon=":material/upload:", key="train_onnx_import",
                      disabled=onnx_encoder is None or onnx_decoder is None):
             try:
-                with st.spinner("Checking the pair and trying it on test digits…"):
+                with st.spinner("Checking the pair, trying it on test digits and measuring it…"):
                     added = library.store_onnx_upload(onnx_encoder, onnx_decoder, me, name=onnx_name,
                                                       kind=onnx_kind, output=onnx_output, dataset=onnx_dataset)
+                    note = library.measure_pair(added, onnx_dataset)
             except CheckpointError as e:
                 st.error(plain(e), icon=":material/error:")
             else:
-                library.flash("success",
-                              f"Imported **{plain(added.name)}** into the library; it is now the active model.")
+                library.flash("success" if note is None else "warning",
+                              f"Imported **{plain(added.name)}** into the library; it is now the active model."
+                              + ("" if note is None else f" {note}"))
                 st.rerun()

@@ -429,6 +429,7 @@ def test_import_an_onnx_pair_on_the_page(stub_maps):
     saved = ModelLibrary(default_library_dir()).entries()
     assert [(e.name, e.owner, e.config.kind, e.config.latent_dim) for e in saved] == [(HOSTILE, MY_OWNER, "ae", 4)]
     assert saved[0].path.suffix == ".onnxmodel" and saved[0].meta["files"] == ["enc.onnx", "dec.onnx"]
+    assert saved[0].metrics["test_nats"] > 0 and "recon_nats" in saved[0].metrics  # measured, as the CLI does
     assert at.session_state["active_model"] == saved[0].id
     assert plain(HOSTILE) in [s.value for s in at.success][0]  # the name as text, not Markdown
     assert stub_maps.warmed and stub_maps.warmed[-1][0] == saved[0].fingerprint

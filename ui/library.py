@@ -152,6 +152,22 @@ def store_onnx_upload(encoder, decoder, me: Identity, name: str = "", kind: str 
     return added
 
 
+def measure_pair(entry: Entry, dataset: str) -> str | None:
+    """Measure an imported pair on the test digits (vae.evaluate's metrics, as `python -m vae.onnx import`
+    does) and keep them in its sidecar, so the library and the sidebar show its nats. -> None, or the
+    sentence saying why it could not be measured (it stays stored, without figures)."""
+    from vae.evaluate import evaluate
+    from vae.onnx import store
+
+    if "test_nats" in entry.metrics:
+        return None
+    try:
+        store.update(entry.path, metrics=evaluate(state.get_model(entry.id).model, state.test_data(dataset)))
+    except Exception as e:  # onnxruntime, the data or the disk: the model itself is still fine to look at
+        return f"It could not be measured on the test digits ({plain(str(e)[:200])}), so it shows no nats."
+    return None
+
+
 def store_upload(upload, me: Identity) -> Entry | None:
     """Store an uploaded checkpoint (an `UploadedFile`) in the library once, owned by `me`, and make it the
     active model.
