@@ -184,7 +184,7 @@ if st.toggle("Import an ONNX model", key="train_onnx_open",
             except CheckpointError as e:
                 st.error(plain(e), icon=":material/error:")
             else:
-                library.flash("success" if note is None else "warning",
+                library.flash("success" if note is None else "info",
                               f"Imported **{plain(added.name)}** into the library; it is now the active model."
                               + ("" if note is None else f" {note}"))
                 st.rerun()
