@@ -31,8 +31,11 @@ sets from session_state (set_value) replace the client's own, as in the browser.
 other types (text inputs, uploaders, custom components) are left out of the states: the
 server then keeps their previous values, which is what it does for unchanged widgets anyway.
 
-Not done: the ForwardMsg cache (this client reports no cached message hashes, so every message
-arrives whole: a little more to send than for a browser), cookies set by page scripts (each
+The ForwardMsg cache, as a browser keeps it: a message the server marks cacheable (a large element,
+such as a component's data) is kept by its hash, every rerun reports the hashes kept, and the server
+then sends a `ref_hash` in its place, which this client resolves from what it kept.
+
+Not done: cookies set by page scripts (each
 session is a browser seen for the first time: a new identity cookie each), and the static files
 a browser loads once. Images (`/media/...`) can be fetched over HTTP (`fetch_media`).
 """
@@ -231,6 +234,7 @@ class Session:
     def __init__(self, host: str, port: int, timezone: str = "Europe/Berlin"):
         self.host, self.port, self.timezone = host, port, timezone
         self.ws = None
+        self.cached: dict[str, ForwardMsg] = {}  # the ForwardMsg cache: hash -> a cacheable message received
         self.pages: dict[str, Any] = {}  # title -> AppPage (page_script_hash, url_pathname, ...)
         self.page_hash = ""  # the page of the last whole-app run
         self.main_hash = ""  # app.py's own script hash (its frame: navigation, sidebar)
@@ -283,6 +287,7 @@ class Session:
         cs.page_script_hash = page_hash if page_hash is not None else self.page_hash
         cs.fragment_id = fragment_id
         cs.is_auto_rerun = auto
+        cs.cached_message_hashes.extend(self.cached)
         page = next((p for p in self.pages.values() if p.page_script_hash == cs.page_script_hash), None)
         cs.context_info.timezone = self.timezone
         cs.context_info.locale = "en-US"
@@ -384,6 +389,16 @@ class Session:
         msg = ForwardMsg()
         msg.ParseFromString(data)
         kind = msg.WhichOneof("type")
+        if kind == "ref_hash":  # a message this client has: the server sent only its hash
+            if msg.ref_hash not in self.cached:
+                self.exceptions.append((self.page_title(), "the server referred to a message never received"))
+                return
+            full = ForwardMsg()
+            full.CopyFrom(self.cached[msg.ref_hash])
+            full.metadata.CopyFrom(msg.metadata)  # where it goes this time
+            msg, kind = full, full.WhichOneof("type")
+        elif msg.metadata.cacheable and msg.hash:
+            self.cached[msg.hash] = msg
         run = self._pending
         if run is not None and run.done is not None and not run.done.done():
             run.messages += 1
