@@ -86,6 +86,19 @@ export function parseDecoder(bytes) {
   return { header, layers, latentDim: header.layers[0].weight[1][1], probs: new Float32Array(784) };
 }
 
+// A linear layer: L.out = L.b + h @ W, W stored transposed (nIn, nOut) so that each input adds one
+// contiguous column, and the inputs a ReLU zeroed are skipped.
+function linear(L, h) {
+  const { w, b, nIn, nOut, out } = L;
+  out.set(b);
+  for (let i = 0; i < nIn; i++) {
+    const v = h[i];
+    if (v === 0) continue;
+    const col = i * nOut;
+    for (let o = 0; o < nOut; o++) out[o] += v * w[col + o];
+  }
+}
+
 // z (array of D numbers) -> Float32Array(784) of pixel probabilities, row-major 28x28. The array is
 // the model's own and is overwritten by the next decode: copy it to keep it.
 export function decode(model, z) {
@@ -93,14 +106,7 @@ export function decode(model, z) {
   for (const L of model.layers) {
     const out = L.out;
     if (L.type === "linear") {
-      const { w, b, nIn, nOut } = L;
-      out.set(b);
-      for (let i = 0; i < nIn; i++) {
-        const v = h[i];
-        if (v === 0) continue;
-        const col = i * nOut;
-        for (let o = 0; o < nOut; o++) out[o] += v * w[col + o];
-      }
+      linear(L, h);
     } else {
       // Transposed convolution: input pixel (i, j) of channel c adds h * weight[c, o, ky, kx] to
       // output pixel (i*s + ky - p, j*s + kx - p) of every channel o (w is stored (c, ky, kx, o)).
@@ -224,15 +230,8 @@ export function classify(model, pixels) {
         h = out;
       }
     } else {
-      const { w, b, nIn, nOut } = L;
-      out.set(b);
-      for (let i = 0; i < nIn; i++) {
-        const v = h[i];
-        if (v === 0) continue;
-        const col = i * nOut;
-        for (let o = 0; o < nOut; o++) out[o] += v * w[col + o];
-      }
-      if (L.relu) for (let i = 0; i < nOut; i++) if (out[i] < 0) out[i] = 0;
+      linear(L, h);
+      if (L.relu) for (let i = 0; i < L.nOut; i++) if (out[i] < 0) out[i] = 0;
       h = out;
     }
   }
