@@ -175,6 +175,21 @@ def wait_for_app(page, timeout: float = 60_000) -> None:
     page.wait_for_timeout(300)
 
 
+def settled(page) -> None:
+    """Wait until the script run is over and no element is greyed out as stale."""
+    wait_for_app(page)
+    page.wait_for_function("""() => !document.querySelector('[data-stale="true"]')""", timeout=60_000)
+
+
+def open_from_sidebar(page, server: str, title: str) -> None:
+    """Open the app at its root (so that a fresh server switches to app.py's navigation), then click the page
+    `title` in the sidebar, as a student does. The caller waits for what its page draws."""
+    page.goto(server)
+    page.wait_for_selector('[data-testid="stSidebarNav"] a:has-text("Samples & errors")', timeout=90_000)
+    wait_for_app(page)
+    page.locator('[data-testid="stSidebarNav"] a', has_text=title).click()
+
+
 def shot(page, name: str) -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"

@@ -5,22 +5,14 @@ Screenshots: test-artifacts/draw-*.png."""
 
 from __future__ import annotations
 
-from tests.e2e.conftest import assert_no_exception, shot, wait_for_app
+from tests.e2e.conftest import assert_no_exception, open_from_sidebar, settled, shot
 
 PAD = "canvas[data-testid=ll-draw-canvas]"
 SEVEN = [(0.25, 0.2), (0.75, 0.2), (0.45, 0.85)]  # corners of a 7, as shares of the pad's side
 
 
-def settled(page) -> None:
-    wait_for_app(page)
-    page.wait_for_function("""() => !document.querySelector('[data-stale="true"]')""", timeout=60_000)
-
-
 def open_draw(page, server) -> None:
-    page.goto(server)
-    page.wait_for_selector('[data-testid="stSidebarNav"] a:has-text("Samples & errors")', timeout=90_000)
-    wait_for_app(page)
-    page.locator('[data-testid="stSidebarNav"] a', has_text="Draw a digit").click()
+    open_from_sidebar(page, server, "Draw a digit")
     page.wait_for_selector(PAD, timeout=90_000)
     page.wait_for_function("() => window.__latentLabMaps && window.__latentLabMaps.draw_map", timeout=90_000)
     settled(page)

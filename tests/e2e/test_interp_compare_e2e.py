@@ -7,18 +7,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.e2e.conftest import assert_no_exception, shot, wait_for_app
+from tests.e2e.conftest import assert_no_exception, open_from_sidebar, shot, wait_for_app
 
 STRIP_CAPTION = '[data-testid="stImageCaption"]'
 COMPARE = ("compare_map_0", "compare_map_1")
 
 
 def open_page(page, server, link: str) -> None:
-    """Open the app at its root (so a fresh server switches to app.py's navigation), then a page."""
-    page.goto(server)
-    page.wait_for_selector('[data-testid="stSidebarNav"] a:has-text("Samples & errors")', timeout=90_000)
-    wait_for_app(page)
-    page.locator('[data-testid="stSidebarNav"] a', has_text=link).click()
+    """Open a page from the sidebar and wait until it is drawn and nothing spins."""
+    open_from_sidebar(page, server, link)
     page.wait_for_selector("h1", timeout=90_000)
     wait_for_app(page, timeout=120_000)
     page.wait_for_selector('[data-testid="stSpinner"]', state="detached", timeout=120_000)

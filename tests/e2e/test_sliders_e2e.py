@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.conftest import assert_no_exception, shot, wait_for_app
+from tests.e2e.conftest import assert_no_exception, open_from_sidebar, settled, shot, wait_for_app
 from vae.checkpoint import ModelLibrary
 from vae.paths import BUNDLED_MODELS
 
@@ -27,18 +27,8 @@ def bundled() -> list:
     return [e for e in ModelLibrary(BUNDLED_MODELS, BUNDLED_MODELS).entries() if e.bundled]
 
 
-def settled(page) -> None:
-    """Wait until the script run is over and no element is greyed out as stale."""
-    wait_for_app(page)
-    page.wait_for_function("""() => !document.querySelector('[data-stale="true"]')""", timeout=60_000)
-
-
 def open_sliders(page, server) -> None:
-    """Open the app at its root (so that a fresh server switches to app.py's navigation), then Sliders."""
-    page.goto(server)
-    page.wait_for_selector('[data-testid="stSidebarNav"] a:has-text("Samples & errors")', timeout=90_000)
-    wait_for_app(page)
-    page.locator('[data-testid="stSidebarNav"] a', has_text="Sliders").click()
+    open_from_sidebar(page, server, "Sliders")
     page.wait_for_selector(CANVAS, timeout=90_000)
     wait_for_app(page)
 
