@@ -44,13 +44,8 @@ class OnnxAutoEncoder(nn.Module):
         self._encoder = Graph(encoder, spec.encoder_batch, threads)
         self._decoder = Graph(decoder, spec.decoder_batch, threads)
 
-    @property
-    def kind(self) -> str:
-        return self.config.kind
-
-    @property
-    def latent_dim(self) -> int:
-        return self.config.latent_dim
+    kind = AutoEncoder.kind  # both read self.config, as a native model's do
+    latent_dim = AutoEncoder.latent_dim
 
     @property
     def decoder(self):
