@@ -114,9 +114,10 @@ with job_col:
 st.divider()
 st.subheader("Model library")
 st.caption("Everyone here sees and uses every model; a saved model can be renamed or deleted by whoever trained "
-           "or uploaded it, and by the teacher, whose class models come first. Test nats: lower is better; active "
-           "units: latent dimensions the model really uses; kNN accuracy: digits told apart from their codes with "
-           "only 10 labels per class.")
+           "or uploaded it, and by the teacher, whose class models come first. Nats (reconstruction for every "
+           "model, −ELBO for a VAE only, as an AE has no ELBO): lower is better; active units: latent "
+           "dimensions the model really uses; kNN accuracy: digits told apart from their codes with only 10 "
+           "labels per class.")
 
 entries = library.ordered(state.entries())
 active_id = state.active_id()
