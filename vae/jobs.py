@@ -85,6 +85,9 @@ class JobStatus:
     cancelling: bool
     submitted_at: float
     owner: str | None = None  # the opaque id of whoever submitted it
+    # the latent movie so far (vae.events.Progress.frame): the latest frame's points, labels, epoch, loss, step
+    frame: dict | None = None
+    frames: int = 0  # frames recorded so far
 
     @property
     def finished(self) -> bool:
@@ -384,4 +387,5 @@ class TrainingQueue:
             checkpoint=p.checkpoint if job.state == "done" else None,
             metrics=dict(p.metrics) if p.metrics and job.state == "done" else None,
             error=job.error, cancelling=job.cancel_at is not None and job.state == "running",
-            submitted_at=spec.submitted_at, owner=spec.owner)
+            submitted_at=spec.submitted_at, owner=spec.owner,
+            frame=getattr(p, "frame", None), frames=getattr(p, "frames", 0))
