@@ -261,20 +261,47 @@ def test_one_queue_per_folder_runs_the_trainings(queue_factory, data_root, fake_
     a, b = submit(runner, data_root, name=HANDSHAKE), submit(runner, data_root)
     assert read_line(ready_fifo) == "ready\n"
     viewer = queue_factory(python=fake_python, max_running=1)  # e.g. a cache cleared in the same server
-    assert viewer.read_only and not runner.read_only
+    assert viewer.read_only and not runner.read_only and viewer.has_runner
     assert [(s.job_id, s.state) for s in viewer.jobs()] == [(a, "running"), (b, "queued")]
     assert viewer.status(a).step == 3  # it reads the runner's events
-    with pytest.raises(ValueError, match="^Another Latent Lab server runs the trainings in .*; this one only shows"):
-        submit(viewer, data_root)
-    with pytest.raises(ValueError, match="only shows them"):
-        viewer.cancel(b)
-    assert len(trainers(runner, a)) == 1 and viewer.status(b).state == "queued"
-    assert runner.cancel(a) and runner.wait(a, timeout=60).state == "cancelled"
-    assert runner.status(b).state == "running"
-    assert (viewer.status(a).state, viewer.status(b).state) == ("cancelled", "running")
+    handed = submit(viewer, data_root)  # written into the folder, queued: the runner takes it up
+    assert viewer.status(handed).state == "queued" and runner.status(handed).position == 2
+    assert viewer.cancel(b)  # a request in the folder, carried out by the runner
+    assert runner.wait(b, timeout=60).state == "cancelled" and not (runner.jobs_dir / f"{b}.cancel").exists()
+    assert len(trainers(runner, a)) == 1 and viewer.status(handed).position == 1
+    assert viewer.cancel(a)  # a running one too: the runner sends it SIGTERM
+    assert runner.wait(a, timeout=60).state == "cancelled"
+    assert runner.status(handed).state == "running"
+    assert (viewer.status(a).state, viewer.status(b).state, viewer.status(handed).state) == \
+        ("cancelled", "cancelled", "running")
     runner.shutdown(timeout=30)
     assert not viewer.read_only  # the folder is free: the other queue takes over
-    assert viewer.status(b).error == INTERRUPTED
+    assert viewer.status(handed).error == INTERRUPTED
     c = submit(viewer, data_root)
     assert viewer.status(c).state == "running"
     assert viewer.cancel(c) and viewer.wait(c, timeout=60).state == "cancelled"
+
+
+def test_a_queue_that_never_runs_trainings(queue_factory, data_root, fake_python):
+    """The command line's queue (runner=False) never takes the folder: with no runner, what it submits waits
+    in the folder, a waiting job it cancels is cancelled in place, and the next runner starts the rest."""
+    cli = queue_factory(python=fake_python, runner=False)
+    assert cli.read_only and not cli.has_runner
+    kept, dropped = submit(cli, data_root), submit(cli, data_root)
+    assert [cli.status(j).state for j in (kept, dropped)] == ["queued", "queued"]
+    assert trainers(cli, kept) == {} and not cli.has_runner  # nothing started, the folder still free
+    assert cli.cancel(dropped) and cli.status(dropped).state == "cancelled"
+    assert not cli.cancel(dropped)
+    server = queue_factory(python=fake_python, max_running=1)
+    assert server.status(kept).state == "running" and server.status(dropped).state == "cancelled"
+    assert cli.has_runner and cli.status(kept).state == "running"
+    assert server.cancel(kept) and server.wait(kept, timeout=60).state == "cancelled"
+
+
+def test_a_finishing_shutdown_lets_the_running_trainings_end(queue_factory, data_root, fake_python, monkeypatch):
+    monkeypatch.setenv("FAKE_MODE", "fail")  # the stand-in ends at once, as a finished training would
+    q = queue_factory(python=fake_python, max_running=1)
+    first, second = submit(q, data_root), submit(q, data_root)
+    q.shutdown(timeout=30, finish=True)
+    assert q.status(first).error == "The loss diverged; try a lower learning rate."  # its own end, not INTERRUPTED
+    assert JobState.read(q.jobs_dir / f"{second}.state").state in ("queued", "error")

@@ -1,4 +1,4 @@
-"""A server-wide training queue: each training is a `python -m vae.train` subprocess.
+"""The embedded training queue: each training is a `python -m vae.train` subprocess of this server.
 
     queue = TrainingQueue(jobs_dir)                 # one per server (the app caches it)
     job_id = queue.submit({"kind": "vae", "latent_dim": 2}, {"time_budget": 60}, "mnist", data_dir, "my vae",
@@ -17,14 +17,18 @@ as a JSON line to the events file, which the queue reads incrementally (vae.even
 
 Training is a shared resource of one classroom machine, so the queue has limits, read once from the
 environment when it is made (vae.limits: trainings at once, threads each, waiting trainings, trainings
-per person, the longest time budget, the most epochs, the trainers' niceness, the data roots).
+per person, the longest time budget, the most epochs, the trainers' niceness, the data roots). A
+training with no owner is the operator's (the command line's, `python -m vae.jobs`): the per-person
+cap does not count it; every other limit does.
 
 The queue survives its server: its state lives in its folder (the files: vae.jobfiles). A queue made
 on the folder after a restart or a crash finds every job there: waiting ones wait on, in submission
 order; one that was running when its server died is an error (vae.events.INTERRUPTED) and is never
-started again; finished ones keep their state. Only the queue that holds the folder's lock runs
-trainings; another one on the same folder (a second server, or a second queue in this process) only
-shows them, and refuses submit and cancel with a sentence, until the lock is free and it takes over.
+started again; finished ones keep their state. Only the queue that holds the folder's lock (the
+runner) runs trainings. Any other queue on the folder (a second server, the command line, a second
+queue in this process) shows them and hands its submits and cancels to the runner through the folder:
+a submit writes the job file and its state, queued; a cancel writes `<job_id>.cancel`; the runner
+takes both up within `poll_s`. When the lock is free, a queue made with `runner=True` takes it over.
 """
 
 from __future__ import annotations
@@ -36,67 +40,18 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
-from .config import ModelConfig
-from .data import check_data_folder, load_dataset
-from .events import EventLog
-from .jobfiles import FINISHED, LOCK_FILE, STATES, Job, JobState, QueueLock, kill_trainers, read_folder, sweep
-from .limits import Limits
-from .ownership import clean_name
-from .paths import ROOT
-from .train.job import TrainingJob
+from ..events import EventLog
+from ..fileio import atomic_write
+from ..jobfiles import FINISHED, LOCK_FILE, STATES, Job, QueueLock, JobState, kill_trainers, read_folder, sweep
+from ..limits import Limits
+from ..paths import ROOT
+from .common import JobStatus, full_sentence, new_job, snapshot
 
 KILL_AFTER_S = 30.0  # a cancelled job that has not stopped by then is killed
-
-
-# ---------------------------------------------------------------- the queue
-
-@dataclass(frozen=True)
-class JobStatus:
-    """A snapshot of one training, safe to hand to any number of page runs."""
-
-    job_id: str
-    name: str
-    state: str  # queued, running, done, error, cancelled
-    position: int  # place in the queue, 1 = next to start; 0 when not waiting
-    label: str  # e.g. "VAE · MLP · 2-d"
-    dataset: str
-    epochs: int  # planned epochs (with a time budget, the budget may stop it first)
-    time_budget: float | None
-    epoch: int
-    step: int
-    steps_per_epoch: int
-    progress: float  # 0..1
-    eta_s: float | None
-    samples_per_s: float | None
-    elapsed_s: float
-    history: dict
-    steps: dict
-    originals: np.ndarray | None
-    reconstructions: np.ndarray | None
-    checkpoint: str | None
-    metrics: dict | None
-    error: str | None
-    cancelling: bool
-    submitted_at: float
-    owner: str | None = None  # the opaque id of whoever submitted it
-    # the latent movie so far (vae.events.Progress.frame): the latest frame's points, labels, epoch, loss, step
-    frame: dict | None = None
-    frames: int = 0  # frames recorded so far
-
-    @property
-    def finished(self) -> bool:
-        return self.state in FINISHED
-
-    @property
-    def entry_id(self) -> str | None:
-        """The library id of the saved model (the checkpoint's file stem)."""
-        return Path(self.checkpoint).stem if self.checkpoint else None
+CANCEL_SUFFIX = ".cancel"  # a cancel asked for by a queue that does not run the folder's trainings
 
 
 class TrainingQueue:
@@ -107,7 +62,7 @@ class TrainingQueue:
                  max_per_user: int | None = None, max_train_seconds: float | None = None,
                  max_epochs: int | None = None, nice: int | None = None,
                  data_roots: list[str | os.PathLike] | None = None, python: str = sys.executable,
-                 poll_s: float = 0.5):
+                 poll_s: float = 0.5, runner: bool = True):
         Path(jobs_dir).mkdir(parents=True, exist_ok=True)
         self.jobs_dir = Path(jobs_dir).resolve()  # the trainers' command lines name their job files by it
         self.limits = Limits.from_env(max_running, threads_per_job, max_queued, max_per_user, max_train_seconds,
@@ -115,12 +70,14 @@ class TrainingQueue:
         self.max_running, self.threads_per_job = self.limits.max_running, self.limits.threads_per_job
         self.python = python
         self.poll_s = poll_s
+        self.runner = runner  # False: never runs trainings, only shows them and hands submits over
         self._jobs: dict[str, Job] = {}
         self._lock = threading.RLock()
         self._folder_lock = QueueLock(self.jobs_dir / LOCK_FILE)
         self._monitor: threading.Thread | None = None
         self._closed = False
         self._last_submitted = 0.0
+        self._folder_mtime: int | None = None  # the folder's, when the runner last looked for hand-offs
         with self._lock:
             self._refresh()
         atexit.register(self.shutdown)  # no training outlives the server
@@ -132,55 +89,54 @@ class TrainingQueue:
 
     @property
     def read_only(self) -> bool:
-        """True while another queue runs this folder's trainings (this one only shows them)."""
+        """True while another queue runs this folder's trainings (this one shows them and hands over)."""
         with self._lock:
             self._refresh()
             return not self._folder_lock.held
+
+    @property
+    def has_runner(self) -> bool:
+        """Whether some queue, this one or another, runs the folder's trainings now."""
+        with self._lock:
+            if self._folder_lock.held:
+                return True
+            probe = QueueLock(self.jobs_dir / LOCK_FILE)
+            if probe.acquire():
+                probe.release()
+                return False
+            return True
+
+    @property
+    def unavailable(self) -> str | None:
+        """Why trainings cannot be started now (never, here: the queue is this server's own)."""
+        return None
 
     # -- public API
 
     def submit(self, model_cfg: dict, train_cfg: dict, dataset: str = "mnist", data_dir=None,
                name: str | None = None, *, owner: str | None = None) -> str:
         """Validate, check the caps and that the data is there, and queue a training for `owner` (an
-        opaque id). Returns its job id. Raises ValueError (bad settings, over a cap, full queue) or
-        DataError (no data, a folder outside the data roots), each with a sentence."""
-        mcfg = ModelConfig.from_dict(dict(model_cfg))
-        tcfg = self.limits.train_config(dict(train_cfg))
-        if owner is not None and (not isinstance(owner, str) or not owner):
-            raise ValueError("A training's owner must be a non-empty text id, or none.")
-        if dataset == "custom" and not data_dir:
-            raise ValueError("A custom dataset needs a folder: give the folder that holds its IDX files.")
-        folder = None
-        if data_dir:
-            what = "a custom dataset" if dataset == "custom" else "the data folder"
-            folder = str(check_data_folder(data_dir, list(self.limits.data_roots), what))  # resolved: no symlink leads out
-        job_id = uuid.uuid4().hex[:12]
-        spec = TrainingJob(mcfg, tcfg, dataset=dataset, download=False, name=clean_name(name) or mcfg.label,
-                           data_dir=folder, job_id=job_id, submitted_at=time.time(),
-                           owner=owner)  # a ValueError for an unknown dataset
-        load_dataset(dataset, folder, download=False)  # a DataError says where to put the files
+        opaque id; None: the operator's). Returns its job id. Raises ValueError (bad settings, over a
+        cap, full queue) or DataError (no data, a folder outside the data roots), each with a sentence."""
+        spec = new_job(self.limits, model_cfg, train_cfg, dataset, data_dir, name, owner)
         with self._lock:
             self._refresh()
             if self._closed:
                 raise ValueError("The server is shutting down; no new trainings start now.")
-            if not self._folder_lock.held:
-                raise ValueError(self._read_only_sentence())
             mine = sum(j.spec.owner == owner and j.state in ("queued", "running") for j in self._jobs.values())
-            if mine >= self.limits.max_per_user:
+            if owner is not None and mine >= self.limits.max_per_user:
                 raise ValueError(self.limits.per_user_sentence())
             waiting = sum(j.state == "queued" for j in self._jobs.values())
             if waiting >= self.limits.max_queued:
-                raise ValueError(f"The training queue is full ({waiting} trainings are waiting); "
-                                 "try again when some have finished.")
+                raise ValueError(full_sentence(waiting))
             spec = replace(spec, submitted_at=max(spec.submitted_at, self._last_submitted + 1e-6))  # strict order
             self._last_submitted = spec.submitted_at
-            job = Job(spec, self.jobs_dir / f"{job_id}.json", EventLog(self.jobs_dir / f"{job_id}.jsonl"))
+            job = Job(spec, self.jobs_dir / f"{spec.job_id}.json", EventLog(self.jobs_dir / f"{spec.job_id}.jsonl"))
             spec.write(job.config)
-            job.save()
-            self._jobs[job_id] = job
+            job.save()  # queued: a runner on the folder takes it up (this one, or the one that holds the lock)
+            self._jobs[spec.job_id] = job
             self._schedule()
-            self._ensure_monitor()
-        return job_id
+        return spec.job_id
 
     def status(self, job_id: str) -> JobStatus | None:
         """The job's current snapshot, or None for an id this queue does not know."""
@@ -215,31 +171,46 @@ class TrainingQueue:
             if owner is not None and job.spec.owner != owner:
                 raise ValueError("Only whoever started this training can cancel it.")
             if not self._folder_lock.held:
-                raise ValueError(self._read_only_sentence())
-            if job.state == "queued":
-                job.finish("cancelled")
-            elif job.cancel_at is None:
-                job.cancel_at = time.time()
-                job.save()  # a restart in between still knows it was cancelled
-                job.send_signal(signal.SIGTERM)  # vae.train stops between steps, saves nothing
+                if job.state == "queued" and self._folder_lock.acquire():  # no runner now: cancel it in place
+                    try:
+                        if (st := JobState.read(job.config.with_suffix(".state"))) is not None:
+                            job.take(st)
+                        if job.state == "queued":
+                            job.finish("cancelled")
+                        return job.state == "cancelled"
+                    finally:
+                        self._folder_lock.release()
+                atomic_write(job.config.with_suffix(CANCEL_SUFFIX), b"cancel\n")  # the runner carries it out
+                return True
+            self._cancel(job)
             self._schedule()
             return True
 
-    def shutdown(self, timeout: float = 5.0) -> None:
-        """Stop every running training (each is recorded as interrupted; waiting ones wait on, on disk,
-        for the next queue on this folder), wait for them to end and let go of the folder."""
+    def shutdown(self, timeout: float = 5.0, *, finish: bool = False) -> None:
+        """Start nothing more; stop every running training (each is recorded as interrupted; waiting ones
+        wait on, on disk, for the next queue on this folder), wait for them to end and let go of the
+        folder. With `finish`, the running trainings go on to their end first (at most `timeout` s)."""
         with self._lock:
             self._closed = True  # first, so that nothing below starts a waiting job
             running = [j for j in self._jobs.values() if j.proc is not None and j.proc.poll() is None]
-            for job in running:
-                job.interrupted = job.cancel_at is None  # a cancel asked for stays a cancel
-                job.send_signal(signal.SIGTERM)
+            if not finish:
+                for job in running:
+                    job.interrupted = job.cancel_at is None  # a cancel asked for stays a cancel
+                    job.send_signal(signal.SIGTERM)
             procs = [j.proc for j in running]  # the monitor may reap them (and drop job.proc) meanwhile
         deadline = time.time() + timeout
-        for proc in procs:
+        for i, proc in enumerate(procs):
             try:
                 proc.wait(max(0.1, deadline - time.time()))
             except subprocess.TimeoutExpired:
+                if finish:  # out of time: as without `finish`
+                    running[i].interrupted = running[i].cancel_at is None
+                    proc.terminate()
+                    try:
+                        proc.wait(10)
+                        continue
+                    except subprocess.TimeoutExpired:
+                        pass
                 proc.kill()
                 proc.wait()
         with self._lock:
@@ -257,16 +228,12 @@ class TrainingQueue:
 
     # -- internals (called with the lock held)
 
-    def _read_only_sentence(self) -> str:
-        return (f"Another Latent Lab server runs the trainings in {self.jobs_dir}; this one only shows them, "
-                "so start or cancel trainings there.")
-
     def _refresh(self) -> None:
         """Become the folder's runner when its lock is free (and pick up what a dead server left), or, while
         another queue holds it, read the folder again."""
         if self._closed or self._folder_lock.held:
             return
-        if self._folder_lock.acquire():
+        if self.runner and self._folder_lock.acquire():
             self._recover()
             return
         for config in sorted(self.jobs_dir.glob("*.json")):  # read-only: the runner's files are the truth
@@ -275,6 +242,9 @@ class TrainingQueue:
                     self._jobs[config.stem] = job
             elif (st := JobState.read(config.with_suffix(".state"))) is not None:
                 job.take(st)
+        self._sort()
+
+    def _sort(self) -> None:
         self._jobs = dict(sorted(self._jobs.items(), key=lambda kv: (kv[1].spec.submitted_at or 0.0, kv[0])))
 
     def _recover(self) -> None:
@@ -288,11 +258,43 @@ class TrainingQueue:
                 job.abandoned()
         self._jobs = {j.spec.job_id: j for j in jobs}
         self._last_submitted = max([self._last_submitted, *(j.spec.submitted_at or 0.0 for j in jobs)])
+        self._take_handoffs(force=True)
         self._schedule()
-        if any(j.state == "queued" for j in jobs):
-            self._ensure_monitor()
+        self._ensure_monitor()  # the runner keeps looking for hand-offs while it holds the folder
+
+    def _take_handoffs(self, force: bool = False) -> None:
+        """The runner's side of the folder: adopt the jobs that other queues wrote into it and carry out
+        their cancel requests. Looks only when the folder changed (its mtime), so a poll costs one stat."""
+        try:
+            mtime = self.jobs_dir.stat().st_mtime_ns
+        except OSError:
+            return
+        if mtime == self._folder_mtime and not force:
+            return
+        self._folder_mtime = mtime
+        for config in self.jobs_dir.glob("*.json"):
+            if config.stem not in self._jobs and (job := Job.read(config)) is not None:
+                if job.state == "running":  # not ours, and no queue but the runner starts trainers
+                    job.abandoned()
+                self._jobs[config.stem] = job
+                self._last_submitted = max(self._last_submitted, job.spec.submitted_at or 0.0)
+        self._sort()
+        for request in self.jobs_dir.glob(f"*{CANCEL_SUFFIX}"):
+            if (job := self._jobs.get(request.stem)) is not None and job.state not in FINISHED:
+                self._cancel(job)
+            request.unlink(missing_ok=True)
+
+    def _cancel(self, job: Job) -> None:
+        if job.state == "queued":
+            job.finish("cancelled")
+        elif job.cancel_at is None:
+            job.cancel_at = time.time()
+            job.save()  # a restart in between still knows it was cancelled
+            job.send_signal(signal.SIGTERM)  # vae.train stops between steps, saves nothing
 
     def _poll(self) -> None:
+        if self._folder_lock.held and not self._closed:
+            self._take_handoffs()
         for job in self._jobs.values():
             if job.proc is None:
                 continue
@@ -349,7 +351,8 @@ class TrainingQueue:
         job.save()
 
     def _ensure_monitor(self) -> None:
-        """A daemon thread that starts queued jobs when slots free up, even if no page is polling."""
+        """A daemon thread that starts queued jobs when slots free up and takes up hand-offs, even if no
+        page is polling."""
         if self._monitor is not None and self._monitor.is_alive():
             return
         self._monitor = threading.Thread(target=self._watch, name="latent-lab-train-queue", daemon=True)
@@ -360,32 +363,15 @@ class TrainingQueue:
             time.sleep(self.poll_s)
             with self._lock:
                 self._poll()
-                if self._closed or all(j.state in FINISHED and j.proc is None for j in self._jobs.values()):
+                idle = all(j.state in FINISHED and j.proc is None for j in self._jobs.values())
+                if self._closed or idle and not self._folder_lock.held:
                     self._monitor = None
                     return
 
     def _snapshot(self, job: Job) -> JobStatus:
-        p = job.log.read()  # incremental: only what was appended since the last look
         position = 0
         if job.state == "queued":
             waiting = [j for j in self._jobs.values() if j.state == "queued"]
             position = waiting.index(job) + 1
-        eta = p.eta_s
-        if job.state == "running" and eta is not None and p.last_event_at:
-            eta = max(0.0, eta - (time.time() - p.last_event_at))  # count down between events
-        if job.state in FINISHED:
-            eta = None
-        spec = job.spec
-        return JobStatus(
-            job_id=spec.job_id, name=spec.name, state=job.state, position=position, label=spec.model.label,
-            dataset=spec.dataset, epochs=spec.train.epochs, time_budget=spec.train.time_budget, epoch=p.epoch,
-            step=p.step,
-            steps_per_epoch=p.steps_per_epoch, progress=1.0 if job.state == "done" else p.progress,
-            eta_s=eta, samples_per_s=p.samples_per_s, elapsed_s=p.elapsed_s,
-            history={k: list(v) for k, v in p.history.items()}, steps={k: list(v) for k, v in p.steps.items()},
-            originals=p.originals, reconstructions=p.reconstructions,
-            checkpoint=p.checkpoint if job.state == "done" else None,
-            metrics=dict(p.metrics) if p.metrics and job.state == "done" else None,
-            error=job.error, cancelling=job.cancel_at is not None and job.state == "running",
-            submitted_at=spec.submitted_at, owner=spec.owner,
-            frame=getattr(p, "frame", None), frames=getattr(p, "frames", 0))
+        return snapshot(job.spec, job.state, job.log.read(), position=position, error=job.error,
+                        cancelling=job.cancel_at is not None and job.state == "running")
