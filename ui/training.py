@@ -25,10 +25,9 @@ from ui import train_form
 from ui.library import activate
 from ui.text import plain
 from vae.data import DataError, default_root, load_dataset
-from vae.jobs import JobStatus, TrainingQueue
+from vae.jobs import JobStatus, TrainingQueue, make_queue
 from vae.train import default_lr
 from vae.train.job import TrainingJob
-from vae.paths import cache_dir
 from vae.images import image_grid
 
 TRAIN_COLOR, TEST_COLOR = "#1f77b4", "#ff7f0e"
@@ -40,8 +39,9 @@ PENDING = "train_pending"  # ids of your trainings this session saw queued or ru
 
 @st.cache_resource(show_spinner=False)
 def queue() -> TrainingQueue:
-    """The server's training queue (limits from LATENT_LAB_MAX_TRAININGS / LATENT_LAB_TRAIN_THREADS)."""
-    return TrainingQueue(cache_dir() / "jobs")
+    """The server's training queue (vae.jobs.make_queue: Ray with LATENT_LAB_RAY_ADDRESS, else its own; limits
+    from LATENT_LAB_MAX_TRAININGS / LATENT_LAB_TRAIN_THREADS)."""
+    return make_queue()
 
 
 def data_problem(dataset: str) -> str | None:
@@ -114,6 +114,8 @@ def caps(q: TrainingQueue) -> None:
 
 def server_load(q: TrainingQueue) -> None:
     """One caption: how many trainings this server runs at once, and how many run and wait now."""
+    if problem := q.unavailable:  # Ray missing or its cluster not answering: one sentence
+        st.warning(plain(problem), icon=":material/cloud_off:")
     c = q.counts()
     st.caption(f"This server trains up to {q.max_running} model{'s' if q.max_running > 1 else ''} at once, "
                f"with {q.threads_per_job} CPU thread{'s' if q.threads_per_job > 1 else ''} each; more wait in "
