@@ -8,7 +8,7 @@ model in `assets/models/`, `assets/maps/<fingerprint>-<method>-<parameters hash>
 parameters, and `assets/previews/<fingerprint>-prior.png`,
 the Welcome page's picture of prior samples, so the app shows real digits, opens its map page
 instantly and draws its first page before torch is even imported, with no data folder and no
-network.
+network. `--only ID ...` computes the maps of those bundled models alone (a model just added).
 """
 
 from __future__ import annotations
@@ -99,6 +99,9 @@ def main(argv=None) -> int:
     p.add_argument("--data-dir", default=None)
     p.add_argument("--previews-only", action="store_true",
                    help="only redraw assets/previews/ (seconds; no data folder needed)")
+    p.add_argument("--only", nargs="+", metavar="ID", default=None,
+                   help="the maps of these bundled models only (ids such as ae-16d-denoise), and every preview; "
+                        "the test digits are left as they are")
     args = p.parse_args(argv)
     if args.previews_only:
         print(json.dumps(write_previews()))
@@ -108,10 +111,17 @@ def main(argv=None) -> int:
     except DataError as e:
         print(json.dumps({"error": str(e)}))
         return 2
-    np.savez_compressed(TEST_DIGITS, x=data.x_test.numpy(), y=data.y_test.numpy().astype(np.uint8))
+    entries = ModelLibrary(BUNDLED_MODELS).entries()
+    if args.only:
+        if unknown := sorted(set(args.only) - {e.id for e in entries}):
+            print(json.dumps({"error": f"No bundled model is called {', '.join(unknown)}."}))
+            return 2
+        entries = [e for e in entries if e.id in args.only]
+    else:
+        np.savez_compressed(TEST_DIGITS, x=data.x_test.numpy(), y=data.y_test.numpy().astype(np.uint8))
     store = MapStore(MAPS_DIR)
     report = {}
-    for entry in ModelLibrary(BUNDLED_MODELS).entries():
+    for entry in entries:
         model, _ = load_checkpoint(entry.path)
         z = encode(model, data.x_test)
         methods = ["pca", "tsne", "umap"] + (["native"] if model.latent_dim <= 2 else [])
