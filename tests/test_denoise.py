@@ -157,3 +157,33 @@ def test_denoising_error_falls_with_the_denoising_model(kind, level, digits):
     print(kind, level, {k: round(v, 4) for k, v in errors.items()})
     assert errors["denoising"] < 0.6 * errors["plain"]
     assert errors["denoising"] < errors[NOISY]
+
+
+# ---------------------------------------------------------------- the training form and the library table
+
+FORM = dict(max_seconds=60, max_epochs=5, kind="ae", arch="mlp", latent_dim=16, hidden_text="512,256", beta=1.0,
+            stop="epochs", time_budget=None, epochs=2, batch_size=128, lr=None, seed=0)
+
+
+def test_the_training_form_passes_input_noise_through_and_checks_it():
+    from ui.train_form import INPUT_NOISE, settings
+
+    model, _ = settings(**FORM, input_noise=0.5)
+    assert ModelConfig.from_dict(model).input_noise == 0.5  # what the queue builds the job's config from
+    assert settings(**FORM)[0]["input_noise"] == 0.0  # no field: no noise
+    for bad, typed in ((1.5, "1.5"), (-0.1, "-0.1"), (float("nan"), "nan")):
+        with pytest.raises(ValueError) as e:
+            settings(**FORM, input_noise=bad)
+        assert str(e.value) == f"{INPUT_NOISE.rule()}; you typed {typed}."
+    with pytest.raises(ValueError, match="Input noise \\(denoising\\) must be a number from 0 to 1; the field is empty"):
+        settings(**FORM, input_noise=None)
+
+
+def test_the_library_table_names_a_denoising_model():
+    from types import SimpleNamespace
+
+    from ui.library import library_rows
+
+    rows = library_rows([SimpleNamespace(id=str(n), name=str(n), config=ModelConfig(kind="ae", input_noise=n), meta={},
+                                         metrics={}, bundled=True, owner=None) for n in (0.0, 0.5)], None, None)
+    assert [r["Model"] for r in rows] == ["AE · MLP", "AE · MLP · denoising σ 0.5"]

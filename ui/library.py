@@ -202,7 +202,8 @@ def library_rows(entries: list[Entry], active_id: str | None, me: Identity) -> l
         rows.append({
             "Name": e.name,
             "Active": e.id == active_id,
-            "Model": f"{cfg.kind.upper()} · {cfg.arch.upper()}",
+            "Model": f"{cfg.kind.upper()} · {cfg.arch.upper()}"
+                     + (f" · denoising σ {noise:g}" if (noise := getattr(cfg, "input_noise", 0.0)) > 0 else ""),
             "Latent dims": cfg.latent_dim,
             "β": f"{cfg.beta:g}" if cfg.has_prior else "–",  # an AE has no KL term, so no β
             "Dataset": e.meta.get("dataset", "mnist"),
@@ -219,7 +220,8 @@ def library_rows(entries: list[Entry], active_id: str | None, me: Identity) -> l
 LIBRARY_COLUMNS = {
     "Name": st.column_config.TextColumn("Name", width="medium"),
     "Active": st.column_config.CheckboxColumn("Active", width="small", help="The model every page shows"),
-    "Model": st.column_config.TextColumn("Model", width="small", help="AE or VAE, MLP or convolutional"),
+    "Model": st.column_config.TextColumn("Model", width="small", help="AE or VAE, MLP or convolutional; "
+                                         "denoising: trained on digits with noise of that σ added"),
     "Latent dims": st.column_config.NumberColumn("Dims", width="small", help="Latent dimensions"),
     "Dataset": st.column_config.TextColumn("Dataset", width="small"),
     "Source": st.column_config.TextColumn("Whose", width="medium",

@@ -65,6 +65,10 @@ class Field:
 
 LATENT_DIM = Field("Latent dimensions", 1, 128)
 BETA = Field("β (KL weight)", 0, 100, whole=False)
+INPUT_NOISE = Field("Input noise (denoising)", 0, 1, whole=False)
+INPUT_NOISE_HELP = ("0 to 1; 0 trains on the digits as they are. Above 0, every training digit gets Gaussian noise "
+                    "of this strength (σ, pixels clipped to 0..1) and the model must redraw the clean digit: a "
+                    "denoising autoencoder, for the Denoising page. 0.5 works well.")
 BATCH_SIZE = Field("Batch size", 1, 8192)
 LEARNING_RATE = Field("Learning rate", 0, 1, whole=False, above_low=True, optional="auto")
 SEED = Field("Seed", 0, 2**32 - 1)
@@ -81,13 +85,15 @@ def epochs_field(max_epochs: int) -> Field:
 
 
 def settings(*, max_seconds: float, max_epochs: int, kind: str, arch: str, latent_dim, hidden_text: str, beta,
-             stop: str, time_budget, epochs, batch_size, lr, seed) -> tuple[dict, dict]:
+             stop: str, time_budget, epochs, batch_size, lr, seed, input_noise=0.0) -> tuple[dict, dict]:
     """The form's values checked and converted: (model settings, training settings) for the queue.
 
-    `stop` is "time" (the time budget counts, epochs are ignored) or "epochs". Raises ValueError with
-    the first problem's sentence, fields in the order the form shows them."""
+    `stop` is "time" (the time budget counts, epochs are ignored) or "epochs"; `input_noise` is the std of
+    the Gaussian noise put on the training inputs (ModelConfig.input_noise; 0, the default, for none).
+    Raises ValueError with the first problem's sentence, fields in the order the form shows them."""
     model = dict(kind=kind, arch=arch, latent_dim=LATENT_DIM.check(latent_dim), hidden=parse_hidden(hidden_text),
-                 beta=BETA.check(beta) if kind != "ae" else 1.0)  # β means nothing to an AE (its field is off)
+                 beta=BETA.check(beta) if kind != "ae" else 1.0,  # β means nothing to an AE (its field is off)
+                 input_noise=INPUT_NOISE.check(input_noise))
     if stop == "time":
         run = dict(epochs=None, time_budget=time_budget_field(max_seconds).check(time_budget))
     else:
