@@ -16,7 +16,7 @@ import pytest
 import torch
 from safetensors.torch import save as st_save
 
-from vae import checkpoint
+from vae import safetensors_header
 from vae.checkpoint import (
     FORMAT, TMP_PREFIX, Actor, CheckpointError, ModelLibrary, atomic_write, checkpoint_bytes, load_checkpoint,
     read_checkpoint, save_checkpoint, weights_fingerprint,
@@ -426,13 +426,13 @@ def test_header_length_that_starts_like_a_pickle_still_loads():
 def header_reads(monkeypatch) -> list[str]:
     """The names of the files whose safetensors header is parsed (every read goes through one function)."""
     calls = []
-    real = checkpoint._raw_header
+    real = safetensors_header.raw_header  # split from vae.checkpoint, where the library's reads go through it
 
     def spy(f, size, name):
         calls.append(name)
         return real(f, size, name)
 
-    monkeypatch.setattr(checkpoint, "_raw_header", spy)
+    monkeypatch.setattr(safetensors_header, "raw_header", spy)
     return calls
 
 
@@ -448,7 +448,7 @@ def test_listing_does_not_reread_unchanged_files(lib, model, header_reads):
 
 def test_fingerprint_is_not_hashed_on_access(lib, model, monkeypatch):
     entry = lib.save(model, name="m")
-    monkeypatch.setattr(checkpoint, "_digest", lambda *a: pytest.fail("hashed again"))
+    monkeypatch.setattr(safetensors_header, "digest", lambda *a: pytest.fail("hashed again"))
     assert len({entry.fingerprint, *(e.fingerprint for e in lib.entries() for _ in range(3))}) == 1
 
 

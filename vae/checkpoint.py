@@ -1,16 +1,18 @@
 """Checkpoints in safetensors with JSON metadata, and the model library on disk.
 
-    save_checkpoint("m.safetensors", model, name="my vae", metrics={...}, history={...})
+    save_checkpoint("m.safetensors", model, name="my vae", metrics={...}, history={...}, tensors=movie_tensors)
     model, meta = load_checkpoint("m.safetensors")      # or an imported ONNX pair's folder
     lib = ModelLibrary(user_dir, bundled_dir); entry = lib.save(model, name="typed by a user", owner=owner_id)
     lib.rename(entry.id, "new name", Actor(owner_id)); lib.set_class_model(entry.id, True, Actor(t, teacher=True))
 
-One reader, `read_header`, parses every safetensors header (here and in vae.classifier). Loading
+One reader, `read_header` (vae.safetensors_header), parses every safetensors header. Loading
 never unpickles: weights are checked against the config (names, shapes, dtypes, finite values).
 Every problem is one `CheckpointError` with a sentence a user can act on. Writes are atomic, and their
 bytes pass the same reader first, so the library lists all it saves. File names are generated (slug +
 id); the user's name is metadata only. Listing reads each file once per version and imports no torch,
 so the first page draws before torch loads; whatever reads or writes weights imports it when called.
+Tensors named `movie.*` beside the weights (the latent movie of the training, vae.movie) travel with
+the file through saves, uploads and renames; loading the model ignores them, vae.movie reads them.
 
 On a shared server the library is a class's: every saved model records its `owner` (an opaque id)
 and when it was `created`; who may rename or delete which model, the teacher's class models (one
@@ -21,7 +23,6 @@ refused, a training or an upload that asks for it is saved as "name (2)" instead
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -30,25 +31,26 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Callable, TypeVar
+from typing import TYPE_CHECKING
 
-from .config import ModelConfig
 from .fileio import TMP_PREFIX, atomic_write
 from .onnx import store as onnx_store
 from .onnx.library import OnnxPairs
 from .ownership import Actor, ClassModels, Entry, clean_name, free_name, labels, may_manage, name_taken, refusal
-from .untrusted import bounded_json, clip, describe_foreign
+from .safetensors_header import (  # noqa: F401 (FORMAT, MAX_HEADER, weights_fingerprint: re-exported from here)
+    FORMAT, MAX_HEADER, CheckpointError, latent_lab_meta, meta_and_fingerprint, raw_header, read_header, read_path,
+    weights_fingerprint,
+)
+from .untrusted import clip
 
 if TYPE_CHECKING:
     from .models import AutoEncoder
 
-FORMAT = "latent-lab/1"
 MAX_BYTES = 64 * 1024 * 1024  # far above any model the app trains; refuses giant uploads early
-MAX_HEADER = 1024 * 1024  # several times the header of a model with 1000 epochs of history (the most allowed)
 SUFFIX = ".safetensors"
 STORAGES = ("float32", "float16")  # torch dtypes of the same names
-T = TypeVar("T")
 UNTRUSTED = ("config", "format", "owner", "created", "class_model")  # an upload's metadata never sets these
+BESIDE = "movie."  # tensors beside the weights, not the model's (vae.movie's history): kept, never loaded into it
 
 
 def default_library_dir() -> Path:
@@ -59,97 +61,14 @@ def default_library_dir() -> Path:
     return Path(base) / "latent-lab" / "models"
 
 
-class CheckpointError(Exception):
-    """A checkpoint could not be read or written; the message says what to do."""
-
-
-def _raw_header(f: BinaryIO, size: int, name: str) -> tuple[dict, int]:
-    """The JSON header of a safetensors file of `size` bytes, open at its start, and where its weights begin."""
-    n = int.from_bytes(f.read(8), "little") if size >= 8 else size  # under 8 bytes is cut off too
-    if n > size - 8:
-        why = "is not a complete safetensors file (it is cut off, or in another format)"
-    elif n > MAX_HEADER:
-        why = f"has a header of {n:,} bytes, more than the {MAX_HEADER:,} of any Latent Lab checkpoint"
-    elif isinstance(header := bounded_json(f.read(n)), dict):
-        return header, 8 + n
-    else:
-        why = "is not a safetensors file (its header is not a readable JSON object)"
-    foreign = describe_foreign(f)
-    raise CheckpointError(f"{name} is {foreign}; Latent Lab only loads .safetensors checkpoints saved by Latent Lab."
-                          if foreign else f"{name} {why}.")
-
-
-def _latent_lab(header: dict, name: str, fmt: str) -> dict:
-    """Our metadata in a parsed header: a JSON object of format `fmt` (a model's config rebuilt)."""
-    table = header.get("__metadata__", {})
-    if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
-        raise CheckpointError(f"{name} is not a valid safetensors file (its metadata is not a table of texts).")
-    if "latent_lab" not in table:
-        raise CheckpointError(f"{name} is a safetensors file but not a Latent Lab checkpoint (no Latent Lab metadata).")
-    if not isinstance(meta := bounded_json(table["latent_lab"]), dict):
-        raise CheckpointError(f"{name} is not a Latent Lab checkpoint: its metadata is not a readable JSON object.")
-    if (found := meta.get("format")) != fmt:
-        shown = f"in format {clip(found)}" if isinstance(found, str) and found else "of no known format"
-        raise CheckpointError(f"{name} is {shown}; this version of Latent Lab reads {fmt} only.")
-    if fmt != FORMAT:
-        return meta
-    if "config" not in meta:
-        raise CheckpointError(f"{name} is not a Latent Lab checkpoint: its metadata has no model config.")
-    try:
-        meta["config"] = ModelConfig.from_dict(meta["config"])
-    except (ValueError, TypeError, ArithmeticError) as e:  # ModelConfig's sentences; anything else gets one
-        why = str(e) if isinstance(e, ValueError) and len(str(e)) < 160 else "A setting has the wrong type or value."
-        raise CheckpointError(f"{name} has a broken model config: {why[:1].lower()}{why[1:]}") from None
-    return meta
-
-
-def _read_path(path: str | os.PathLike, read: Callable[[BinaryIO, int, str], T]) -> T:
-    """read(file, size, name) on an open file, with a sentence for a file that cannot be opened."""
-    path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            return read(f, os.fstat(f.fileno()).st_size, path.name)
-    except FileNotFoundError:
-        raise CheckpointError(f"No checkpoint at {path}.") from None
-    except OSError as e:
-        raise CheckpointError(f"Could not read {path}: {e.strerror or 'input/output error'}.") from None
-
-
-def read_header(source: bytes | str | os.PathLike, name: str | None = None, fmt: str = FORMAT) -> dict:
-    """The `latent_lab` metadata of a safetensors file, from its bytes (an upload) or its path (only
-    the header is read), checked: a JSON object of format `fmt`; for a model, "config" is a
-    ModelConfig. Raises CheckpointError with a sentence for anything else."""
-    def read(f: BinaryIO, size: int, file_name: str) -> dict:
-        return _latent_lab(_raw_header(f, size, name or file_name)[0], name or file_name, fmt)
-
-    if isinstance(source, (bytes, bytearray)):
-        return read(io.BytesIO(source), len(source), "the file")
-    return _read_path(source, read)
-
-
-def _digest(f: BinaryIO, start: int) -> str:
-    f.seek(start)
-    return hashlib.file_digest(f, "sha1").hexdigest()[:16]
-
-
-def weights_fingerprint(path: str | os.PathLike) -> str:
-    """A short hash of the weights alone (not the metadata), so renaming keeps cached maps valid."""
-    return _read_path(path, lambda f, size, name: _digest(f, _raw_header(f, size, name)[1]))
-
-
-def _meta_and_fingerprint(f: BinaryIO, size: int, name: str) -> tuple[dict, str]:
-    """read_header and weights_fingerprint of a file in one read, so both are of the same version."""
-    header, start = _raw_header(f, size, name)
-    return _latent_lab(header, name, FORMAT), _digest(f, start)
-
-
-def checkpoint_bytes(model: AutoEncoder, /, storage: str = "float32", **meta) -> bytes:
+def checkpoint_bytes(model: AutoEncoder, /, storage: str = "float32", tensors: dict | None = None, **meta) -> bytes:
     """Serialise a model and its metadata (name, dataset, metrics, history, ...) to safetensors bytes.
-    `storage="float16"` halves the file (the bundled models use it); loading casts back to float32."""
-    return _encode(model, meta, storage)
+    `storage="float16"` halves the file (the bundled models use it); loading casts back to float32.
+    `tensors` ({BESIDE + name: array}, vae.movie's) are stored beside the weights as they are."""
+    return _encode(model, meta, storage, tensors)
 
 
-def _encode(model: AutoEncoder, meta: dict, storage: str = "float32") -> bytes:
+def _encode(model: AutoEncoder, meta: dict, storage: str = "float32", beside: dict | None = None) -> bytes:
     # meta arrives as a dict, not **kwargs: an uploaded file's metadata may hold any key ("model", "storage")
     import torch
 
@@ -161,6 +80,9 @@ def _encode(model: AutoEncoder, meta: dict, storage: str = "float32") -> bytes:
     tensors = {k: v.detach().cpu().to(getattr(torch, storage)).contiguous() for k, v in model.state_dict().items()}
     if storage != "float32" and not all(torch.isfinite(t).all() for t in tensors.values()):
         raise CheckpointError(f"Refusing to save: some weights overflow {storage}; save as float32.")
+    if odd := [k for k in beside or {} if not k.startswith(BESIDE) or k in tensors]:
+        raise CheckpointError(f"Refusing to save: {clip(odd[0])} is not a name for a tensor beside the weights.")
+    tensors.update({k: torch.as_tensor(v).contiguous() for k, v in (beside or {}).items()})
     return _serialise(tensors, {**meta, "format": FORMAT, "config": model.config.to_dict()})  # these two win
 
 
@@ -180,9 +102,10 @@ def _serialise(tensors: dict, meta: dict) -> bytes:
     return data
 
 
-def save_checkpoint(path: str | os.PathLike, model: AutoEncoder, /, storage: str = "float32", **meta) -> Path:
+def save_checkpoint(path: str | os.PathLike, model: AutoEncoder, /, storage: str = "float32",
+                    tensors: dict | None = None, **meta) -> Path:
     path = Path(path)
-    atomic_write(path, checkpoint_bytes(model, storage=storage, **meta))
+    atomic_write(path, _encode(model, meta, storage, tensors))
     return path
 
 
@@ -195,12 +118,12 @@ def read_checkpoint(data: bytes, source: str = "the file") -> tuple[AutoEncoder,
 
     if len(data) > MAX_BYTES:
         raise CheckpointError(f"{source} is over {MAX_BYTES // 2**20} MB, too large for a Latent Lab checkpoint.")
-    header, _ = _raw_header(io.BytesIO(data), len(data), source)
-    meta = _latent_lab(header, source, FORMAT)
+    header, _ = raw_header(io.BytesIO(data), len(data), source)
+    meta = latent_lab_meta(header, source, FORMAT)
     config = meta["config"]
     model = build_model(config)
     expected = model.state_dict()
-    table = {k: v for k, v in header.items() if k != "__metadata__"}
+    table = {k: v for k, v in header.items() if k != "__metadata__" and not k.startswith(BESIDE)}
     missing, extra = [k for k in expected if k not in table], sorted(set(table) - set(expected))
     if missing or extra:
         parts = [f"{what} {', '.join(clip(k) for k in keys[:3])}{' and more' if len(keys) > 3 else ''}"
@@ -220,7 +143,7 @@ def read_checkpoint(data: bytes, source: str = "the file") -> tuple[AutoEncoder,
         if not torch.isfinite(tensors[k]).all():
             raise CheckpointError(f"{source}: weight {k} has NaN or infinite values; the model diverged. "
                                   "Retrain it with a lower learning rate.")
-    model.load_state_dict({k: t.to(expected[k].dtype) for k, t in tensors.items()})
+    model.load_state_dict({k: tensors[k].to(ref.dtype) for k, ref in expected.items()})
     model.eval()
     return model, meta
 
@@ -229,7 +152,7 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[AutoEncoder, dict]:
     if onnx_store.is_pair(path) or Path(path).is_dir():  # an imported ONNX pair's folder
         return ModelLibrary.load_pair(path)
     # a byte past the limit is enough for read_checkpoint to refuse a giant file
-    return _read_path(path, lambda f, size, name: read_checkpoint(f.read(MAX_BYTES + 1), name))
+    return read_path(path, lambda f, size, name: read_checkpoint(f.read(MAX_BYTES + 1), name))
 
 
 def slugify(name: str) -> str:
@@ -275,7 +198,7 @@ class ModelLibrary(OnnxPairs):
         if known is None or known[0] != key:  # read outside the lock; two threads may both read, harmlessly
             try:
                 known = (key, *(self._read_pair(path) if onnx_store.is_pair(path) else
-                                 _read_path(path, _meta_and_fingerprint)), "")
+                                 read_path(path, meta_and_fingerprint)), "")
             except CheckpointError as e:  # a broken file is read once too, not on every run
                 known = (key, None, "", str(e))
             with self._lock:
@@ -347,10 +270,10 @@ class ModelLibrary(OnnxPairs):
         return self.user_dir / f"{slugify(name)}-{uuid.uuid4().hex[:8]}{suffix}"
 
     def save(self, model: AutoEncoder, /, name: str, owner: str | None = None, storage: str = "float32",
-             **meta) -> Entry:
+             tensors: dict | None = None, **meta) -> Entry:
         """Save a model under `name` (cleaned; a bundled or class model's name gets " (2)"), recording its
         `owner` (an opaque id; None: the teacher's) and when it was `created`."""
-        return self._write(model, {**meta, "name": name}, owner, storage)
+        return self._write(model, {**meta, "name": name}, owner, storage, tensors)
 
     def _meta(self, meta: dict, owner: str | None, label: str) -> dict:
         if owner is not None and (not isinstance(owner, str) or not owner):
@@ -358,25 +281,29 @@ class ModelLibrary(OnnxPairs):
         return {**meta, "name": free_name(clean_name(meta.get("name")) or label, self.entries()), "owner": owner,
                 "created": time.time()}
 
-    def _write(self, model: AutoEncoder, meta: dict, owner: str | None, storage: str = "float32") -> Entry:
+    def _write(self, model: AutoEncoder, meta: dict, owner: str | None, storage: str = "float32",
+               beside: dict | None = None) -> Entry:
         meta = self._meta(meta, owner, model.config.label)
-        atomic_write(path := self._new_path(meta["name"]), _encode(model, meta, storage))
+        atomic_write(path := self._new_path(meta["name"]), _encode(model, meta, storage, beside))
         return self._entry(path, bundled=False)
 
     def import_bytes(self, data: bytes, filename: str = "upload", owner: str | None = None) -> Entry:
         """Validate an uploaded file, then store it under a generated name, owned by the uploader (whatever
-        its own metadata says); a refused one stores nothing."""
+        its own metadata says), its tensors beside the weights kept as they came (vae.movie checks them
+        when it reads them); a refused one stores nothing."""
+        from safetensors.torch import load as st_load
+
         model, meta = read_checkpoint(data, clip(Path(filename).name, 80) or "the upload")
         meta = {k: v for k, v in meta.items() if k not in UNTRUSTED}  # _write writes its own
         meta["name"] = clean_name(meta.get("name")) or clean_name(Path(filename).stem)
-        return self._write(model, meta, owner)
+        return self._write(model, meta, owner, beside={k: v for k, v in st_load(data).items() if k.startswith(BESIDE)})
 
     def rename(self, entry_id: str, new_name: str, actor: Actor) -> Entry:
         entry = self._managed(entry_id, actor, "rename")
         new_name = self.check_name(new_name, entry_id)
         if onnx_store.is_pair(entry.path):  # its sidecar alone changes
             return self._rename_pair(entry, new_name)
-        data = _read_path(entry.path, lambda f, size, name: f.read(MAX_BYTES + 1))
+        data = read_path(entry.path, lambda f, size, name: f.read(MAX_BYTES + 1))
         _, meta = read_checkpoint(data, entry.path.name)  # never rewrite a file that does not validate
         # the tensors are written back as they were (same dtypes, same bytes), so the fingerprint holds
         from safetensors.torch import load as st_load

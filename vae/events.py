@@ -1,16 +1,19 @@
 """The events of a training: what `vae.train.iter_train` yields, and the JSON-lines file they travel in.
 
-    for event in iter_train(model, data, cfg): ...     # StepEvent, EpochEvent, then one DoneEvent
+    for event in iter_train(model, data, cfg): ...     # FrameEvent, StepEvent, EpochEvent, then one DoneEvent
     writer = EventWriter(path); writer.write(event)     # `python -m vae.train --events FILE`
     log = EventLog(path); log.read().progress           # the training queue, while the child writes
 
 One line of JSON per event. Besides the training's own events, the command line writes a
 `saved` event (checkpoint path and metrics) or an `error` event (one sentence) at the end.
+A frame of the latent movie (vae.movie) travels compactly: its points as base64 float16, its
+labels as base64 bytes (about 14 KB a line for 2,000 digits); the reader keeps only the latest.
 The writer and the reader of that file live here together; numpy and the standard library only.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import os
@@ -57,24 +60,61 @@ class EpochEvent:
 
 
 @dataclass
+class FrameEvent:
+    """A frame of the latent movie (vae.movie): where the fixed subset of test digits sits on the map now."""
+
+    frame: int  # 0-based: frame 0 is the untrained model
+    step: int  # global training step
+    epoch: float  # fractional epochs done
+    elapsed_s: float
+    loss: float  # test loss on the subset, nats per digit
+    points: np.ndarray = field(repr=False)  # (N, 2) float32: a larger model's own PCA, aligned to the frame before
+    labels: np.ndarray = field(repr=False)  # (N,) int64
+    plane: str = "native"  # "native" (1-/2-d model) or "pca"
+    kind: str = "frame"
+
+
+@dataclass
 class DoneEvent:
     reason: str  # "completed", "time_budget" or "cancelled"
     epochs: int  # epochs fully completed
     train_seconds: float
     history: dict
+    movie: object = field(default=None, repr=False)  # vae.movie.Movie or None; not written to the events file
     kind: str = "done"
 
 
-Event = StepEvent | EpochEvent | DoneEvent
+Event = FrameEvent | StepEvent | EpochEvent | DoneEvent
+MAX_FRAME_POINTS = 100_000  # a frame line the reader takes at most
 
 
 def event_to_dict(event: Event) -> dict:
-    """The event as JSON-ready values (images as nested lists)."""
+    """The event as JSON-ready values (images as nested lists, a frame's points and labels as base64)."""
+    if isinstance(event, FrameEvent):
+        d = {k: getattr(event, k) for k in ("kind", "frame", "step", "epoch", "elapsed_s", "loss", "plane")}
+        d["n"] = len(event.labels)
+        d["points"] = base64.b64encode(np.asarray(event.points, "<f2").tobytes()).decode("ascii")
+        d["labels"] = base64.b64encode(np.asarray(event.labels, np.uint8).tobytes()).decode("ascii")
+        return d
     d = asdict(event)
+    d.pop("movie", None)  # the checkpoint keeps the movie; the file has had its frames one by one
     for k in ("originals", "reconstructions"):
         if k in d:
             d[k] = d[k].tolist()
     return d
+
+
+def frame_from_dict(d: dict) -> dict:
+    """A frame line back: {"points": (N, 2) float32, "labels": (N,) int64, "epoch", "loss", "step", "frame",
+    "elapsed_s", "plane"}. ValueError (or KeyError, TypeError) for a line that does not hold one."""
+    n = int(d["n"])
+    points = np.frombuffer(base64.b64decode(d["points"], validate=True), "<f2")
+    labels = np.frombuffer(base64.b64decode(d["labels"], validate=True), np.uint8)
+    if not 0 < n <= MAX_FRAME_POINTS or points.size != 2 * n or labels.size != n:
+        raise ValueError("A frame's points and labels do not agree with its size.")
+    return {"points": points.astype(np.float32).reshape(n, 2), "labels": labels.astype(np.int64),
+            "epoch": float(d["epoch"]), "loss": float(d["loss"]), "step": int(d["step"]), "frame": int(d["frame"]),
+            "elapsed_s": float(d["elapsed_s"]), "plane": str(d.get("plane", "native"))}
 
 
 class EventWriter:
@@ -127,6 +167,9 @@ class Progress:
     metrics: dict | None = None
     error: str | None = None  # from an error event
     last_event_at: float = 0.0  # time.time() when the latest event was read
+    # the latent movie so far: the latest frame (frame_from_dict's dict: points, labels, epoch, loss, step, ...)
+    frame: dict | None = None
+    frames: int = 0  # frames recorded so far
 
 
 class EventLog:
@@ -206,6 +249,9 @@ class EventLog:
             s.eta_s = _finite(ev.get("eta_s"))
             s.originals = np.asarray(ev["originals"], dtype=np.uint8)
             s.reconstructions = np.asarray(ev["reconstructions"], dtype=np.uint8)
+        elif kind == "frame":
+            s.frame = frame_from_dict(ev)
+            s.frames += 1
         elif kind == "done":
             s.stop_reason = str(ev["reason"])
             s.elapsed_s = float(ev.get("train_seconds", s.elapsed_s))

@@ -5,8 +5,10 @@
 
 shows a progress bar on stderr and ends with one JSON line of metrics on stdout (the command
 line and its JSON job files: vae/train/cli.py and vae/train/job.py). From Python, `iter_train`
-yields events (vae.events: steps, epoch ends, the finish) and `train` runs it with a callback.
-Both can be cancelled between steps and stop on a time budget.
+yields events (vae.events: steps, epoch ends, frames of the latent movie, the finish) and `train` runs
+it with a callback. Both can be cancelled between steps and stop on a time budget. With `movie` on
+(the default) the training records where 2,000 fixed test digits sit on the map at 20 to 100 moments
+(vae.movie; the DoneEvent carries the Movie, the command line stores it in the checkpoint).
 
 Speed comes from holding the whole split as one uint8 tensor and slicing batches from it
 (no DataLoader, no per-item transforms), a thread count that fits the machine, and a recipe
@@ -23,14 +25,16 @@ import time
 from dataclasses import dataclass, fields
 from typing import Callable, Iterator
 
+import numpy as np
 import torch
 from torch import nn
 
 from ..config import ModelConfig
 from ..data import DataError, Dataset, to_float
 from ..evaluate import test_losses
-from ..events import DoneEvent, EpochEvent, Event, StepEvent
+from ..events import DoneEvent, EpochEvent, Event, FrameEvent, StepEvent
 from ..models import AutoEncoder
+from ..movie.record import MovieRecorder
 
 PREVIEW = 8  # test digits whose reconstructions are shown after every epoch
 
@@ -51,6 +55,7 @@ class TrainConfig:
     warmup_steps: int = 100
     eval_batch: int = 2000
     init_output_bias: bool = True  # start the decoder at the mean training image (see init_output_bias)
+    movie: bool = True  # record the latent movie (vae.movie): the subset's map at 20 to 100 moments
 
     def __post_init__(self) -> None:
         if not _whole(self.epochs) or not 1 <= self.epochs <= 1000:
@@ -72,6 +77,9 @@ class TrainConfig:
             raise ValueError(f"The evaluation batch must be a whole number of at least 1, not {self.eval_batch!r}.")
         if not isinstance(self.device, str) or self.device.split(":")[0] not in ("cpu", "cuda", "mps"):
             raise ValueError(f"Device must be cpu, cuda or mps, not {self.device!r}.")
+        for key in ("init_output_bias", "movie"):
+            if not isinstance(getattr(self, key), bool):
+                raise ValueError(f"The training's {key} setting must be true or false, not {getattr(self, key)!r}.")
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -206,6 +214,17 @@ def iter_train(model: AutoEncoder, data: Dataset, cfg: TrainConfig, cancel=None,
         elapsed = time.perf_counter() - t0
         return elapsed * (1 - p) / p if p > 0 else float("nan")
 
+    recorder = MovieRecorder(model, data, cfg.seed, cfg.eval_batch) if cfg.movie and len(data.x_test) >= 2 else None
+
+    def frame() -> FrameEvent:
+        ev = recorder.take(global_step, global_step / steps_per_epoch, time.perf_counter() - t0)
+        if not (math.isfinite(ev.loss) and np.isfinite(ev.points).all()):
+            raise TrainingError(f"Training diverged by step {global_step} (the test loss is {ev.loss}). Try a "
+                                "lower learning rate or a smaller beta.")
+        return ev
+
+    if recorder:
+        yield frame()  # the untrained model
     for epoch in range(1, cfg.epochs + 1):
         perm = torch.randperm(n, generator=shuffle_gen).to(device)
         sums = torch.zeros(3, device=device)  # loss, recon, kl (kept on device: no sync per step)
@@ -228,6 +247,9 @@ def iter_train(model: AutoEncoder, data: Dataset, cfg: TrainConfig, cancel=None,
             sums += torch.stack([parts.loss.detach(), parts.recon.detach(), parts.kl.detach()])
             global_step += 1
             steps_done += 1
+            if recorder and recorder.due(global_step, progress_now(), total_steps,
+                                         cfg.time_budget and cfg.time_budget - (time.perf_counter() - t0)):
+                yield frame()
             now = time.perf_counter()
             if now - last_report >= report_every_s:
                 last_report = now
@@ -263,7 +285,9 @@ def iter_train(model: AutoEncoder, data: Dataset, cfg: TrainConfig, cancel=None,
         if reason != "completed":
             break
     model.eval()
-    yield DoneEvent(reason, epochs_done, time.perf_counter() - t0, history)
+    if recorder and global_step > recorder.last_step:
+        yield frame()  # the end, also of a training stopped early
+    yield DoneEvent(reason, epochs_done, time.perf_counter() - t0, history, recorder.movie() if recorder else None)
 
 
 def train(model: AutoEncoder, data: Dataset, cfg: TrainConfig, callback: Callable[[Event], None] | None = None,

@@ -33,13 +33,14 @@ from ..data import DATASETS, DataError, load_dataset
 from ..evaluate import evaluate
 from ..events import INTERRUPTED, EpochEvent, EventWriter, StepEvent
 from ..models import build_model
+from ..movie import movie_meta, movie_tensors
 from ..paths import BUNDLED_MODELS
 from . import DEFAULT_LR_NOTE, TrainConfig, TrainingError, default_lr, iter_train, train_config
 from .job import TrainingJob
 
 SETTINGS = ("model", "arch", "latent_dim", "hidden", "beta", "input_noise", "epochs", "time_budget", "batch_size",
             "lr", "no_bias_init", "seed", "device", "threads", "dataset", "data_dir", "no_download", "out", "name",
-            "half")  # the flags that say what to train; a job file says all of it
+            "half", "no_movie")  # the flags that say what to train; a job file says all of it
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -57,6 +58,8 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"peak learning rate (warm-up, then cosine decay); default: {DEFAULT_LR_NOTE}")
     p.add_argument("--no-bias-init", action="store_true",
                    help="start the decoder's output bias at 0 instead of the mean training image")
+    p.add_argument("--no-movie", action="store_true",
+                   help="do not record the latent movie (where 2,000 test digits sit on the map as it trains)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=None)
@@ -89,7 +92,7 @@ def read_command_line(argv: list[str] | None = None) -> tuple[TrainingJob, argpa
                         beta=args.beta, input_noise=args.input_noise)
     train_cfg = train_config(epochs=args.epochs, time_budget=args.time_budget, batch_size=args.batch_size,
                              lr=args.lr, seed=args.seed, device=args.device, threads=args.threads,
-                             init_output_bias=not args.no_bias_init)
+                             init_output_bias=not args.no_bias_init, movie=not args.no_movie)
     job = TrainingJob(model, train_cfg, dataset=args.dataset, data_dir=args.data_dir, download=not args.no_download,
                       name=args.name, out=args.out, half=args.half)
     return job, args
@@ -170,12 +173,16 @@ def run_job(job: TrainingJob, events: str | os.PathLike | None = None, progress:
     storage = "float16" if job.half else "float32"
     meta = dict(dataset=job.dataset, metrics=metrics, history=done.history,
                 train=dict(asdict(tcfg), stop_reason=done.reason, train_seconds=done.train_seconds))
+    tensors = None
+    if done.movie is not None:  # the latent movie: its arrays beside the weights, its description in the metadata
+        tensors, meta["movie"] = movie_tensors(done.movie), movie_meta(done.movie)
     try:
         if out is not None:
-            path = save_checkpoint(out, model, storage=storage, name=name, owner=job.owner, created=time.time(), **meta)
+            path = save_checkpoint(out, model, storage=storage, tensors=tensors, name=name, owner=job.owner,
+                                   created=time.time(), **meta)
         else:  # the library cleans the name and keeps bundled and class models' names theirs
             library = ModelLibrary(default_library_dir(), BUNDLED_MODELS)
-            path = library.save(model, name=name, owner=job.owner, storage=storage, **meta).path
+            path = library.save(model, name=name, owner=job.owner, storage=storage, tensors=tensors, **meta).path
     except (CheckpointError, OSError) as e:
         writer.error(f"Could not save the checkpoint: {e}")
         return _fail(f"Could not save the checkpoint: {e}", 1)
