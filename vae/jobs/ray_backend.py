@@ -108,8 +108,9 @@ class RayQueue:
     def max_running(self) -> int:
         """How many trainings the cluster runs at once: its CPUs over the threads of one (read once a minute)."""
         with self._lock:
-            if self._slots is None or time.monotonic() - self._slots[1] > SLOTS_TTL_S:
-                self._slots = (self._count_slots(), time.monotonic())
+            if self._slots is None or time.monotonic() > self._slots[1]:
+                slots = self._count_slots()  # None: not known (yet): the configured number, asked again soon
+                self._slots = (slots or self.limits.max_running, time.monotonic() + (SLOTS_TTL_S if slots else RETRY_S))
             return self._slots[0]
 
     @property
@@ -329,16 +330,16 @@ class RayQueue:
             self._errors[job_id] = message
         return self._errors[job_id]
 
-    def _count_slots(self) -> int:
+    def _count_slots(self) -> int | None:
         try:
             from ray.util.state import list_nodes
 
             nodes = list_nodes(address=self.address, timeout=max(1, int(self.timeout_s)),
                                raise_on_missing_output=False)
             cpus = sum(float((n.resources_total or {}).get("CPU", 0)) for n in nodes if str(n.state) == "ALIVE")
-        except Exception:  # noqa: BLE001 -- no Ray, no answer: the configured number
-            return self.limits.max_running
-        return max(1, int(cpus // self.threads_per_job))
+        except Exception:  # noqa: BLE001 -- no Ray, no answer
+            return None
+        return max(1, int(cpus // self.threads_per_job)) if cpus > 0 else None  # no node has joined yet
 
     def _sweep(self) -> None:
         """Forget the jobs of this folder that finished more than a week ago: on the cluster and their files."""
