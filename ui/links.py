@@ -40,6 +40,7 @@ PARAMS: dict[str, tuple[str, ...]] = {
     "interpolate": ("mode", "from", "to", "end", "steps", "path", "picks"),
     "compare": ("pair", "left", "right", "region", "half", "sds", "grid", "seed", "from", "to", "path"),
     "gallery": ("seed", "count", "first", "worst"),
+    "fewlabels": ("method", "k", "draw"),
     "train": (),
 }
 MAX_PICKS = 500  # as many as ui.state.set_picks keeps
