@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui import hover_card, links, map_canvas, map_layers, map_view, state
+from ui import hover_card, links, map_canvas, map_layers, map_view, movie, state
 from ui.figures import DIGIT_COLORS
 from vae.maps.projection import METHOD_LABELS
 from ui.layout import ensure_frame
@@ -78,6 +78,13 @@ if native:
 
 st.download_button("Download the map's coordinates (CSV)", map_view.csv_text(job.key, y, labels), f"latent-map-{a.entry.id}-{method}.csv",
                    "text/csv", key="map_csv", help="One row per test digit: index, label, x, y.")
+
+# Folded and lazy: the map stays the page's first and only cost until someone opens the movie.
+watch = st.expander("Watch it learn: this map forming during training", icon=":material/movie:", key="map_movie_open",
+                    on_change="rerun")
+if watch.open:
+    with watch:
+        movie.section(a, names)
 
 st.subheader("Picked digits")
 # In test-set order, so "the first ones" shown are not all from the class drawn first.

@@ -21,7 +21,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from ui import train_form
+from ui import movie, train_form
 from ui.library import activate
 from ui.text import plain
 from vae.data import DataError, default_root, load_dataset
@@ -200,6 +200,15 @@ def _job_file(path: str) -> TrainingJob | None:
         return None
 
 
+def model_of(q: TrainingQueue, job: JobStatus) -> tuple[bool, int]:
+    """Whether the training's model has a prior (a VAE), and its latent dimensions, from its job file (an
+    unreadable one: the snapshot's label, "VAE · MLP · 2-d")."""
+    spec = _job_file(str(q.jobs_dir / f"{job.job_id}.json"))
+    if spec is not None:
+        return spec.model.has_prior, spec.model.latent_dim
+    return job.label.upper().startswith("VAE"), 2
+
+
 def settings_text(q: TrainingQueue, job: JobStatus) -> str:
     """The settings a training runs with, as the queue stored them (plain text): kind, architecture, latent
     dimensions, hidden sizes, β, when it stops, batch, learning rate (or auto and its value), seed, data."""
@@ -218,7 +227,8 @@ def settings_text(q: TrainingQueue, job: JobStatus) -> str:
 
 
 def job_panel(q: TrainingQueue, job: JobStatus) -> None:
-    """One training at a glance: its settings, state, progress, test metrics, loss curves and reconstructions."""
+    """One training at a glance: its settings, state, progress, test metrics, its map forming (the latest frame
+    of the latent movie), loss curves and reconstructions."""
     st.markdown(f"#### {plain(job.name)}")
     st.caption(f"{plain(settings_text(q, job))} · submitted at {datetime.fromtimestamp(job.submitted_at):%H:%M:%S}")
     if job.state == "queued":
@@ -235,16 +245,22 @@ def job_panel(q: TrainingQueue, job: JobStatus) -> None:
     else:
         st.error(plain(job.error), icon=":material/error:")
 
+    prior, dim = model_of(q, job)
     h, m = job.history, job.metrics or {}
-    if h["epoch"]:
+    if h["epoch"]:  # the library's figures (ui.library.nats): an AE has a reconstruction, no ELBO and no KL
         c = st.columns(4)
-        c[0].metric("Test nats", f"{m.get('test_nats', h['test_nats'][-1]):.1f}",
-                    help="Reconstruction + KL per test digit, in nats (lower is better).")
-        c[1].metric("Reconstruction", f"{h['test_recon'][-1]:.1f}", help="Test reconstruction term, in nats.")
-        c[2].metric("KL", f"{h['test_kl'][-1]:.2f}", help="Test KL term, in nats (zero for an AE).")
+        c[0].metric("Recon. nats", f"{m.get('recon_nats', h['test_recon'][-1]):.1f}",
+                    help="Reconstruction error per test digit, in nats (lower is better): the one figure every kind "
+                         "of model has.")
+        c[1].metric("−ELBO nats", f"{m.get('test_nats', h['test_nats'][-1]):.1f}" if prior else "–",
+                    help="Negative ELBO per test digit, reconstruction + KL, in nats (lower is better). VAE only: "
+                         "an AE has no prior, so no ELBO.")
+        c[2].metric("KL nats", f"{m.get('kl_nats', h['test_kl'][-1]):.2f}" if prior else "–",
+                    help="KL term per test digit, in nats (VAE only).")
         c[3].metric("kNN accuracy", f"{m['knn_acc']:.0%}" if "knn_acc" in m else "–",
                     help="How well 10 labelled digits per class classify the rest from their codes alone "
                          "(measured when the training ends).")
+    movie.live_frame(job, prior, dim)
     if job.steps["epoch"] or h["epoch"]:
         st.plotly_chart(loss_figure(job), key="train_loss_chart", config={"displaylogo": False})
         st.caption("The line follows the training batches as they go; the dots are whole epochs, with "
