@@ -140,6 +140,12 @@ def test_a_model_without_a_history_says_so():
     assert "map_movie_gif" not in [b.key for b in at.get("download_button")]
 
 
+def test_an_onnx_pair_has_no_history(tmp_path):
+    pair = tmp_path / "mine.onnxmodel"  # an imported model is a folder: never a history, never an error
+    pair.mkdir()
+    assert movie._player_data(str(pair), "fp", True, 2, ("0",)) is None
+
+
 @page_test
 def test_a_damaged_history_is_one_sentence_and_the_map_still_works():
     m = synthetic_movie(frames=3)

@@ -5,8 +5,8 @@ moments of its training (vae.movie), played in the browser, and the latest frame
     movie.live_frame(job, has_prior, latent_dim)   # Train & library's job panel: the map forming live
 
 Every frame goes to the browser once, as one binary payload: 16-bit positions over fixed axes (the
-same for all frames, so frames are comparable), one byte per label and a small JSON header (~16 KB a
-frame for 2,000 digits; 40 frames ~0.6 MB). Playing, scrubbing and the loss curve run in the browser:
+same for all frames, so frames are comparable), one byte per label and a small JSON header (8 KB a
+frame for 2,000 digits: 163 KB for 20 frames, 0.8 MB for the most a training records, 100). Playing, scrubbing and the loss curve run in the browser:
 a class of 35 playing the movie costs the server nothing. The GIF is made only when asked for (the
 download button's deferred data), once per model (st.cache_data).
 """
