@@ -28,6 +28,7 @@ def frame() -> None:
         st.Page("pages/compare.py", title="AE vs VAE", icon=":material/compare:"),
         st.Page("pages/gallery.py", title="Samples & errors", icon=":material/photo_library:"),
         st.Page("pages/fewlabels.py", title="Few labels", icon=":material/label:"),
+        st.Page("pages/denoise.py", title="Denoising", icon=":material/blur_on:"),
         st.Page("pages/train.py", title="Train & library", icon=":material/model_training:"),
     ]
     page = st.navigation(pages)

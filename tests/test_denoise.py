@@ -175,8 +175,9 @@ def test_the_training_form_passes_input_noise_through_and_checks_it():
         with pytest.raises(ValueError) as e:
             settings(**FORM, input_noise=bad)
         assert str(e.value) == f"{INPUT_NOISE.rule()}; you typed {typed}."
-    with pytest.raises(ValueError, match="Input noise \\(denoising\\) must be a number from 0 to 1; the field is empty"):
+    with pytest.raises(ValueError) as e:
         settings(**FORM, input_noise=None)
+    assert str(e.value) == "Input noise (denoising) must be a number from 0 to 1; the field is empty."
 
 
 def test_the_library_table_names_a_denoising_model():

@@ -104,13 +104,14 @@ def test_the_library_lists_models_without_torch(tmp_path):
     p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     *entries, torch_loaded = json.loads(p.stdout.splitlines()[-1])
-    assert [e[:2] for e in entries] == [["ae-16d", 16], ["ae-2d", 2], ["vae-16d", 16], ["vae-2d", 2]]
+    assert [e[:2] for e in entries] == [["ae-16d-denoise", 16], ["ae-16d", 16], ["ae-2d", 2], ["vae-16d", 16],
+                                        ["vae-2d", 2]]
     assert not torch_loaded
 
 
 def test_each_bundled_models_stored_picture_is_what_its_decoder_draws(tmp_path):
     entries = ModelLibrary(tmp_path, BUNDLED_MODELS).entries()
-    assert len(entries) == 4
+    assert len(entries) == 5
     for entry in entries:
         stored = np.asarray(Image.open(preview_path(entry.fingerprint)))
         model, _ = load_checkpoint(entry.path)

@@ -41,6 +41,7 @@ PARAMS: dict[str, tuple[str, ...]] = {
     "compare": ("pair", "left", "right", "region", "half", "sds", "grid", "seed", "from", "to", "path"),
     "gallery": ("seed", "count", "first", "worst"),
     "fewlabels": ("method", "k", "draw"),
+    "denoise": ("noise", "level", "denoiser", "digits"),
     "train": (),
 }
 MAX_PICKS = 500  # as many as ui.state.set_picks keeps

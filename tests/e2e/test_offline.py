@@ -6,7 +6,8 @@ import pytest
 
 from tests.e2e.conftest import assert_no_exception, shot, start_server, wait_for_app
 
-PAGES = ["Welcome", "Latent map", "Draw a digit", "Sliders", "Interpolate", "AE vs VAE", "Samples & errors", "Train & library"]
+PAGES = ["Welcome", "Latent map", "Draw a digit", "Sliders", "Interpolate", "AE vs VAE", "Samples & errors", "Denoising",
+         "Train & library"]
 
 
 @pytest.fixture(scope="module")
