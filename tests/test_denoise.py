@@ -183,8 +183,8 @@ def test_the_training_form_passes_input_noise_through_and_checks_it():
 def test_the_library_table_names_a_denoising_model():
     from types import SimpleNamespace
 
-    from ui.library import library_rows
+    from ui.library import LIBRARY_COLUMNS, library_rows
 
     rows = library_rows([SimpleNamespace(id=str(n), name=str(n), config=ModelConfig(kind="ae", input_noise=n), meta={},
                                          metrics={}, bundled=True, owner=None) for n in (0.0, 0.5)], None, None)
-    assert [r["Model"] for r in rows] == ["AE · MLP", "AE · MLP · denoising σ 0.5"]
+    assert [r["Noise"] for r in rows] == ["–", "0.5"] and set(rows[0]) <= set(LIBRARY_COLUMNS)

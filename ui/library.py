@@ -202,10 +202,10 @@ def library_rows(entries: list[Entry], active_id: str | None, me: Identity) -> l
         rows.append({
             "Name": e.name,
             "Active": e.id == active_id,
-            "Model": f"{cfg.kind.upper()} · {cfg.arch.upper()}"
-                     + (f" · denoising σ {noise:g}" if (noise := getattr(cfg, "input_noise", 0.0)) > 0 else ""),
+            "Model": f"{cfg.kind.upper()} · {cfg.arch.upper()}",
             "Latent dims": cfg.latent_dim,
             "β": f"{cfg.beta:g}" if cfg.has_prior else "–",  # an AE has no KL term, so no β
+            "Noise": f"{noise:g}" if (noise := getattr(cfg, "input_noise", 0.0)) > 0 else "–",  # denoising
             "Dataset": e.meta.get("dataset", "mnist"),
             "Recon. nats": nats(e)["recon"],
             "-ELBO nats": nats(e)["elbo"],
@@ -220,14 +220,16 @@ def library_rows(entries: list[Entry], active_id: str | None, me: Identity) -> l
 LIBRARY_COLUMNS = {
     "Name": st.column_config.TextColumn("Name", width="medium"),
     "Active": st.column_config.CheckboxColumn("Active", width="small", help="The model every page shows"),
-    "Model": st.column_config.TextColumn("Model", width="small", help="AE or VAE, MLP or convolutional; "
-                                         "denoising: trained on digits with noise of that σ added"),
+    "Model": st.column_config.TextColumn("Model", width="small", help="AE or VAE, MLP or convolutional"),
     "Latent dims": st.column_config.NumberColumn("Dims", width="small", help="Latent dimensions"),
     "Dataset": st.column_config.TextColumn("Dataset", width="small"),
     "Source": st.column_config.TextColumn("Whose", width="medium",
                                           help="Bundled with the app, a class model (pinned by the teacher), yours, "
                                                "a classmate's, or saved before models had owners"),
     "β": st.column_config.TextColumn("β", width="small", help="KL weight (VAE only; – for an AE)"),
+    "Noise": st.column_config.TextColumn("Noise σ", width="small",
+                                         help="A denoising model: trained on digits with Gaussian noise of this σ "
+                                              "added (– for none)"),
     "Recon. nats": st.column_config.NumberColumn("Recon. nats", format="%.1f",
                                                  help="Reconstruction error per test digit, in nats (lower is "
                                                       "better): the one figure every kind of model has"),
