@@ -15,7 +15,7 @@
 //    axes, height, fps}
 // The module runs again on every rerun with the same parentElement, where all its state lives: the same
 // `id` keeps the frame shown and whether it plays; a new id starts again at the first frame.
-// For tests: window.__latentLabMovies[key] = {frame(), frames(), playing(), shown(), toClient(i), seek(f)}.
+// For tests: window.__latentLabMovies[key] = {frame(), frames(), playing(), shown(), slider(), toClient(i), seek(f)}.
 
 const M = { l: 52, r: 14, t: 12, b: 42 }; // plot margins, CSS px
 const CM = { l: 52, r: 14, t: 8, b: 26 }; // the loss curve's margins
@@ -398,7 +398,7 @@ export default function (component) {
   size(S);
   if (head.mode === "movie") { stop(S); loadMovie(S); } else loadLive(S, sameId);
   (window.__latentLabMovies = window.__latentLabMovies || {})[head.key || "movie"] = {
-    frame: () => S.frame, frames: () => S.F, playing: () => !!S.playing, shown: () => S.t,
+    frame: () => S.frame, frames: () => S.F, playing: () => !!S.playing, shown: () => S.t, slider: () => Number(S.range.value),
     toClient: i => { const r = S.canvas.getBoundingClientRect(); return { x: r.left + S.sx[i], y: r.top + S.sy[i] }; },
     seek: f => { stop(S); seek(S, f); },
   };
