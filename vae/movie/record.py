@@ -43,7 +43,7 @@ class MovieRecorder:
         self.seed, self.batch = seed, eval_batch
         self.gen = torch.Generator(self.device)
         self.live = LivePlane()
-        self.codes: list[np.ndarray] = []  # per frame (N, D) float16 (2 bytes a number: 6 MB for 100 frames of 16-d)
+        self.codes: list[np.ndarray] = []  # per frame (N, D); float16 past 2-d (6 MB for 100 frames of 16-d)
         self.times: list[tuple[int, float, float, float]] = []  # step, epoch, elapsed_s, loss
         self.frame_s = 0.0  # the slowest frame so far
         self.thresholds: np.ndarray | None = None  # progress values still to come, once scheduled
@@ -66,7 +66,7 @@ class MovieRecorder:
         self.model.train(was_training)
         codes = torch.cat(mus).numpy()  # (N, D)
         loss /= len(self.x)
-        self.codes.append(codes.astype(np.float16))
+        self.codes.append(codes if codes.shape[1] <= 2 else codes.astype(np.float16))  # PCA'd later: halved
         self.times.append((int(step), float(epoch), float(elapsed_s), float(loss)))
         self.frame_s = max(self.frame_s, time.perf_counter() - t)
         points = self.live.project(codes) if np.isfinite(codes).all() else np.full((len(codes), 2), np.nan, np.float32)

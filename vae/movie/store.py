@@ -37,8 +37,8 @@ MAX_CLASSES, MAX_NAME = 256, 40
 def movie_tensors(movie: Movie) -> dict[str, np.ndarray]:
     """The movie's arrays as the checkpoint stores them ({"movie.points": (F, N, 2) float16, ...}); the
     points in float32 where a value would overflow float16 (an autoencoder's codes are unbounded)."""
-    points = movie.points.astype(np.float16)
-    return {BESIDE + "points": points if np.isfinite(points).all() else movie.points.copy(),
+    fits = np.abs(movie.points).max() < np.finfo(np.float16).max
+    return {BESIDE + "points": movie.points.astype(np.float16 if fits else np.float32),
             BESIDE + "labels": movie.labels.astype(np.int32), BESIDE + "index": movie.index.astype(np.int32),
             BESIDE + "step": movie.step.copy(), BESIDE + "epoch": movie.epoch.copy(),
             BESIDE + "elapsed_s": movie.elapsed_s.copy(), BESIDE + "loss": movie.loss.copy()}
@@ -104,7 +104,7 @@ def _read(f, size: int, start: int, header: dict, info) -> Movie:
     names = info.get("classes")
     if names is not None and not (isinstance(names, list) and len(names) <= MAX_CLASSES
                                   and all(isinstance(s, str) for s in names)):
-        raise ValueError("Its class names are not a list of texts.")
+        raise ValueError("Its class names are not texts.")
     dataset = info.get("dataset")
     return Movie(**arrays, plane=info.get("plane") if isinstance(info.get("plane"), str) else "",
                  dataset=clip(dataset, MAX_NAME) if isinstance(dataset, str) else None,

@@ -198,6 +198,7 @@ def iter_train(model: AutoEncoder, data: Dataset, cfg: TrainConfig, cancel=None,
     history: dict[str, list] = {k: [] for k in (
         "epoch", "train_loss", "train_recon", "train_kl", "test_nats", "test_recon", "test_kl", "elapsed_s")}
 
+    recorder = MovieRecorder(model, data, cfg.seed, cfg.eval_batch) if cfg.movie and len(data.x_test) >= 2 else None
     t0 = time.perf_counter()
     last_report = t0
     global_step = 0
@@ -213,8 +214,6 @@ def iter_train(model: AutoEncoder, data: Dataset, cfg: TrainConfig, cancel=None,
     def eta(p: float) -> float:
         elapsed = time.perf_counter() - t0
         return elapsed * (1 - p) / p if p > 0 else float("nan")
-
-    recorder = MovieRecorder(model, data, cfg.seed, cfg.eval_batch) if cfg.movie and len(data.x_test) >= 2 else None
 
     def frame() -> FrameEvent:
         ev = recorder.take(global_step, global_step / steps_per_epoch, time.perf_counter() - t0)
