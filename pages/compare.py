@@ -7,16 +7,17 @@ from ui.text import plain
 from ui.figures import DIGIT_COLORS
 from vae.checkpoint import CheckpointError
 from vae.compare import EMPTY_RADIUS, pair_mismatch
+from vae.measures import DEFAULT_GRID, N_PRIOR, N_REFERENCE, N_WALKS, WALK_PATHS, WALK_STEPS
 from ui.layout import ensure_frame
 from vae.images import image_grid
 
-N_PRIOR = 400  # prior samples scored per model; the first SHOWN are drawn
-SHOWN = 40
-STEPS = 10
+SHOWN = 40  # of the N_PRIOR prior samples scored per model, the first SHOWN are drawn
+STEPS = WALK_STEPS
 REGIONS = ["sd", "codes", "box"]
 REGION_NAMES = {"sd": "± standard deviations of each model's own codes", "codes": "where each model's codes are",
                 "box": "a square around the origin"}
-PATHS = ["linear", "spherical"]
+PATHS = list(WALK_PATHS)
+DEFAULT_REGION, DEFAULT_SDS, DEFAULT_N_GRID = DEFAULT_GRID  # the view whose scores are stored for the bundled models
 
 ensure_frame()
 st.title(":material/compare: AE vs VAE")
@@ -71,7 +72,7 @@ n = min(len(y) for y in labels)
 with st.expander("Region, grid, seed and path", expanded=False):
     r1, r2, r3, r4 = st.columns(4)
     mode = r1.radio("Region to decode", REGIONS,
-                    key=link.field("region", "compare_region", links.choice(REGIONS), "sd"),
+                    key=link.field("region", "compare_region", links.choice(REGIONS), DEFAULT_REGION),
                     format_func=REGION_NAMES.get,
                     help="± k standard deviations of each model's test codes around their mean, on its map: the same "
                          "footing for both, whatever the scale of their codes (the fair one). Or each model's own "
@@ -79,10 +80,10 @@ with st.expander("Region, grid, seed and path", expanded=False):
                          "origin, where the prior N(0, I) puts its samples: fair for a VAE, whose codes are pulled "
                          "there, not for an AE, whose codes may lie anywhere.")
     sds = r2.slider("Standard deviations (±)", 0.5, 4.0, step=0.5, disabled=mode != "sd",
-                    key=link.field("sds", "compare_sds", links.number(0.5, 4.0, 0.5), 2.0))
+                    key=link.field("sds", "compare_sds", links.number(0.5, 4.0, 0.5), DEFAULT_SDS))
     extent = r2.slider("Box half-width", 0.5, 10.0, step=0.5, disabled=mode != "box",
                        key=link.field("half", "compare_extent", links.number(0.5, 10.0, 0.5), 3.0))
-    n_grid = r3.slider("Grid points per side", 6, 24, key=link.field("grid", "compare_grid", links.integer(6, 24), 14))
+    n_grid = r3.slider("Grid points per side", 6, 24, key=link.field("grid", "compare_grid", links.integer(6, 24), DEFAULT_N_GRID))
     seed = int(r4.number_input("Seed for prior samples", 0, 2**31 - 1,
                                key=link.field("seed", "compare_seed", links.integer(0, 2**31 - 1), 0)))
     p1, p2, p3 = st.columns(3)
@@ -104,7 +105,7 @@ clf, no_scores = compare.scorer(models)
 try:
     with st.spinner("Decoding grids, prior samples and paths, and scoring them…"):
         measured = compare.measure(models, clf, mode, sds if mode == "sd" else extent, n_grid, N_PRIOR, seed,
-                                   start, end, STEPS, method)
+                                   start, end, STEPS, method, SHOWN)
 except ValueError as e:  # e.g. a diverged model whose codes are not finite
     st.error(f"These models cannot be compared: {plain(e)}")
     st.stop()
@@ -124,7 +125,7 @@ else:
                f"{reports[0].threshold:g}): over the {n_grid}×{n_grid} grid of the region ({region_text}); over "
                f"{N_PRIOR} codes drawn from the prior N(0, I) and as many from a Gaussian fitted to each model's own "
                f"test codes (the same draws, moved and stretched to them); over the in-between steps of walks between "
-               f"{explore.N_WALKS} random pairs of test digits ({method}). Under each: the difference to the other "
+               f"{N_WALKS} random pairs of test digits ({method}). Under each: the difference to the other "
                "model, in percentage points.")
 st.caption(f"**Empty** grid points have no test code within {EMPTY_RADIUS:g} of the model's own standard "
            "deviations on its map: places no test digit was mapped to.")
@@ -153,9 +154,9 @@ for k, col in enumerate(cols):
                        "to a confident digit: sampling on each model's own footing")
         h3.metric("Walks → digit", f"{measured.walks[k]:.0%}",
                   **explore.share_delta(measured.walks[k], measured.walks[1 - k]),
-                  help=f"In-between steps of {method} walks between {explore.N_WALKS} random pairs of test digits that "
+                  help=f"In-between steps of {method} walks between {N_WALKS} random pairs of test digits that "
                        "decode to a confident digit")
-        col.caption(f"Reference: its reconstructions of {explore.N_REFERENCE:,} real test digits → digit "
+        col.caption(f"Reference: its reconstructions of {N_REFERENCE:,} real test digits → digit "
                     f"**{measured.reference[k]:.0%}**; the test digits themselves **{measured.originals:.0%}**. "
                     "A share near these is as good as it gets.")
     fig = library.nats(models[k].entry)
@@ -169,7 +170,7 @@ for k, col in enumerate(cols):
     else:
         col.caption("An AE has no prior, so no KL term and no ELBO: compare the two models on reconstruction "
                     "nats only.")
-    figs.append(compare.Figures.of(rep, measured.walks[k], explore.N_WALKS * (STEPS - 2), measured.reference[k]))
+    figs.append(compare.Figures.of(rep, measured.walks[k], N_WALKS * (STEPS - 2), measured.reference[k]))
 
 with st.container(border=True):
     st.markdown("\n\n".join(compare.verdict([m.config.has_prior for m in models], figs, region_text)))

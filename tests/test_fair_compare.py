@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from vae.classifier import DEFAULT_PATH, DigitClassifier, load_classifier
-from vae.compare import (BUNDLED_PAIRS, EMPTY_RADIUS, code_region, empty_mask, fitted_samples, hole_report,
-                         map_plane, reconstruction_scores, walk_scores)
+from vae.compare import (BUNDLED_PAIRS, EMPTY_RADIUS, _spread, code_region, empty_mask, fitted_samples,
+                         hole_report, map_plane, reconstruction_scores, walk_scores)
 from vae.config import ModelConfig
 from vae.latent import encode, prior_samples
 from vae.models import build_model
@@ -103,6 +103,22 @@ def test_empty_mask_counts_the_radius_in_the_codes_own_standard_deviations():
     assert empty_mask(points, y[:0]).all()
     with pytest.raises(ValueError, match="radius"):
         empty_mask(points, y, radius=0)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_empty_mask_is_the_brute_force_answer(seed):
+    """The binned search finds exactly the points that have a code within the radius, measured pair by pair:
+    clustered and spread codes, points inside and far outside, a large radius, a single code, no points."""
+    rng = np.random.default_rng(seed)
+    y = rng.normal(size=(int(rng.integers(1, 2000)), 2)) * rng.uniform(0.01, 50, 2) + rng.normal(size=2) * 5
+    if seed % 2:
+        y = np.concatenate([y, y[:50] + 1e-6])  # near-duplicate codes: more than one per cell
+    points = rng.normal(size=(int(rng.integers(0, 500)), 2)) * y.std(0) * rng.uniform(0.5, 4) + y.mean(0)
+    radius = float(rng.choice([EMPTY_RADIUS, 0.5, 3.0]))
+    w = (points / _spread(y))[:, None, :] - (y / _spread(y))[None]
+    want = ((w ** 2).sum(-1) <= radius ** 2).any(1) if len(points) else np.zeros(0, bool)
+    np.testing.assert_array_equal(empty_mask(points, y, radius), ~want)
+    assert empty_mask(points[:1], y[:1], radius).shape == (min(1, len(points)),)
 
 
 # --- fitted samples ---------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from vae.maps.neighbours import approx_codes, kept_neighbours, kept_share, nearest, place
+from vae.maps.neighbours import (approx_codes, kept_neighbours, kept_path, kept_share, load_kept, nearest, place,
+                                 save_kept)
 
 
 @pytest.fixture
@@ -67,3 +68,61 @@ def test_refusals_are_sentences(cloud, bad):
     codes, _ = cloud
     with pytest.raises(ValueError, match=r"\."):
         kept_neighbours(codes, bad)
+
+
+# --- neighbours kept, stored -------------------------------------------------------------------------
+
+def test_stored_neighbours_kept_come_back_only_for_the_map_they_were_counted_on(cloud, tmp_path):
+    codes, map_y = cloud
+    kept = kept_neighbours(codes, map_y, 10)
+    path = save_kept(tmp_path, "fp-tsne-abc", kept, map_y, 10)
+    assert path == kept_path(tmp_path, "fp-tsne-abc", 10)
+    np.testing.assert_array_equal(load_kept([tmp_path / "none", tmp_path], "fp-tsne-abc", map_y, 10), kept)
+    assert load_kept([tmp_path], "fp-umap-abc", map_y, 10) is None  # another map
+    assert load_kept([tmp_path], "fp-tsne-abc", map_y, 5) is None  # another k
+    moved = map_y.copy()
+    moved[0, 0] += 1e-3
+    assert load_kept([tmp_path], "fp-tsne-abc", moved, 10) is None  # the same key, another map: counted again
+    path.write_bytes(b"PK\x03\x04 damaged")
+    assert load_kept([tmp_path], "fp-tsne-abc", map_y, 10) is None
+    with pytest.raises(ValueError, match=r"\."):
+        save_kept(tmp_path, "fp-tsne-abc", kept[:-1], map_y, 10)
+
+
+def test_the_map_page_counts_once_and_then_reads_the_stored_counts(cloud, monkeypatch):
+    """ui.map_layers.kept: counted the first time and stored beside the map in the cache, so a later server
+    (its memory cache empty) reads them instead of counting."""
+    import streamlit as st
+
+    import vae.maps.neighbours
+    from ui import map_layers
+    from vae.paths import cache_dir
+
+    codes, map_y = cloud
+    st.cache_data.clear()
+    want = map_layers.kept("fp-tsne-abc", codes, map_y)
+    assert kept_path(cache_dir() / "maps", "fp-tsne-abc").is_file()
+    st.cache_data.clear()
+    monkeypatch.setattr(vae.maps.neighbours, "kept_neighbours", lambda *a: pytest.fail("counted again"))
+    np.testing.assert_array_equal(map_layers.kept("fp-tsne-abc", codes, map_y), want)
+    st.cache_data.clear()
+
+
+def test_bundled_maps_store_what_counting_gives():
+    from vae.assets import MAPS_DIR, test_set
+    from vae.checkpoint import load_checkpoint
+    from vae.latent import encode
+    from vae.maps.projection import default_params
+    from vae.maps.service import MapStore, map_key
+    from vae.paths import BUNDLED_MODELS
+
+    path = BUNDLED_MODELS / "vae-16d.safetensors"
+    if not path.is_file():
+        pytest.skip("the bundled models are not built yet (bash assets/build.sh)")
+    from vae.checkpoint import weights_fingerprint
+
+    fp, params = weights_fingerprint(path), default_params("tsne")
+    y = MapStore(MAPS_DIR).get(fp, "tsne", params)
+    stored = load_kept([MAPS_DIR], map_key(fp, "tsne", params), y) if y is not None else None
+    assert stored is not None, "no stored neighbours kept for the bundled t-SNE map: run python -m vae.assets"
+    np.testing.assert_array_equal(stored, kept_neighbours(encode(load_checkpoint(path)[0], test_set().x_test), y, 10))

@@ -1,5 +1,6 @@
-"""Helpers of the AE vs VAE page: which two models to show, which classifier scores them, and the
-measurements of both (the math is vae.compare's, the caching ui.explore's)."""
+"""Helpers of the AE vs VAE page: which two models to show, which classifier scores them, the
+measurements of both, cached (the math is vae.compare's, the stored scores of the bundled models
+vae.measures'), and what the numbers say."""
 
 from __future__ import annotations
 
@@ -8,17 +9,24 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
+import streamlit as st
+
 from ui import explore, state
-from vae.compare import BUNDLED_PAIRS
+from ui.state import Active
+from vae.classifier import CONFIDENT, digit_confidence
+from vae.compare import (BUNDLED_PAIRS, HoleReport, code_region, decoded_fitted, decoded_grid, decoded_prior,
+                         empty_mask, reconstruction_scores, walk_scores)
+from vae.latent import decode, prior_samples
+from vae.measures import (N_REFERENCE, N_WALKS, SCORES_DIR, ScoreStore, originals_scores, reference_digits,
+                          score_name)
 
 if TYPE_CHECKING:  # annotations only
-    import numpy as np
-
-    from ui.state import Active
     from vae.ownership import Entry
     from vae.classifier import DigitClassifier
-    from vae.compare import HoleReport, PathReport
+    from vae.compare import PathReport
     from vae.maps.projection import Projection
+    from vae.models import AutoEncoder
 
 
 def bundled_pairs(ids: Iterable[str]) -> dict[str, tuple[str, str]]:
@@ -60,18 +68,116 @@ class Measured:
 
 
 def measure(models: Sequence[Active], clf: DigitClassifier | None, mode: str, extent: float, n_grid: int,
-            n_prior: int, seed: int, start: int, end: int, steps: int, method: str) -> Measured:
+            n_prior: int, seed: int, start: int, end: int, steps: int, method: str, shown: int) -> Measured:
     """Decode and score the region, the prior and fitted samples, the walks and the reconstructions of
-    each model, and its map plane.
+    each model, and its map plane. Of the prior samples only the first `shown` are decoded for the page
+    (all `n_prior` are scored); the fitted samples are scored, not kept.
 
     Raises ValueError (from the core) for a model that cannot be measured, e.g. one whose codes are not finite."""
-    scored = clf is not None
-    return Measured(reports=[explore.holes(m, clf, mode, extent, n_grid, n_prior, seed) for m in models],
+    fp = state.classifier_fingerprint() if clf is not None else ""
+    return Measured(reports=[_holes(m, clf, fp, mode, float(extent), int(n_grid), int(n_prior), int(seed), int(shown))
+                             for m in models],
                     paths=[explore.path(m, clf, start, end, steps, method) for m in models],
                     planes=[explore.plane(m) for m in models],
-                    walks=[explore.walks_share(m, clf, steps, method) if scored else None for m in models],
-                    reference=[explore.reference_share(m, clf) if scored else None for m in models],
-                    originals=explore.originals_share(models[0].dataset, clf) if scored else None)
+                    walks=[_share(_walks(m.fingerprint, m.dataset, int(steps), method, fp, m.model, clf))
+                           if clf is not None else None for m in models],
+                    reference=[_share(_reference(m.fingerprint, m.dataset, fp, m.model, clf))
+                               if clf is not None else None for m in models],
+                    originals=_share(_originals(models[0].dataset, fp, clf)) if clf is not None else None)
+
+
+# --- cached measures: scores apart from images, the bundled models' defaults read from vae.measures' store ----
+# A set of scores is a few KB (its images are 3 KB each), so scores keep many entries and are what a
+# student changing the seed, the region or the path finds again; images are decoded only where the page
+# shows them. `_`-arguments are not hashed: each function is keyed by the model's fingerprint (and the
+# classifier's, `cfp`) and its parameters.
+
+def _share(scores: np.ndarray) -> float:
+    return float((scores >= CONFIDENT).mean())
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _store(cfp: str) -> ScoreStore:
+    """The bundled models' stored scores made with this classifier, read once per server (shared, read-only)."""
+    return ScoreStore(SCORES_DIR, cfp)
+
+
+def _stored_or(owner: str, cfp: str, name: str, n: int, compute) -> np.ndarray:
+    stored = _store(cfp).get(owner, name, n)
+    return compute() if stored is None else stored
+
+
+@st.cache_data(show_spinner=False, max_entries=12)
+def _grid(fingerprint: str, dataset: str, mode: str, extent: float, n_grid: int, _a: Active):
+    """The region's grid decoded (not scored) and its empty points: (region, points (n*n, 2), images, empty)."""
+    p, y = explore.plane(_a)
+    region = code_region(p, y, mode, extent)
+    points, images, _ = decoded_grid(_a.model, None, region, n_grid)
+    return region, points, images, empty_mask(points, y)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _grid_scores(fingerprint: str, dataset: str, mode: str, extent: float, n_grid: int, cfp: str, _a: Active,
+                 _clf) -> np.ndarray:
+    return _stored_or(fingerprint, cfp, score_name("grid", mode, extent, n_grid), n_grid * n_grid,
+                      lambda: digit_confidence(_clf, _grid(fingerprint, dataset, mode, extent, n_grid, _a)[2]))
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _prior_images(fingerprint: str, n: int, seed: int, shown: int, _model: AutoEncoder) -> np.ndarray:
+    """The first `shown` of the n prior samples of `seed`, decoded. (shown, 28, 28)"""
+    return decode(_model, prior_samples(n, _model.latent_dim, seed=seed)[:shown])
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _prior_scores(fingerprint: str, n: int, seed: int, cfp: str, _model: AutoEncoder, _clf) -> np.ndarray:
+    return _stored_or(fingerprint, cfp, score_name("prior", n, seed), n,
+                      lambda: decoded_prior(_model, _clf, n, seed)[1])
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _fitted_scores(fingerprint: str, dataset: str, n: int, seed: int, cfp: str, _model: AutoEncoder,
+                   _clf) -> np.ndarray:
+    return _stored_or(fingerprint, cfp, score_name("fitted", n, seed), n, lambda: decoded_fitted(
+        _model, _clf, state.codes(fingerprint, dataset, _model)[0], n, seed)[1])
+
+
+def _holes(a: Active, clf, cfp: str, mode: str, extent: float, n_grid: int, n_prior: int, seed: int,
+           shown: int) -> HoleReport:
+    region, points, grid_images, empty = _grid(a.fingerprint, a.dataset, mode, extent, n_grid, a)
+    scored = clf is not None
+    return HoleReport(
+        points, grid_images, _prior_images(a.fingerprint, n_prior, seed, min(shown, n_prior), a.model),
+        _grid_scores(a.fingerprint, a.dataset, mode, extent, n_grid, cfp, a, clf) if scored else None,
+        _prior_scores(a.fingerprint, n_prior, seed, cfp, a.model, clf) if scored else None, region, empty=empty,
+        fitted_scores=_fitted_scores(a.fingerprint, a.dataset, n_prior, seed, cfp, a.model, clf) if scored else None)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _walks(fingerprint: str, dataset: str, steps: int, method: str, cfp: str, _model: AutoEncoder,
+           _clf) -> np.ndarray:
+    """Scores of the in-between steps of walks between N_WALKS random pairs of test digits (seed 0)."""
+    return _stored_or(fingerprint, cfp, score_name("walks", method, steps, N_WALKS), N_WALKS * (steps - 2),
+                      lambda: walk_scores(_model, _clf, state.codes(fingerprint, dataset, _model)[0], N_WALKS, steps,
+                                          method, seed=0))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _reference(fingerprint: str, dataset: str, cfp: str, _model: AutoEncoder, _clf) -> np.ndarray:
+    """Scores of the model's reconstructions of the N_REFERENCE reference digits: what "as good as the model
+    ever gets" is, beside every other share."""
+    x = state.test_data(dataset).x_test
+    idx = reference_digits(len(x))
+    return _stored_or(fingerprint, cfp, score_name("reference", N_REFERENCE), len(idx),
+                      lambda: reconstruction_scores(_model, _clf, x[idx]))
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _originals(dataset: str, cfp: str, _clf) -> np.ndarray:
+    """Scores of the N_REFERENCE reference digits themselves."""
+    x = state.test_data(dataset).x_test
+    return _stored_or(dataset, cfp, score_name("originals", N_REFERENCE), len(reference_digits(len(x))),
+                      lambda: originals_scores(_clf, x))
 
 
 # --- what the numbers say -----------------------------------------------------------------------------
@@ -92,10 +198,11 @@ class Figures:
     def of(cls, rep: HoleReport, walks: float | None, n_walk: int, reference: float | None) -> Figures:
         def pair(share, count):
             return None if share is None else (share, count)
+        def count(scores):
+            return 0 if scores is None else len(scores)
         n = len(rep.grid_images)
         return cls(pair(rep.grid_share, n), pair(rep.empty_share, n), rep.empty_digit_share,
-                   pair(rep.prior_share, len(rep.prior_images)),
-                   pair(rep.fitted_share, 0 if rep.fitted_images is None else len(rep.fitted_images)),
+                   pair(rep.prior_share, count(rep.prior_scores)), pair(rep.fitted_share, count(rep.fitted_scores)),
                    pair(walks, n_walk), reference)
 
 

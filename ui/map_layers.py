@@ -26,9 +26,11 @@ import streamlit as st
 
 from ui import state
 from ui.components import component
+from vae.assets import MAPS_DIR
 from vae.classifier import CONFIDENT, predict_proba
 from vae.latent import decode
 from vae.maps.projection import make_projection
+from vae.paths import cache_dir
 
 if TYPE_CHECKING:
     from vae.maps.projection import Projection
@@ -187,10 +189,20 @@ def layer_channel(key: str, map_id: str, a: state.Active, method: str) -> None:
 @st.cache_data(show_spinner="Counting the neighbours each digit keeps…", max_entries=16)
 def kept(map_key: str, _z: np.ndarray, _y: np.ndarray) -> np.ndarray:
     """Per dot, how many of its K nearest neighbours in latent space stay among its K nearest on the map,
-    once per map (`map_key`). (N,) uint8"""
-    from vae.maps.neighbours import kept_neighbours
+    once per map (`map_key`): stored beside a bundled map (python -m vae.assets), else counted once (~0.5 s of
+    CPU for 16-d codes) and stored beside the map in the map cache, for every later server. (N,) uint8"""
+    from vae.maps.neighbours import kept_neighbours, load_kept, save_kept
 
-    return kept_neighbours(_z, _y, K)
+    cached = cache_dir() / "maps"  # the map service's own folder (ui.state.map_service)
+    stored = load_kept([MAPS_DIR, cached], map_key, _y, K)
+    if stored is not None:
+        return stored
+    counted = kept_neighbours(_z, _y, K)
+    try:
+        save_kept(cached, map_key, counted, _y, K)
+    except OSError:
+        pass  # a read-only or full cache: counted again on the next server, nothing else changes
+    return counted
 
 
 def color_values(values: np.ndarray, label: str = f"of {K} latent neighbours kept on the map") -> dict:

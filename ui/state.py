@@ -78,6 +78,14 @@ def classifier() -> DigitClassifier:
     return clf
 
 
+@st.cache_resource(show_spinner=False)
+def classifier_fingerprint() -> str:
+    """A hash of the classifier's weights (vae.classifier.fingerprint): the key of its stored scores."""
+    from vae.classifier import fingerprint
+
+    return fingerprint(classifier())
+
+
 NO_CLASSIFIER = ("The digit classifier is missing, so the \"looks like a digit\" scores are off; rebuild it with "
                  "`python -m vae.classifier` (see assets/README.md).")
 

@@ -9,6 +9,8 @@ parameters, and `assets/previews/<fingerprint>-prior.png`,
 the Welcome page's picture of prior samples, so the app shows real digits, opens its map page
 instantly and draws its first page before torch is even imported, with no data folder and no
 network. `--only ID ...` computes the maps of those bundled models alone (a model just added).
+Last, `write_measures` stores what a server would otherwise compute on first use: the AE vs VAE page's
+default scores (`assets/scores/`) and each map's neighbours kept (`assets/maps/<map key>-kept10.npz`).
 """
 
 from __future__ import annotations
@@ -86,6 +88,40 @@ def write_previews() -> dict[str, str]:
     return written
 
 
+def write_measures(data: Dataset) -> dict:
+    """What a server would otherwise compute on first use, for every bundled MNIST model: the AE vs VAE
+    page's default scores (assets/scores/<classifier fingerprint>.npz, vae.measures) and the neighbours kept
+    of its PCA (above 2-d), t-SNE and UMAP maps (assets/maps/<map key>-kept10.npz, vae.maps.neighbours).
+    The app computes anything missing here itself. Run after the maps and the classifier are built."""
+    from .checkpoint import ModelLibrary, load_checkpoint
+    from .classifier import fingerprint, load_classifier
+    from .latent import encode
+    from .maps.neighbours import kept_neighbours, save_kept
+    from .maps.projection import default_params
+    from .maps.service import MapStore, map_key
+    from .measures import N_REFERENCE, SCORES_DIR, default_scores, originals_scores, score_name, write_scores
+    from .paths import BUNDLED_MODELS
+
+    clf, store = load_classifier(), MapStore(MAPS_DIR)
+    scores = {"mnist": {score_name("originals", N_REFERENCE): originals_scores(clf, data.x_test)}}
+    kept = []
+    for entry in ModelLibrary(BUNDLED_MODELS).entries():
+        model, meta = load_checkpoint(entry.path)
+        if meta.get("dataset", "mnist") != "mnist":
+            continue
+        z = encode(model, data.x_test)
+        scores[entry.fingerprint] = default_scores(model, clf, data.x_test, z)
+        for method in (["pca"] if model.latent_dim > 2 else []) + ["tsne", "umap"]:
+            y = store.get(entry.fingerprint, method, default_params(method))
+            if y is not None:
+                key = map_key(entry.fingerprint, method, default_params(method))
+                kept.append(save_kept(MAPS_DIR, key, kept_neighbours(z, y, 10), y, 10).name)
+    for old in MAPS_DIR.glob("*-kept*.npz"):  # those of maps no longer bundled
+        if old.name not in kept:
+            old.unlink()
+    return {"scores": write_scores(SCORES_DIR, fingerprint(clf), scores).name, "kept": kept}
+
+
 def main(argv=None) -> int:
     from .checkpoint import ModelLibrary, load_checkpoint
     from .data import DataError, load_dataset
@@ -132,6 +168,7 @@ def main(argv=None) -> int:
             report[f"{entry.id}/{method}"] = round(time.perf_counter() - t0, 2)
             print(f"{entry.id} {method}: {report[f'{entry.id}/{method}']} s", file=sys.stderr)
     report["previews"] = write_previews()
+    report["measures"] = write_measures(data)
     print(json.dumps(report))
     return 0
 

@@ -113,22 +113,40 @@ def _spread(y: np.ndarray) -> np.ndarray:
     return np.where(sd > 0, sd, max(1e-3 * float(sd.max()), 1e-3))
 
 
-def empty_mask(points: np.ndarray, y: np.ndarray, radius: float = EMPTY_RADIUS, chunk: int = 256) -> np.ndarray:
+def empty_mask(points: np.ndarray, y: np.ndarray, radius: float = EMPTY_RADIUS) -> np.ndarray:
     """Which of the plane points (M, 2) have no test code (y (N, 2), on the same map plane) within `radius`
     standard deviations of the codes: distances are measured after dividing each axis by its spread, so
-    the answer is the same at any scale of the codes. -> (M,) bool, True where the point is empty."""
+    the answer is the same at any scale of the codes. -> (M,) bool, True where the point is empty.
+
+    Exact, without measuring every pair: the codes are binned in square cells of side `radius`, so a code
+    within `radius` of a point lies in the point's own cell or one of its 8 neighbours (~100 candidates a
+    point instead of 10,000: a 24 x 24 grid in ~5 ms instead of ~120)."""
     if not (np.isfinite(radius) and radius > 0):
         raise ValueError("The emptiness radius must be a positive number.")
     y = np.asarray(y, np.float64)
     if not len(y):
         return np.ones(len(points), bool)
     scale = _spread(y)
-    yw, pw = (y / scale).astype(np.float32), (np.asarray(points, np.float64) / scale).astype(np.float32)
-    near = np.empty(len(pw), np.float32)
-    for i in range(0, len(pw), chunk):  # (chunk, N, 2) at a time: ~20 MB for 10,000 codes
-        d2 = ((pw[i:i + chunk, None, :] - yw[None]) ** 2).sum(-1)
-        near[i:i + chunk] = d2.min(1)
-    return near > radius * radius
+    yw, pw = y / scale, np.asarray(points, np.float64) / scale
+    cy, cp = np.floor(yw / radius).astype(np.int64), np.floor(pw / radius).astype(np.int64)
+    lo = np.minimum(cy.min(0), cp.min(0, initial=cy.min())) - 1
+    rows = max(int(cy[:, 1].max()), int(cp[:, 1].max(initial=0))) - int(lo[1]) + 2  # cells per column, with margin
+    cell = (cy[:, 0] - lo[0]) * rows + (cy[:, 1] - lo[1])
+    order = np.argsort(cell, kind="stable")
+    cell, yw = cell[order], yw[order]
+    near = np.zeros(len(pw), bool)
+    for dx in (-1, 0, 1):
+        for dy in (-1, 0, 1):
+            q = (cp[:, 0] + dx - lo[0]) * rows + (cp[:, 1] + dy - lo[1])
+            start, stop = np.searchsorted(cell, q, "left"), np.searchsorted(cell, q, "right")
+            counts = stop - start
+            if not counts.any():
+                continue
+            owner = np.repeat(np.arange(len(pw)), counts)  # one row per (point, candidate code)
+            idx = np.repeat(start - (np.cumsum(counts) - counts), counts) + np.arange(counts.sum())
+            d2 = ((yw[idx] - pw[owner]) ** 2).sum(1)
+            near[owner[d2 <= radius * radius]] = True
+    return ~near
 
 
 def fitted_samples(z: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
@@ -159,13 +177,14 @@ class HoleReport:
 
     grid_points: np.ndarray  # (n*n, 2) plane coordinates
     grid_images: np.ndarray  # (n*n, 28, 28)
-    prior_images: np.ndarray  # (n_prior, 28, 28)
+    prior_images: np.ndarray  # (n_prior, 28, 28) from hole_report; a page may keep only the first few it shows
     grid_scores: np.ndarray | None  # (n*n,) top class probability; None without a classifier
     prior_scores: np.ndarray | None  # (n_prior,)
     region: Region | None = field(default=None, repr=False)
     threshold: float = CONFIDENT
     empty: np.ndarray | None = None  # (n*n,) bool: no test code within EMPTY_RADIUS; None without the codes
-    fitted_images: np.ndarray | None = None  # (n_prior, 28, 28) from a Gaussian fitted to the model's codes
+    fitted_images: np.ndarray | None = None  # (n_prior, 28, 28) from a Gaussian fitted to the model's codes (or
+    # None where only their scores are kept)
     fitted_scores: np.ndarray | None = None  # (n_prior,)
 
     @property

@@ -18,13 +18,25 @@ The honesty figure is the share of each digit's k nearest neighbours in latent s
 among its k nearest on the map ("How to Use t-SNE Effectively", Wattenberg et al., 2016, warns that
 sizes and gaps of t-SNE clusters mean little; this shows where neighbourhoods survive).
 
+The figure takes ~0.5 s of CPU for 10,000 codes of 16 dimensions (the latent neighbours), once per map:
+`python -m vae.assets` stores it for the bundled maps beside them (`save_kept`: `<map key>-kept10.npz`), a
+page stores it beside any other map in the map cache, and `load_kept` finds it in either.
+
 numpy and scikit-learn only, like the rest of vae.maps.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
+import zipfile
+import zlib
+from pathlib import Path
+
 import numpy as np
 from sklearn.neighbors import NearestNeighbors
+
+from ..fileio import atomic_write
 
 EPS = 1e-12
 
@@ -107,3 +119,48 @@ def kept_share(kept, k: int = 10) -> float:
     """The map's figure: the mean share of latent neighbours a dot keeps on the map, in [0, 1]."""
     kept = np.asarray(kept)
     return float(kept.mean() / k) if len(kept) else float("nan")
+
+
+def kept_path(folder, map_key: str, k: int = 10) -> Path:
+    """Where the neighbours kept (of k) of the map `map_key` (vae.maps.service.map_key) are stored in `folder`."""
+    return Path(folder) / f"{map_key}-kept{int(k)}.npz"
+
+
+def _digest(map_y) -> str:
+    """A hash of the map's coordinates: stored counts are used only with the very map they were counted on."""
+    return hashlib.blake2b(np.ascontiguousarray(map_y, np.float32).tobytes(), digest_size=16).hexdigest()
+
+
+def save_kept(folder, map_key: str, kept, map_y, k: int = 10) -> Path:
+    """Store the neighbours kept (N,) of the map `map_y` (N, 2) (atomically: a reader sees the old file or the
+    whole new one), with a hash of the map."""
+    kept = np.asarray(kept)
+    if kept.shape != (len(map_y),) or (len(kept) and (kept.min() < 0 or kept.max() > k)):
+        raise ValueError(f"Neighbours kept must be one count from 0 to {k} per dot of the map.")
+    path = kept_path(folder, map_key, k)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, kept=kept.astype(np.uint8), map=np.array(_digest(map_y)))
+    atomic_write(path, buf.getvalue())
+    return path
+
+
+def load_kept(folders, map_key: str, map_y, k: int = 10) -> np.ndarray | None:
+    """The stored neighbours kept (N,) uint8 of the map `map_y` (N, 2) named `map_key`, from the first of
+    `folders` holding a valid copy counted on this very map; None where none does (then count them). A damaged
+    file is never trusted."""
+    digest = None
+    for folder in folders:
+        path = kept_path(folder, map_key, k)
+        if not path.is_file():
+            continue
+        try:
+            with np.load(path) as f:
+                kept, made_on = f["kept"], str(f["map"])
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error):
+            continue
+        digest = digest or _digest(map_y)
+        if made_on == digest and kept.shape == (len(map_y),) and kept.dtype == np.uint8 and \
+                (not len(kept) or kept.max() <= k):
+            return kept
+    return None
