@@ -344,7 +344,8 @@ def test_start_training_checks_and_converts_the_form(session):
     assert training.start_training(q, "me", **form, stop="epochs", epochs=5, time_budget=60,
                                    data_dir=" /data ") == "job2"
     (m1, t1, _, dir1, name, owner), (_, t2, _, dir2, _, _) = q.submitted
-    assert m1 == dict(kind="vae", arch="mlp", latent_dim=2, hidden=(64, 32), beta=1.0) and name == "mine"
+    assert m1 == dict(kind="vae", arch="mlp", latent_dim=2, hidden=(64, 32), beta=1.0, input_noise=0.0)  # no noise
+    assert name == "mine"
     assert t1 == dict(epochs=None, time_budget=60, batch_size=128, lr=None, seed=3) and dir1 is None
     assert (t2["epochs"], t2["time_budget"], dir2, owner) == (5, None, "/data", "me")  # only the chosen stop
     assert session[training.PENDING] == ["job1", "job2"]
