@@ -263,7 +263,7 @@ def test_listing_imports_neither_onnx_nor_torch(vae2d, tmp_path):
     assert listed == [["light", "VAE · ONNX · 2-d"]] and heavy == []
 
 
-PAGES = ["home", "map", "draw", "sliders", "interpolate", "compare", "gallery", "denoise", "train"]
+PAGES = ["home", "map", "draw", "sliders", "interpolate", "compare", "gallery", "fewlabels", "denoise", "train"]
 
 
 @pytest.mark.parametrize("page", PAGES)

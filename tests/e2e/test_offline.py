@@ -6,7 +6,7 @@ import pytest
 
 from tests.e2e.conftest import assert_no_exception, shot, start_server, wait_for_app
 
-PAGES = ["Welcome", "Latent map", "Draw a digit", "Sliders", "Interpolate", "AE vs VAE", "Samples & errors", "Denoising",
+PAGES = ["Welcome", "Latent map", "Draw a digit", "Sliders", "Interpolate", "AE vs VAE", "Samples & errors", "Few labels", "Denoising",
          "Train & library"]
 
 
