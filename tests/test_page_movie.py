@@ -108,6 +108,9 @@ def test_the_story_is_told_from_the_recorded_numbers():
     flat = Movie(**{**{k: getattr(m, k) for k in ("points", "labels", "index", "step", "epoch", "elapsed_s")},
                     "loss": np.full(m.frames, 100.0), "plane": "native"})
     assert "fell" not in movie.story(flat, has_prior=False)
+    small = Movie(**{**{k: getattr(flat, k) for k in ("points", "labels", "index", "step", "epoch", "elapsed_s")},
+                     "loss": np.linspace(206.5, 205.7, m.frames), "plane": "native"})
+    assert "fell from **206.5** to **205.7 nats**" in movie.story(small, has_prior=False)
 
 
 # ---------------------------------------------------------------- Latent map: Watch it learn
@@ -217,7 +220,8 @@ def test_the_training_panel_shows_the_latest_frame_from_the_events(tmp_path, kin
     assert head["mode"] == "live" and head["frames"] == 1 and head["step"] == [int(m.step[2])]
     assert (labels == m.labels).all() and (q != movie.OFF).all()
     loss = "−ELBO" if kind == "vae" else "reconstruction"
-    assert f"frame 3 so far · epoch {m.epoch[2]:.1f} of 5 · test {loss} {m.loss[2]:.1f} nats on these digits" in texts(at.caption)
+    assert (f"frame 3 so far · epoch {movie.epoch_text(m.epoch[2])} of 5 · test {loss} {m.loss[2]:.1f} nats on these digits"
+            in texts(at.caption))
     shown = {e.label: e.value for e in at.metric}
     assert shown["Recon. nats"] == "149.0" and "Test nats" not in shown
     assert (shown["−ELBO nats"], shown["KL nats"]) == (("158.0", "9.00") if kind == "vae" else ("–", "–"))

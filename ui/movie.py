@@ -6,9 +6,10 @@ moments of its training (vae.movie), played in the browser, and the latest frame
 
 Every frame goes to the browser once, as one binary payload: 16-bit positions over fixed axes (the
 same for all frames, so frames are comparable), one byte per label and a small JSON header (8 KB a
-frame for 2,000 digits: 163 KB for 20 frames, 0.8 MB for the most a training records, 100). Playing, scrubbing and the loss curve run in the browser:
-a class of 35 playing the movie costs the server nothing. The GIF is made only when asked for (the
-download button's deferred data), once per model (st.cache_data).
+frame for 2,000 digits: 163 KB for 20 frames, 0.8 MB for 100, the most a training records). Playing,
+scrubbing and the loss curve run in the browser: a class of 35 playing the movie costs the server
+nothing. The GIF is made only when asked for (the download button's deferred data), once per model
+(st.cache_data).
 """
 
 from __future__ import annotations
@@ -163,9 +164,9 @@ def section(a: Active, class_names: list[str]) -> None:
                        "on one fixed PCA plane of its final codes, so that the frames are comparable."))
         if info["story"]:
             st.markdown(info["story"])
-        st.caption("Press **Play**, or drag the slider (on it, the arrow keys step one frame and Space plays or pauses). The "
-                   "curve under the map is the test loss at each frame: click or drag on it to go there. Click a "
-                   "digit in the legend to hide its class.")
+        st.caption("Press **Play**, or drag the slider (on it, the arrow keys step one frame and Space plays or "
+                   "pauses). The curve under the map is the test loss at each frame: click or drag on it to go "
+                   "there. Click a digit in the legend to hide its class.")
         st.download_button("Download the movie (GIF)", partial(movie_gif, str(a.entry.path), a.fingerprint, names),
                            f"latent-movie-{a.entry.id}.gif", "image/gif", key="map_movie_gif", on_click="ignore",
                            icon=":material/movie:", help="An animated GIF of every frame, for slides: made when you "
@@ -182,13 +183,19 @@ def story(movie: Movie, has_prior: bool) -> str:
     text = ""
     if first > last:
         half = float(epoch[ok][np.argmax(loss[ok] <= (first + last) / 2)])
-        text = (f"Its test {loss_label(has_prior)} on these digits fell from **{first:.0f}** to **{last:.0f} nats**; half "
-                f"of that fall came in the first **{_epochs(half)}**. ")
+        d = 0 if first - last >= 10 else 1 if first - last >= 0.2 else 2  # never "fell from 206 to 206"
+        text = (f"Its test {loss_label(has_prior)} on these digits fell from **{first:.{d}f}** to "
+                f"**{last:.{d}f} nats**; half of that fall came in the first **{_epochs(half)}**. ")
     mid = float(epoch[movie.frames // 2])
     if epoch[-1] > 0 and mid < 0.4 * epoch[-1]:
         text += (f"The frames are densest at the start, where the map changes fastest: half of them show the "
                  f"first {_epochs(mid)}.")
     return text.strip()
+
+
+def epoch_text(e: float) -> str:
+    """0.137 -> '0.14' (early frames are a fraction of an epoch apart), 3.24 -> '3.2', as ui/movie.js writes them."""
+    return "0" if e <= 0 else f"{e:.2f}" if e < 1 else f"{e:.1f}"
 
 
 def _epochs(e: float) -> str:
@@ -228,10 +235,11 @@ def live_frame(job: JobStatus, has_prior: bool, latent_dim: int) -> None:
     where = "its latent plane" if plane == "native" else "a PCA plane of its codes"
     loss_text = f"{loss:.1f} nats" if np.isfinite(loss) else "not measured"
     if job.finished:
-        st.caption(f"Its last frame: {n:,} test digits on {where} · {job.frames} frames recorded · epoch {epoch:.1f} · "
-                   f"test {loss_label(has_prior)} {loss_text} on these digits."
+        st.caption(f"Its last frame: {n:,} test digits on {where} · {job.frames} frames recorded · "
+                   f"epoch {epoch_text(epoch)} · test {loss_label(has_prior)} {loss_text} on these digits."
                    + (" The whole movie is on Latent map, under Watch it learn." if job.state == "done" else ""))
     else:
-        st.caption(f"The map forming: {n:,} test digits on {where} · frame {job.frames} so far · epoch {epoch:.1f}"
+        st.caption(f"The map forming: {n:,} test digits on {where} · frame {job.frames} so far · epoch {epoch_text(epoch)}"
                    f"{'' if job.time_budget else f' of {job.epochs}'} · test {loss_label(has_prior)} {loss_text} on "
-                   "these digits. The dots move as the model learns; the whole movie is on Latent map once it is saved.")
+                   "these digits. The dots move as the model learns; the whole movie is on Latent map once it is "
+                   "saved.")

@@ -82,7 +82,8 @@ def test_scrub_play_and_export_the_movie(movie_server, page):
     page.get_by_test_id("ll-movie-play").click()
     page.wait_for_timeout(1200)
     assert page.evaluate("() => window.__latentLabMovies.map_movie.playing()")
-    now, slider = page.evaluate("() => { const m = window.__latentLabMovies.map_movie; return [m.frame(), m.slider()]; }")
+    now, slider = page.evaluate("() => { const m = window.__latentLabMovies.map_movie; "
+                                "return [m.frame(), m.slider()]; }")
     assert 0 < now < FRAMES - 1 and slider == now  # read together: it keeps playing meanwhile
     assert page.get_by_test_id("ll-movie-play").inner_text().endswith("Pause")
     # 30 frames at 6 a second: it plays to the end and stops there (by itself, no server involved)
