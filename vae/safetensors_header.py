@@ -93,17 +93,51 @@ def read_header(source: bytes | str | os.PathLike, name: str | None = None, fmt:
     return read_path(source, read)
 
 
-def digest(f: BinaryIO, start: int) -> str:
+def _skipped(header: dict) -> list[tuple[int, int]]:
+    """The byte ranges (from the start of the data) of the tensors that are not weights: the training
+    movie's (`movie.*`). Empty when there are none, or when the header's offsets are not plain pairs of
+    whole numbers (such a file is refused when loaded; its fingerprint then simply covers every byte)."""
+    ranges = []
+    for k, v in header.items():
+        if isinstance(k, str) and k.startswith("movie.") and isinstance(v, dict):
+            o = v.get("data_offsets")
+            if not (isinstance(o, list) and len(o) == 2 and all(type(i) is int for i in o) and 0 <= o[0] <= o[1]):
+                return []
+            ranges.append((o[0], o[1]))
+    return sorted(ranges)
+
+
+def digest(f: BinaryIO, start: int, header: dict | None = None) -> str:
+    """sha1 of the data after the header, less the movie's tensors: the same weights give the same
+    fingerprint with or without a recorded movie (a file without one hashes exactly as it always has)."""
     f.seek(start)
-    return hashlib.file_digest(f, "sha1").hexdigest()[:16]
+    skip = _skipped(header or {})
+    if not skip:
+        return hashlib.file_digest(f, "sha1").hexdigest()[:16]
+    h, pos = hashlib.sha1(), 0
+    for a, b in skip + [(None, None)]:
+        while a is None or pos < a:  # the bytes before the next skipped range (or to the end)
+            chunk = f.read(1 << 20 if a is None else min(1 << 20, a - pos))
+            if not chunk:
+                break
+            h.update(chunk)
+            pos += len(chunk)
+        if a is not None and b > pos:
+            f.seek(start + b)
+            pos = b
+    return h.hexdigest()[:16]
 
 
 def weights_fingerprint(path: str | os.PathLike) -> str:
-    """A short hash of the weights alone (not the metadata), so renaming keeps cached maps valid."""
-    return read_path(path, lambda f, size, name: digest(f, raw_header(f, size, name)[1]))
+    """A short hash of the weights alone (not the metadata, not the training movie), so renaming keeps
+    cached maps valid and a model rebuilt with its movie keeps its maps."""
+    def read(f: BinaryIO, size: int, name: str) -> str:
+        header, start = raw_header(f, size, name)
+        return digest(f, start, header)
+    return read_path(path, read)
 
 
 def meta_and_fingerprint(f: BinaryIO, size: int, name: str) -> tuple[dict, str]:
     """read_header and weights_fingerprint of a file in one read, so both are of the same version."""
     header, start = raw_header(f, size, name)
-    return latent_lab_meta(header, name, FORMAT), digest(f, start)
+    return latent_lab_meta(header, name, FORMAT), digest(f, start, header)
