@@ -151,6 +151,9 @@ class RayQueue:
                            entrypoint_num_cpus=self.threads_per_job, runtime_env={"env_vars": self._env()},
                            metadata={"latent_lab_jobs": str(self.jobs_dir), "job_id": spec.job_id,
                                      "owner": owner or "", "name": spec.name})
+            except RuntimeError as e:  # the cluster refused it (a Ray job with this id exists, a bad request)
+                config.unlink(missing_ok=True)
+                raise ValueError(f"The Ray cluster refused the training: {_first_line(e)}.") from None
             except BaseException:
                 config.unlink(missing_ok=True)
                 raise
@@ -332,6 +335,7 @@ class RayQueue:
 
     def _count_slots(self) -> int | None:
         try:
+            self._connect()  # a head that does not answer is not asked again here
             from ray.util.state import list_nodes
 
             nodes = list_nodes(address=self.address, timeout=max(1, int(self.timeout_s)),
