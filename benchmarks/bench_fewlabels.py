@@ -1,14 +1,14 @@
 """The Few labels page: how long one model's curves take cold, the pixel baseline, and a stored result.
 
-    python -m benchmarks.bench_fewlabels             # every bundled model and the pixels, 3 rounds, ~1 minute
+    python -m benchmarks.bench_fewlabels             # every bundled model and the pixels, 3 rounds, ~1.5 minutes
     python -m benchmarks.bench_fewlabels --rounds 1 --quick
 
 Per bundled model: encoding the 10,000 test digits (what the page does once per model, `ui.state.codes`),
 then vae.fewlabels.few_labels on the codes with the page's settings (8 values of k, 5 draws, both methods),
-wall and CPU time (all threads together, which other work on the machine inflates less), and the chart built from the result; "cold" is encode +
-measure + chart, the issue's figure (target: < 2 s for one model). Then the pixel baseline (784-d, once per
-dataset and machine), and reading a stored result back (what every later visit costs, besides
-Streamlit's memory cache). Figures, not asserts; the load average is printed, run it on an idle machine.
+wall and CPU time (all threads together, which other work on the machine inflates less), and the chart
+built from the result; "cold" is encode + measure + chart, the issue's figure (target: < 2 s for one
+model). Then the pixel baseline (784-d, once per dataset and machine), and reading a stored result back
+(what every later visit costs, besides Streamlit's memory cache). Figures, not asserts; the load average is printed, run it on an idle machine.
 """
 
 from __future__ import annotations

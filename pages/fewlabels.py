@@ -59,8 +59,8 @@ st.caption(f"Labelled by {METHOD_LABELS[method]}: the mean over {mine.draws} ran
 
 d = draw - 1
 m1, m2, m3 = st.columns(3)
-m1.metric(plain(f"{a.entry.name}, {METHOD_LABELS[method]}"), f"{mine.at(method, k, d):.1%}",
-          delta=None if pix is None else f"{100 * (mine.at(method, k, d) - pix.at(method, k, d)):+.1f} points vs pixels")
+gain = None if pix is None else f"{100 * (mine.at(method, k, d) - pix.at(method, k, d)):+.1f} points vs pixels"
+m1.metric(plain(f"{a.entry.name}, {METHOD_LABELS[method]}"), f"{mine.at(method, k, d):.1%}", delta=gain)
 other = METHODS[1 - METHODS.index(method)]
 m2.metric(plain(f"{a.entry.name}, {METHOD_LABELS[other]}"), f"{mine.at(other, k, d):.1%}")
 if pix is not None:
@@ -75,7 +75,8 @@ with left:
     order = "0 to 9" if names == [str(i) for i in range(10)] else ", ".join(names)
     st.caption(f"Draw {draw}'s {k} labelled digit{'s' if k > 1 else ''} per class: all the labels "
                f"{plain(a.entry.name)} gets (the pixels and the other models get the same ones). One column per "
-               f"class, {plain(order)} from left to right" + (f"; the first {shown} of {k} each." if k > shown else "."))
+               f"class, {plain(order)} from left to right"
+               + (f"; the first {shown} of {k} each." if k > shown else "."))
     st.image(fewlabels.examples(data.x_test.numpy(), mine, k, d), width="stretch")
 with right:
     st.subheader("What it gets wrong")

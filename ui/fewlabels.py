@@ -4,7 +4,7 @@ models'), measured once on one background lane and kept on disk, then the chart 
 The numbers come from `vae.fewlabels`. A measurement runs on the server's one few-labels thread (a
 `Lane`, `st.cache_resource`): sessions asking for the same one share it, and 35 students opening the page
 at once queue behind one computation instead of running 35. It is stored under the cache folder
-(`fewlabels/`, ~0.4 MB each), so each model and the pixel baseline are measured once per machine; the
+(`fewlabels/`, ~0.35 MB each), so each model and the pixel baseline are measured once per machine; the
 page waits for it with a progress bar.
 """
 
@@ -101,7 +101,7 @@ class _Missing(Exception):
     """Not measured yet (never cached, so a later call looks again)."""
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
+@st.cache_data(show_spinner=False, max_entries=32)  # ~0.8 MB each
 def _kept(key: str, _result: FewLabels | None = None) -> FewLabels:
     """A measurement in memory: the one given the first time, else the stored one (raises _Missing)."""
     if _result is not None:
@@ -174,13 +174,13 @@ def measure(srcs: list[Source], labels: np.ndarray) -> tuple[dict[str, FewLabels
                 continue
         jobs.append((s, job))
     while jobs:
-        done = sum(j.progress for _, j in jobs)
-        running = next((s for s, j in jobs if not j.future.done()), None)
-        bar.progress(min(done / len(jobs), 1.0),
-                     text=(f"Labelling the test digits from a few labelled ones: {running.name} "
-                           f"({len([1 for _, j in jobs if j.future.done()]) + 1} of {len(jobs)})…") if running else "Done")
-        if running is None:
+        finished = [j.future.done() for _, j in jobs]
+        if all(finished):
             break
+        running = next(s for (s, _), f in zip(jobs, finished) if not f)
+        bar.progress(min(sum(j.progress for _, j in jobs) / len(jobs), 1.0),
+                     text=f"Labelling the test digits from a few labelled ones: {running.name} "
+                          f"({sum(finished) + 1} of {len(jobs)})…")
         wait([j.future for _, j in jobs if not j.future.done()], timeout=WAIT_S, return_when=FIRST_COMPLETED)
     for s, job in jobs:
         try:
@@ -226,8 +226,8 @@ def chart(curves: list[tuple[Source, FewLabels]], method: str, k: int, n_classes
         if s.role in ("active", "pixels") and r.draws > 1:
             fig.add_trace(go.Scatter(
                 x=np.concatenate([ks, ks[::-1]]), y=np.concatenate([mean + sd, (mean - sd)[::-1]]),
-                mode="lines", fill="toself", fillcolor=_rgba(style["color"], 0.16), line=dict(width=0), hoverinfo="skip",
-                legendgroup=s.key, showlegend=False, name=name))
+                mode="lines", fill="toself", fillcolor=_rgba(style["color"], 0.16), line=dict(width=0),
+                hoverinfo="skip", legendgroup=s.key, showlegend=False, name=name))
         fig.add_trace(go.Scatter(
             x=ks, y=mean, mode="lines+markers", name=name, legendgroup=s.key, line=style,
             marker=dict(size=8 if s.role == "active" else 6, color=style["color"]),

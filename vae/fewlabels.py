@@ -133,7 +133,7 @@ class FewLabels:
     classes: np.ndarray  # (C,) the class labels, sorted
     accuracy: np.ndarray  # (len(METHODS), len(ks), draws) in [0, 1]: of the digits not labelled
     labelled: np.ndarray  # (draws, C, max(ks)) test indices; k labels per class are the first k of each row
-    predictions: np.ndarray  # (len(METHODS), len(ks), draws, N) int16 labels given; -1 where labelled
+    predictions: np.ndarray  # (len(METHODS), len(ks), draws, N) labels given (int8 for digits); -1: labelled
 
     @property
     def draws(self) -> int:
@@ -213,7 +213,8 @@ def few_labels(features: np.ndarray, labels: np.ndarray, ks: Sequence[int] = KS,
     n, top = len(labels), ks[-1]
     classes = np.unique(labels)
     acc = np.zeros((len(METHODS), len(ks), draws))
-    preds = np.full((len(METHODS), len(ks), draws, n), -1, np.int16)
+    small = classes.min() >= 0 and classes.max() < 127  # digits: a byte a label (0.8 MB for 10,000 digits)
+    preds = np.full((len(METHODS), len(ks), draws, n), -1, np.int8 if small else np.int32)
     picked = np.zeros((draws, len(classes), top), np.int64)
     for d in range(draws):
         picked[d] = np.stack(draw_labelled(labels, top, rng))  # (C, top)
