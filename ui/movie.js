@@ -45,7 +45,10 @@ function ticks(lo, hi, px, every = 90) {
   const step = niceStep(hi - lo, px / every), out = [];
   if (!(step > 0) || !isFinite(step)) return out;
   const digits = Math.max(0, -Math.floor(Math.log10(step) + 1e-9));
-  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push([v, v.toFixed(digits)]);
+  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) {
+    const at = Math.abs(v) < step * 1e-6 ? 0 : v; // never "-0.00"
+    out.push([at, at.toFixed(digits)]);
+  }
   return out;
 }
 
