@@ -8,6 +8,10 @@ again after every page (a no-op once started), which covers AppTest and any serv
 run the hook. A page that needs torch before the thread is done waits for that import, not for
 a second one (Python's per-module import lock).
 
+Importing this module (app.py does, before anything imports torch) also makes OpenMP's idle threads
+sleep instead of spin (`OMP_WAIT_POLICY=PASSIVE`, unless the environment says otherwise): libgomp reads it
+when torch loads it.
+
 Nothing here touches Streamlit: it runs before Streamlit's runtime exists.
 """
 
@@ -15,9 +19,17 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 import sys
 import threading
 import time
+
+# A waiting OpenMP thread spins (libgomp: 300,000 rounds) before it sleeps. On a class server each session's
+# torch call shares the 2 cores with the other sessions, the trainings and the map workers, and the spinning
+# takes the time slices the working threads need: scoring 2,000 digits under a load average of 13-19 took
+# 0.61-0.85 CPU s (1.3-2.3 s) spinning, 0.26-0.32 CPU s (0.7-0.9 s) sleeping (benchmarks/README.md). The
+# queue's trainings wait passively for the same reason (vae.jobs).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # First torch and the core (every page but the first needs them, the map page nothing more);
 # then, a few seconds later so as not to slow a page opened at once, pandas and plotly for the
