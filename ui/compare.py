@@ -74,16 +74,16 @@ def measure(models: Sequence[Active], clf: DigitClassifier | None, mode: str, ex
     (all `n_prior` are scored); the fitted samples are scored, not kept.
 
     Raises ValueError (from the core) for a model that cannot be measured, e.g. one whose codes are not finite."""
-    fp = state.classifier_fingerprint() if clf is not None else ""
-    return Measured(reports=[_holes(m, clf, fp, mode, float(extent), int(n_grid), int(n_prior), int(seed), int(shown))
+    cfp = state.classifier_fingerprint() if clf is not None else ""
+    return Measured(reports=[_holes(m, clf, cfp, mode, float(extent), int(n_grid), int(n_prior), int(seed), int(shown))
                              for m in models],
                     paths=[explore.path(m, clf, start, end, steps, method) for m in models],
                     planes=[explore.plane(m) for m in models],
-                    walks=[_share(_walks(m.fingerprint, m.dataset, int(steps), method, fp, m.model, clf))
+                    walks=[_share(_walks(m.fingerprint, m.dataset, int(steps), method, cfp, m.model, clf))
                            if clf is not None else None for m in models],
-                    reference=[_share(_reference(m.fingerprint, m.dataset, fp, m.model, clf))
+                    reference=[_share(_reference(m.fingerprint, m.dataset, cfp, m.model, clf))
                                if clf is not None else None for m in models],
-                    originals=_share(_originals(models[0].dataset, fp, clf)) if clf is not None else None)
+                    originals=_share(_originals(models[0].dataset, cfp, clf)) if clf is not None else None)
 
 
 # --- cached measures: scores apart from images, the bundled models' defaults read from vae.measures' store ----
