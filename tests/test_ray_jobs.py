@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -140,6 +141,19 @@ def test_a_head_that_does_not_answer_is_one_sentence(tmp_path, data_root, monkey
         q.cancel("nope")
     assert time.monotonic() - began < 20  # refused at once, never a hang
     assert list((tmp_path / "jobs").iterdir()) == []  # nothing left behind by the refused submit
+
+
+def test_a_head_that_never_answers_is_not_waited_for(tmp_path):
+    """A dashboard that takes the connection and says nothing (a hung head): the timeout, then the sentence."""
+    pytest.importorskip("ray.job_submission", reason="needs Ray to reach the point of asking the head")
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel accepts the connections; nobody ever reads or answers
+        q = RayQueue(f"http://127.0.0.1:{silent.getsockname()[1]}", tmp_path / "jobs", timeout_s=2)
+        began = time.monotonic()
+        assert "does not answer (no answer within 2 s)" in q.unavailable
+        assert q.jobs() == [] and q.unavailable  # the second look fails at once: the head is not asked again yet
+        assert time.monotonic() - began < 10
 
 
 def test_without_ray_installed_trainings_are_unavailable(tmp_path, data_root, monkeypatch):

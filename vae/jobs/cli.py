@@ -121,7 +121,7 @@ def _where(q) -> str:
 def _wait(q, job_id: str) -> int:
     from tqdm import tqdm  # only a person at a terminal needs it
 
-    bar = tqdm(total=1000, file=sys.stderr, dynamic_ncols=True, bar_format="{desc} |{bar}| {postfix}")
+    bar = tqdm(total=1000, file=sys.stderr, dynamic_ncols=True, bar_format="{desc} |{bar}| {percentage:3.0f}%{postfix}")
     try:
         while True:
             s = q.status(job_id)

@@ -244,7 +244,10 @@ class RayQueue:
         return self._client
 
     def _unreachable(self, e: BaseException) -> str:
-        return (f"The Ray cluster at {self.address} does not answer ({_first_line(e)}), so trainings are "
+        names = {c.__name__ for c in type(e).__mro__}
+        why = (f"no answer within {self.timeout_s:g} s" if "Timeout" in names else
+               "nothing answered there" if "ConnectionError" in names else _first_line(e))
+        return (f"The Ray cluster at {self.address} does not answer ({why}), so trainings are "
                 "unavailable for now; start its head or correct LATENT_LAB_RAY_ADDRESS (the dashboard's "
                 "address, e.g. http://head:8265).")
 
