@@ -12,6 +12,6 @@ for kind in vae ae; do
   python -m vae.train --model $kind --arch mlp --latent-dim 16 --hidden 512,256 --epochs 30 --batch-size 128 --lr 0.001 --no-bias-init --seed 0 --threads 1 \
     --data-dir "$DATA" --half --name "${kind^^} 16-d (bundled)" --out "$M/$kind-16d.safetensors" --no-progress
 done
-python -m vae.train --model ae --arch mlp --latent-dim 16 --hidden 512,256 --input-noise 0.5 --epochs 30 --batch-size 128 --lr 0.001 --no-bias-init --seed 0 --threads 1 --data-dir "$DATA" --half --name "AE 16-d denoising (bundled)" --out "$M/ae-16d-denoise.safetensors" --no-progress  # AE 16-d's recipe, trained on noisy digits (the Denoising page)
+python -m vae.train --model ae --arch mlp --latent-dim 16 --hidden 512,256 --input-noise 0.5 --epochs 30 --batch-size 128 --lr 0.001 --no-bias-init --seed 0 --threads 1 --data-dir "$DATA" --half --name "AE 16-d denoising (bundled)" --out "$M/dae-16d.safetensors" --no-progress  # AE 16-d's recipe, trained on noisy digits (the Denoising page)
 python -m vae.classifier --data-dir "$DATA" --epochs 3 --seed 0 --threads 1 --out "$M/classifier.safetensors"
 python -m vae.assets --data-dir "$DATA"   # MNIST test digits, precomputed maps and Welcome pictures of every bundled model

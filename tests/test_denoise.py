@@ -149,7 +149,7 @@ def bundled(name: str):
 def test_denoising_error_falls_with_the_denoising_model(kind, level, digits):
     """The bundled denoising AE redraws noisy test digits closer to the clean ones than the plain AE 16-d with
     the same layers and seed, and closer than the noisy input itself."""
-    dae, meta = bundled("ae-16d-denoise")
+    dae, meta = bundled("dae-16d")
     ae, _ = bundled("ae-16d")
     assert is_denoising(dae.config) and not is_denoising(ae.config)
     assert (dae.config.kind, dae.config.latent_dim, dae.config.hidden) == ("ae", 16, ae.config.hidden)

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.usefixtures("fresh_app")
 
 @pytest.fixture(autouse=True)
 def built():
-    for name in ("ae-16d", "ae-16d-denoise"):
+    for name in ("ae-16d", "dae-16d"):
         if not (BUNDLED_MODELS / f"{name}.safetensors").is_file():
             pytest.skip(f"the bundled {name} is not built yet (bash assets/build.sh)")
 
@@ -42,7 +42,7 @@ def traces(at) -> list[str]:
 
 def test_the_page_shows_clean_noisy_and_both_models_with_their_errors():
     at = apptest.open_page(PAGE, "ae-16d")
-    assert at.selectbox(key="denoise_model").value == "ae-16d-denoise"
+    assert at.selectbox(key="denoise_model").value == "dae-16d"
     assert not at.info and not at.warning
     shown = rows(at)
     assert len(shown) == 4 and all(len(r.value) == denoise.N_SHOWN for r in shown)
@@ -51,7 +51,7 @@ def test_the_page_shows_clean_noisy_and_both_models_with_their_errors():
     noisy, plain_ae, denoising = mean_errors(at)
     assert denoising < plain_ae < noisy  # Gaussian noise of 0.5 by default
     assert traces(at) == ["Noisy input (no model)", "Active model", "Denoising model"]
-    assert at.query_params == {"model": "ae-16d", "noise": "gaussian", "level": "0.5", "denoiser": "ae-16d-denoise",
+    assert at.query_params == {"model": "ae-16d", "noise": "gaussian", "level": "0.5", "denoiser": "dae-16d",
                                "digits": "0"}
 
 
@@ -83,13 +83,13 @@ def test_a_lesson_link_opens_its_view_and_bad_values_fall_back():
     at.query_params.update({"model": "ae-16d", "noise": "gaussian", "level": "7", "denoiser": "gone"})
     at.switch_page(PAGE).run()
     assert not at.exception and at.slider(key="denoise_level_gaussian").value == 0.5
-    assert at.selectbox(key="denoise_model").value == "ae-16d-denoise"
+    assert at.selectbox(key="denoise_model").value == "dae-16d"
     notice = at.info[0].value
     assert "level" in notice and "denoiser" in notice
 
 
 def test_the_active_denoising_model_is_shown_once_with_a_sentence():
-    at = apptest.open_page(PAGE, "ae-16d-denoise")
+    at = apptest.open_page(PAGE, "dae-16d")
     assert "active model is this denoising model itself" in at.info[0].value
     assert len(rows(at)) == 3 and traces(at) == ["Noisy input (no model)", "Active model"]
 

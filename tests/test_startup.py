@@ -104,7 +104,7 @@ def test_the_library_lists_models_without_torch(tmp_path):
     p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     *entries, torch_loaded = json.loads(p.stdout.splitlines()[-1])
-    assert [e[:2] for e in entries] == [["ae-16d-denoise", 16], ["ae-16d", 16], ["ae-2d", 2], ["vae-16d", 16],
+    assert [e[:2] for e in entries] == [["ae-16d", 16], ["ae-2d", 2], ["dae-16d", 16], ["vae-16d", 16],
                                         ["vae-2d", 2]]
     assert not torch_loaded
 

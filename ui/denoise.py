@@ -21,7 +21,7 @@ from vae.images import image_grid
 from vae.models import AutoEncoder
 from vae.ownership import Entry
 
-BUNDLED_DENOISER = "ae-16d-denoise"
+BUNDLED_DENOISER = "dae-16d"
 N_SHOWN = 8  # test digits in the row of pictures
 N_SWEEP = 500  # test digits averaged for each point of the chart (a fixed random choice, seed 0)
 SWEEP_LEVELS = 21  # points of the chart, from no noise to the kind's maximum

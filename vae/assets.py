@@ -136,7 +136,7 @@ def main(argv=None) -> int:
     p.add_argument("--previews-only", action="store_true",
                    help="only redraw assets/previews/ (seconds; no data folder needed)")
     p.add_argument("--only", nargs="+", metavar="ID", default=None,
-                   help="the maps of these bundled models only (ids such as ae-16d-denoise), and every preview; "
+                   help="the maps of these bundled models only (ids such as dae-16d), and every preview; "
                         "the test digits are left as they are")
     args = p.parse_args(argv)
     if args.previews_only:

@@ -54,7 +54,7 @@ def set_slider(page, key: str, value: float) -> None:
 
 
 def test_the_denoising_page_renders_and_the_slider_changes_the_noisy_row(page, server):
-    if not (BUNDLED_MODELS / "ae-16d-denoise.safetensors").is_file():
+    if not (BUNDLED_MODELS / "dae-16d.safetensors").is_file():
         pytest.skip("the bundled denoising model is not built yet (bash assets/build.sh)")
     open_from_sidebar(page, server, "Denoising")
     page.get_by_role("heading", name="Denoising").wait_for(timeout=90_000)
