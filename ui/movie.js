@@ -334,12 +334,14 @@ function toggle(S) {
   S.playing = true;
   S.play.textContent = "❚❚ Pause"; S.play.setAttribute("aria-label", "Pause");
   S.root.dataset.playing = "1";
-  let last = performance.now();
+  let last = null;
   const tick = now => {
     if (!S.playing) return;
-    const dt = Math.min(0.25, (now - last) / 1000);
+    // rAF's timestamp is when the frame began, which can be before the click: time counts from the first
+    // tick, never backwards, and a stalled tab catches up at most a quarter of a second at a time
+    const dt = last === null ? 0 : Math.max(0, Math.min(0.25, (now - last) / 1000));
     last = now;
-    S.t = Math.min(S.F - 1, S.t + dt * (S.head.fps || 6) * Number(S.speed.value || 1));
+    S.t = Math.max(0, Math.min(S.F - 1, S.t + dt * (S.head.fps || 6) * Number(S.speed.value || 1)));
     const f = Math.floor(S.t + 1e-9);
     if (f !== S.frame) { S.frame = f; S.range.value = String(f); }
     draw(S);

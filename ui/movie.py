@@ -114,9 +114,10 @@ def movie_payload(movie: Movie, *, movie_id: str, has_prior: bool, latent_dim: i
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def _player_data(path: str, fingerprint: str, has_prior: bool, latent_dim: int,
-                 names: tuple[str, ...]) -> tuple[bytes, dict] | None:
+                 names: tuple[str, ...], mtime: float = 0.0) -> tuple[bytes, dict] | None:
     """The packed movie of a model and what the captions say of it, or None: it has no history.
-    Raises CheckpointError (one sentence) for a history that cannot be read."""
+    Raises CheckpointError (one sentence) for a history that cannot be read. The file's `mtime` is part
+    of the key: the fingerprint is the weights' alone (the same with or without a movie)."""
     movie = read_movie(path, strict=True)
     if movie is None:
         return None
@@ -130,7 +131,7 @@ def _player_data(path: str, fingerprint: str, has_prior: bool, latent_dim: int,
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def movie_gif(path: str, fingerprint: str, names: tuple[str, ...]) -> bytes:
+def movie_gif(path: str, fingerprint: str, names: tuple[str, ...], mtime: float = 0.0) -> bytes:
     """The movie as an animated GIF (vae.movie.gif_bytes), made once per model."""
     movie = read_movie(path)
     if movie is None:  # only where the file changed under the page since it drew the button
@@ -143,7 +144,8 @@ def section(a: Active, class_names: list[str]) -> None:
     sentence where the model has no history (an older or imported model; an ONNX pair never has one)."""
     names = tuple(class_names)
     try:
-        got = _player_data(str(a.entry.path), a.fingerprint, a.config.has_prior, a.config.latent_dim, names)
+        got = _player_data(str(a.entry.path), a.fingerprint, a.config.has_prior, a.config.latent_dim, names,
+                           a.entry.mtime)
     except (CheckpointError, OSError, ValueError) as e:
         st.warning(f"{plain(e)} The model itself and its map are not affected.", icon=":material/movie_off:")
         return
@@ -167,8 +169,9 @@ def section(a: Active, class_names: list[str]) -> None:
         st.caption("Press **Play**, or drag the slider (on it, the arrow keys step one frame and Space plays or "
                    "pauses). The curve under the map is the test loss at each frame: click or drag on it to go "
                    "there. Click a digit in the legend to hide its class.")
-        st.download_button("Download the movie (GIF)", partial(movie_gif, str(a.entry.path), a.fingerprint, names),
-                           f"latent-movie-{a.entry.id}.gif", "image/gif", key="map_movie_gif", on_click="ignore",
+        gif = partial(movie_gif, str(a.entry.path), a.fingerprint, names, a.entry.mtime)  # made on the click
+        st.download_button("Download the movie (GIF)", gif, f"latent-movie-{a.entry.id}.gif", "image/gif",
+                           key="map_movie_gif", on_click="ignore",
                            icon=":material/movie:", help="An animated GIF of every frame, for slides: made when you "
                                                          "click (a few seconds the first time).")
 

@@ -32,8 +32,11 @@ def movie_server(tmp_path_factory):
 
 
 def positions(page, digits=(0, 5, 100, 1999)) -> list[tuple[float, float]]:
-    return page.evaluate("(ds) => ds.map(i => { const p = window.__latentLabMovies.map_movie.toClient(i); "
-                         "return [p.x, p.y]; })", list(digits))
+    """Where the player draws these digits, in canvas pixels (so a page that shifts meanwhile changes nothing)."""
+    return page.locator('[data-testid="ll-movie-canvas"]').evaluate(
+        "(c, ds) => { const r = c.getBoundingClientRect(); return ds.map(i => { "
+        "const p = window.__latentLabMovies.map_movie.toClient(i); return [p.x - r.left, p.y - r.top]; }); }",
+        list(digits))
 
 
 def pixels(page) -> str:
@@ -80,11 +83,10 @@ def test_scrub_play_and_export_the_movie(movie_server, page):
     page.wait_for_function("() => window.__latentLabMovies.map_movie.frame() === 0", timeout=5_000)
     assert positions(page) == first  # the same frame draws the same places
     page.get_by_test_id("ll-movie-play").click()
-    page.wait_for_timeout(1200)
-    assert page.evaluate("() => window.__latentLabMovies.map_movie.playing()")
-    now, slider = page.evaluate("() => { const m = window.__latentLabMovies.map_movie; "
-                                "return [m.frame(), m.slider()]; }")
-    assert 0 < now < FRAMES - 1 and slider == now  # read together: it keeps playing meanwhile
+    page.wait_for_function("() => window.__latentLabMovies.map_movie.frame() > 0", timeout=10_000)
+    now, slider, playing = page.evaluate("() => { const m = window.__latentLabMovies.map_movie; "
+                                         "return [m.frame(), m.slider(), m.playing()]; }")  # together: it plays on
+    assert playing and 0 < now < FRAMES - 1 and slider == now
     assert page.get_by_test_id("ll-movie-play").inner_text().endswith("Pause")
     # 30 frames at 6 a second: it plays to the end and stops there (by itself, no server involved)
     page.wait_for_function("() => !window.__latentLabMovies.map_movie.playing()", timeout=15_000)
