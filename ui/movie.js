@@ -368,7 +368,7 @@ function loadLive(S, sameJob) {
     S.live = next; S.liveView = target;
     const step = now => {
       if (!S.tween) return;
-      const r = Math.min(1, (now - S.tween.start) / TWEEN_MS);
+      const r = Math.max(0, Math.min(1, (now - S.tween.start) / TWEEN_MS)); // rAF time can precede start
       S.tween.a = r * r * (3 - 2 * r);
       draw(S);
       if (r < 1) S.raf = requestAnimationFrame(step); else { S.tween = null; S.raf = null; }
