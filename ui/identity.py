@@ -11,7 +11,9 @@
 - **Teacher.** The secret is `st.secrets["teacher_secret"]` or `$LATENT_LAB_TEACHER_SECRET`; without one
   there is no teacher. Whoever types it gets, besides the session's role, the cookie `latent_lab_teacher`
   = HMAC-SHA256(secret, "teacher:" + identity), which keeps the role across reloads and is worth nothing
-  in another browser (another identity) or once the secret changes.
+  in another browser (another identity) or once the secret changes. Nothing of this is kept on the server:
+  replicas sharing the secret (deploy/README.md) recognise the same cookies, and wrong guesses take turns
+  through a lock file in $LATENT_LAB_HOME, so the pause holds across replicas.
 
 Streamlit reads cookies only from the request that opened the session (`st.context.cookies`); they are
 written by a tiny component (ui/identity.js) that sets `document.cookie` in the page. Within a session
@@ -31,11 +33,14 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import streamlit as st
 
 from ui.components import component
 from ui.text import plain
+from vae.checkpoint import default_library_dir
+from vae.fileio import file_lock
 from vae.ownership import Actor
 
 WORKSPACE_COOKIE = "latent_lab_workspace"
@@ -161,9 +166,19 @@ def become_teacher(typed: str) -> bool:
         # Checked outside the lock: students queueing wrong guesses never keep the teacher waiting.
         st.session_state[PROOF] = teacher_proof(secret, principal)
         return True
-    with _guesses():  # wrong guesses take turns, each followed by the pause, server-wide
-        time.sleep(WRONG_GUESS_PAUSE_S)
+    with _guesses(), file_lock(_guesses_file()):  # wrong guesses take turns, each followed by the pause, on
+        time.sleep(WRONG_GUESS_PAUSE_S)                 # every replica that shares LATENT_LAB_HOME too
     return False
+
+
+def _guesses_file() -> Path:
+    """The lock file that makes wrong guesses take turns across replicas: in the folder they share."""
+    home = default_library_dir().parent
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        pass  # file_lock then holds nothing: the in-process lock still does
+    return home / ".teacher-guesses.lock"
 
 
 def leave_teacher() -> None:

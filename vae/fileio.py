@@ -1,9 +1,10 @@
-"""Atomic file writes, with nothing heavier than the standard library (the map worker uses it too)."""
+"""Atomic file writes and file locks, with nothing heavier than the standard library (the map worker uses it too)."""
 
 from __future__ import annotations
 
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 TMP_PREFIX = ".tmp-"  # temp files a crash may leave behind; ModelLibrary sweeps old ones
@@ -33,3 +34,30 @@ def atomic_write(path: Path, data: bytes) -> None:
             os.close(dir_fd)
     except OSError:
         pass
+
+
+@contextmanager
+def file_lock(path: Path, *, blocking: bool = True):
+    """Hold an exclusive lock on `path` (created if missing) for the `with` block; -> whether it is held.
+
+    `fcntl.flock`, so it works between processes and between replicas on one shared folder (NFS emulates
+    it with a POSIX lock), and the kernel releases it when its holder dies, even by SIGKILL. With
+    `blocking=False` the block runs at once and gets False when another holder has it. The lock file stays
+    (removing it while someone waits would let two holders in); it is empty. A folder that cannot hold the
+    file (read-only, full) gives False: the caller goes on unlocked, as a single process would."""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError:
+        yield False
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+            held = True
+        except BlockingIOError:
+            held = False
+        yield held
+    finally:
+        os.close(fd)  # closing the last descriptor releases the lock

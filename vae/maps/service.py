@@ -8,7 +8,10 @@
 
 A map is keyed by the model's weights fingerprint, the method and its parameters. Finished
 maps are written atomically as small .npz files (float32 coordinates), so a map seen before
-loads in milliseconds, also after a restart.
+loads in milliseconds, also after a restart. Several servers (replicas behind a proxy) may share
+one folder: a slow map is computed under a lock file beside it (`<key>.lock`, fcntl.flock), so a
+second server asking for the same map waits for the first one's file and reads it, and a holder
+that dies releases its lock with its process.
 
 Native and PCA maps take milliseconds and are computed on the caller's thread. t-SNE and UMAP
 each have a lane: a one-thread executor that runs that method's maps one at a time, so a UMAP
@@ -37,7 +40,7 @@ from threading import Lock
 
 import numpy as np
 
-from ..fileio import atomic_write
+from ..fileio import atomic_write, file_lock
 from ..paths import ROOT
 from . import worker
 from .projection import compute_map, resolve_params, warm
@@ -73,6 +76,15 @@ class MapStore:
                 except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error):
                     continue  # a damaged cache file is recomputed, never trusted
         return None
+
+    def lock(self, fingerprint: str, method: str, params: dict):
+        """A `with` block holding this map's lock file, across processes and machines on the folder (it
+        waits while another holder computes the map); -> False where the folder takes no lock file."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            pass  # file_lock then says False
+        return file_lock(self.folder / f"{map_key(fingerprint, method, params)}.lock")
 
     def put(self, fingerprint: str, method: str, params: dict, y: np.ndarray) -> Path:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -258,6 +270,16 @@ class MapService:
         return self._jobs.get(map_key(fingerprint, method, resolve_params(method, params)))
 
     def _compute(self, job: MapJob, fingerprint: str, z: np.ndarray, seed: int) -> np.ndarray:
+        if job.method not in LANES:  # milliseconds: a second server computing it too costs nothing
+            return self._computed(job, fingerprint, z, seed)
+        with self.store.lock(fingerprint, job.method, job.params):
+            y = self.store.get(fingerprint, job.method, job.params)  # another server's, finished while we waited
+            if y is not None:
+                job.embedding, job.progress = y, 1.0
+                return y
+            return self._computed(job, fingerprint, z, seed)
+
+    def _computed(self, job: MapJob, fingerprint: str, z: np.ndarray, seed: int) -> np.ndarray:
         job.started = time.perf_counter()
 
         def progress(done, total, partial):
