@@ -61,6 +61,8 @@ with form_col:
                                   f"fastest for the network ({DEFAULT_LR_NOTE}). Lower it if training diverges.")
         seed = c2.number_input("Seed", value=0, step=1, key="train_seed",
                                help="0 to 4,294,967,295. The same seed and settings train the same model.")
+        input_noise = c1.number_input("Input noise (denoising)", value=0.0, step=0.1, key="train_input_noise",
+                                      help=train_form.INPUT_NOISE_HELP)
         dataset = st.selectbox("Dataset", DATASETS, format_func=training.DATASET_NAMES.get, key="train_dataset")
         data_dir = None
         if dataset == "custom":
@@ -79,7 +81,8 @@ with form_col:
             try:
                 training.start_training(q, me.owner, kind=kind, arch=arch, latent_dim=latent_dim,
                                         hidden_text=hidden_text, beta=beta, stop=stop, time_budget=budget,
-                                        epochs=epochs, batch_size=batch, lr=lr, seed=seed, dataset=dataset,
+                                        epochs=epochs, batch_size=batch, lr=lr, seed=seed, input_noise=input_noise,
+                                        dataset=dataset,
                                         data_dir=data_dir, name=name)
             except (ValueError, DataError) as e:
                 st.error(plain(e), icon=":material/error:")

@@ -105,7 +105,19 @@ OUT_OF_RANGE = [  # (field, its key, a value the old bounded widgets silently re
     ("time", "train_budget", 0, "Time budget (seconds) must be a whole number from 1 to {cap} on this server; "
                                 "you typed 0."),
     ("epochs", "train_epochs", 100_000, "Epochs must be a whole number from 1 to {epochs}"),
+    ("time", "train_input_noise", 1.5, "Input noise (denoising) must be a number from 0 to 1; you typed 1.5."),
 ]
+
+
+@page_test
+def test_the_form_passes_its_input_noise_on(monkeypatch):
+    sent = {}
+    monkeypatch.setattr(training, "start_training", lambda q, owner, **form: sent.update(form) or "job1")
+    at = open_page()
+    assert at.number_input(key="train_input_noise").value == 0.0  # a plain model unless asked
+    at.number_input(key="train_input_noise").set_value(0.5).run()
+    at.button(key="train_start").click().run()
+    assert not at.exception and sent["input_noise"] == 0.5
 
 
 @pytest.mark.parametrize("stop, key, value, message", OUT_OF_RANGE)
