@@ -1,0 +1,157 @@
+"""Replicas on one shared folder (deploy/README.md): several server processes with one LATENT_LAB_HOME and one
+LATENT_LAB_CACHE. What one writes, the others see; a slow map is computed once for all of them; the classroom
+rules (owners, caps) hold across them.
+
+Each "replica" here is a separate Python process working on the shared folder with the same core objects a
+server uses (ModelLibrary, MapService on a MapStore, TrainingQueue); the browser test through the proxy
+(tests/e2e/test_proxy_e2e.py) runs real `streamlit run` replicas.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.test_jobs import MODEL, fake_python, queue_factory  # noqa: F401
+from vae.checkpoint import CheckpointError, ModelLibrary, default_library_dir
+from vae.fileio import file_lock
+from vae.jobs import default_jobs_dir
+from vae.maps.service import MapStore, map_key
+from vae.ownership import Actor
+from vae.paths import BUNDLED_MODELS, ROOT, cache_dir
+
+
+@pytest.fixture
+def shared(tmp_path, monkeypatch) -> Path:
+    """One shared folder, as deploy/replicas.sh sets it up: LATENT_LAB_HOME, and its cache beside the models."""
+    folder = tmp_path / "shared"
+    monkeypatch.setenv("LATENT_LAB_HOME", str(folder))
+    monkeypatch.setenv("LATENT_LAB_CACHE", str(folder / "cache"))
+    return folder
+
+
+def replica(script: str) -> subprocess.Popen:
+    """Another process on the shared folder (this test's environment), running `script`; its stdout is a pipe."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore", PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+
+
+def test_the_cache_is_the_shared_folder_when_named(shared, monkeypatch):
+    assert cache_dir() == shared / "cache"
+    assert default_jobs_dir(ray=False) == shared / "cache" / "jobs"  # one embedded queue for every replica
+    assert default_library_dir() == shared / "models"
+    monkeypatch.delenv("LATENT_LAB_CACHE")
+    assert cache_dir() == Path(os.environ["XDG_CACHE_HOME"]) / "latent-lab"  # one server: as before
+
+
+SAVE = """
+from vae.checkpoint import ModelLibrary, default_library_dir
+from vae.config import ModelConfig
+from vae.models import build_model
+from vae.paths import BUNDLED_MODELS
+lib = ModelLibrary(default_library_dir(), BUNDLED_MODELS)
+entry = lib.save(build_model(ModelConfig(kind="vae", latent_dim=2, hidden=(16,)), seed=0), name="from replica B",
+                 owner="b" * 16)
+print(entry.id)
+"""
+
+
+def test_a_model_saved_through_one_replica_is_listed_by_the_other(shared):
+    here = ModelLibrary(default_library_dir(), BUNDLED_MODELS)  # this process: replica A, listing before
+    before = {e.id for e in here.entries()}
+    b = replica(SAVE)
+    out, _ = b.communicate(timeout=120)
+    assert b.returncode == 0, out
+    new_id = out.split()[-1]
+    assert new_id not in before
+    entry = here.get(new_id)  # the same library object sees the other process's file, no restart
+    assert entry.name == "from replica B" and entry.owner == "b" * 16
+    # its owner's rights travel with the file: another person may not rename it here, its owner may
+    with pytest.raises(CheckpointError):
+        here.rename(new_id, "mine now", Actor("c" * 16))
+    assert here.rename(new_id, "renamed on A", Actor("b" * 16)).name == "renamed on A"
+    assert ModelLibrary(default_library_dir(), BUNDLED_MODELS).get(new_id).name == "renamed on A"
+
+
+MAP = """
+import hashlib, json, sys
+import numpy as np
+from vae.maps.service import MapService, MapStore
+from vae.paths import cache_dir
+z = np.random.default_rng(0).standard_normal((300, 4)).astype(np.float32)
+service = MapService(MapStore(cache_dir() / "maps"), isolate=False)
+job = service.request("fp-shared", z, "tsne", {"perplexity": 10})
+print("asked", flush=True)
+assert job.wait(timeout=240), job.status
+y = job.future.result()
+print(json.dumps({"computed": job.started > 0, "y": hashlib.sha1(y.tobytes()).hexdigest(), "error": job.error}))
+"""
+
+
+def test_the_same_map_asked_by_two_replicas_at_once_is_computed_once(shared):
+    store = MapStore(cache_dir() / "maps")
+    key = map_key("fp-shared", "tsne", {"perplexity": 10})
+    # Hold the map's lock, as a third replica computing it would, until both have asked: then they ask
+    # at the same time whatever their start-up times, and both must wait.
+    with store.lock("fp-shared", "tsne", {"perplexity": 10}) as held:
+        assert held and (store.folder / f"{key}.lock").is_file()
+        replicas = [replica(MAP) for _ in range(2)]
+        for r in replicas:
+            assert r.stdout.readline().strip() == "asked"
+        time.sleep(0.3)
+        assert all(r.poll() is None for r in replicas)  # both waiting on the lock
+    results = []
+    for r in replicas:
+        out, _ = r.communicate(timeout=240)
+        assert r.returncode == 0, out
+        results.append(json.loads(out.splitlines()[-1]))
+    assert [r["error"] for r in results] == ["", ""]
+    assert sorted(r["computed"] for r in results) == [False, True]  # once, by whichever took the lock first
+    assert results[0]["y"] == results[1]["y"]  # the other read that very map
+    assert store.get("fp-shared", "tsne", {"perplexity": 10}) is not None
+    assert sorted(p.name for p in store.folder.iterdir()) == [f"{key}.lock", f"{key}.npz"]  # no temp files left
+
+
+def test_a_replica_killed_while_computing_releases_the_map(shared):
+    store = MapStore(cache_dir() / "maps")
+    holder = replica("from vae.maps.service import MapStore\nfrom vae.paths import cache_dir\nimport time\n"
+                     "with MapStore(cache_dir() / 'maps').lock('fp', 'tsne', {}) as held:\n"
+                     "    print(held, flush=True)\n    time.sleep(600)\n")
+    try:
+        assert holder.stdout.readline().strip() == "True"
+        with file_lock(store.folder / f"{map_key('fp', 'tsne', {})}.lock", blocking=False) as held:
+            assert not held  # it is computing: a second replica would wait
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(10)
+    with file_lock(store.folder / f"{map_key('fp', 'tsne', {})}.lock", blocking=False) as held:
+        assert held  # the kernel released it with the process: nobody waits for a dead replica
+
+
+def test_training_caps_count_across_replicas(shared, queue_factory, data_root, fake_python):
+    """Two replicas' queues on the one jobs folder: one runs the trainings, the other hands its submits over;
+    a person's trainings count on both, and each replica lists the other's."""
+    a = queue_factory(python=fake_python, max_per_user=2, max_running=1)
+    b = queue_factory(python=fake_python, max_per_user=2, max_running=1)
+    assert a.jobs_dir == b.jobs_dir and b.read_only and b.has_runner  # a holds the folder's lock
+    ask = lambda q: q.submit(MODEL, {"time_budget": 60}, "mnist", data_root, "m", owner="alice")  # noqa: E731
+    first, second = ask(a), ask(b)
+    with pytest.raises(ValueError, match="2 trainings per person"):
+        ask(b)
+    with pytest.raises(ValueError, match="2 trainings per person"):
+        ask(a)
+    deadline = time.time() + 30
+    while time.time() < deadline and a.status(second) is None:
+        time.sleep(0.05)  # the runner takes the hand-off up within its poll_s
+    assert [s.job_id for s in a.jobs(owner="alice")] == [first, second]
+    assert [s.job_id for s in b.jobs(owner="alice")] == [first, second]
+    assert b.cancel(second, owner="alice") and a.cancel(first, owner="alice")
+    assert {a.wait(j, timeout=60).state for j in (first, second)} == {"cancelled"}
+    assert all(b.status(j).state == "cancelled" for j in (first, second))
