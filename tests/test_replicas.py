@@ -155,3 +155,53 @@ def test_training_caps_count_across_replicas(shared, queue_factory, data_root, f
     assert b.cancel(second, owner="alice") and a.cancel(first, owner="alice")
     assert {a.wait(j, timeout=60).state for j in (first, second)} == {"cancelled"}
     assert all(b.status(j).state == "cancelled" for j in (first, second))
+
+
+RUNNER = """
+import sys
+from vae.jobs import TrainingQueue, default_jobs_dir
+q = TrainingQueue(default_jobs_dir(), python=sys.argv[1], poll_s=0.1, threads_per_job=1, max_running=1,
+                  data_roots=[sys.argv[2]])
+print("runner" if not q.read_only else "not the runner", flush=True)
+sys.stdin.read()  # until the test closes our stdin
+q.shutdown(timeout=10)
+"""
+
+
+@pytest.mark.usefixtures("fresh_app", "stub_maps")
+def test_a_training_started_on_the_page_of_a_second_replica(shared, fake_python, data_root):
+    """Replica A (another process) runs the shared folder's trainings; the Train page on replica B (this
+    process, AppTest) starts one, sees it run on A, is held to the per-person cap, and cancels it."""
+    from tests.test_page_train import MY_OWNER, open_page, texts
+    from ui import training
+
+    a = subprocess.Popen([sys.executable, "-c", RUNNER, fake_python, str(data_root)], cwd=ROOT, stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    try:
+        assert a.stdout.readline().strip() == "runner"
+        at = open_page()
+        q = training.queue()
+        assert q.read_only and q.has_runner and q.jobs_dir == shared / "cache" / "jobs"
+        at.button(key="train_start").click().run()
+        assert not at.exception
+        (job,) = q.jobs(owner=MY_OWNER)
+        deadline = time.time() + 60
+        while q.status(job.job_id).state != "running" and time.time() < deadline:
+            time.sleep(0.2)  # A takes the hand-off up and starts its (stand-in) trainer
+        assert q.status(job.job_id).state == "running"
+        at.run()
+        assert "Cancel training" in [b.label for b in at.button]  # B's page shows A's running training
+        at.button(key="train_start").click().run()
+        at.button(key="train_start").click().run()  # a third: over the cap, counted over both replicas
+        assert "per person" in texts(at.error) and len(q.jobs(owner=MY_OWNER)) == 2
+        for cancelled in (1, 2):  # the page's Cancel, once per training: A carries each one out
+            at.run()
+            at.button(key="train_cancel").click().run()
+            deadline = time.time() + 60
+            while (sum(s.state == "cancelled" for s in q.jobs(owner=MY_OWNER)) < cancelled
+                   and time.time() < deadline):
+                time.sleep(0.2)
+            assert sum(s.state == "cancelled" for s in q.jobs(owner=MY_OWNER)) == cancelled
+    finally:
+        a.stdin.close()
+        a.wait(30)
