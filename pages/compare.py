@@ -174,7 +174,7 @@ for k, col in enumerate(cols):
 
 with st.container(border=True):
     st.markdown("\n\n".join(compare.verdict([m.config.has_prior for m in models], figs, region_text)))
-    if choice == "2-d":
+    if choice == "2-d" and compare.decode_alike(figs):  # what the bundled 2-d pair measured (assets/README.md)
         st.caption("The bundled 2-d pair, measured on each model's own footing, does not show the textbook gap in "
                    "what it decodes: its AE decodes about as well as its VAE. What differs is how much of the region "
                    "its codes leave empty and where N(0, I) falls in its space. The bundled 16-d pair shows the gap "

@@ -23,7 +23,7 @@ from vae.config import ModelConfig
 from vae.latent import encode, prior_samples
 from vae.models import build_model
 from vae.paths import BUNDLED_MODELS
-from ui.compare import Figures, lead, verdict
+from ui.compare import Figures, decode_alike, lead, verdict
 from ui.library import nats
 
 
@@ -234,6 +234,16 @@ def test_verdict_says_so_when_the_ae_has_no_holes_in_what_it_decodes():
     joined = " ".join(text)
     assert "24% against 8%" in joined and "Under the prior they differ" in joined and "rarely" not in joined
     assert "81%" not in joined and "80% (the AE)" in joined  # the reference line, from the figures
+
+
+def test_decode_alike_only_when_no_fair_measure_shows_a_gap():
+    """The page's note on the bundled 2-d pair ("does not show the textbook gap") is shown only when its numbers
+    say so, also after the pair is rebuilt."""
+    assert decode_alike([figs(grid=0.70, fitted=0.66), figs(grid=0.72, fitted=0.70)])
+    assert not decode_alike([figs(fitted=0.42), figs(fitted=0.54)])  # the 16-d pair's fitted samples
+    assert not decode_alike([figs(walks=0.9), figs(walks=0.7)])  # the AE ahead is a gap too
+    none = Figures(None, None, None, None, None, None, None)
+    assert not decode_alike([none, none])  # nothing scored: nothing to say
 
 
 def test_verdict_when_the_ae_leads_or_the_measures_disagree():

@@ -225,6 +225,14 @@ def _pct(f) -> str:
     return "–" if f is None else f"{(f[0] if isinstance(f, tuple) else f):.0%}"
 
 
+FAIR = ("grid", "fitted", "walks")  # the measures taken on each model's own footing
+
+
+def decode_alike(figs: Sequence[Figures]) -> bool:
+    """Whether two models decode about equally well on every fair measure (no gap beyond sampling error)."""
+    return all(getattr(figs[0], k) is not None and lead(getattr(figs[0], k), getattr(figs[1], k)) == 0 for k in FAIR)
+
+
 def verdict(has_prior: Sequence[bool], figs: Sequence[Figures], region: str) -> list[str]:
     """What the measured figures of two models say, as Markdown paragraphs chosen from the numbers (never the
     textbook picture where they disagree). `region` names the region ("±2 of each model's own standard
@@ -236,7 +244,7 @@ def verdict(has_prior: Sequence[bool], figs: Sequence[Figures], region: str) -> 
     else:
         ae, vae, A, V = figs[0], figs[1], "the left model", "the right model"
     out = []
-    fair = {k: lead(getattr(vae, k), getattr(ae, k)) for k in ("grid", "fitted", "walks")}
+    fair = {k: lead(getattr(vae, k), getattr(ae, k)) for k in FAIR}
     if all(getattr(f, "grid") is None for f in figs):  # no classifier: only the empty space is measured
         fair = {}
     if fair:
