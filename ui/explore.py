@@ -19,8 +19,7 @@ from PIL import Image
 from ui import state
 from vae.images import image_grid, to_uint8
 from vae.classifier import CONFIDENT, DigitClassifier, digit_confidence
-from vae.compare import (HoleReport, PathReport, code_region, decoded_fitted, decoded_grid, decoded_prior, empty_mask,
-                         map_plane, path_report, reconstruction_scores, walk_scores)
+from vae.compare import PathReport, map_plane, path_report
 from vae.latent import decode, encode, prior_samples, reconstruction_errors
 from vae.models import AutoEncoder
 from vae.maps.projection import Projection
@@ -45,87 +44,6 @@ def _plane(fingerprint: str, dataset: str, _model: AutoEncoder) -> tuple[Project
 def plane(a: state.Active) -> tuple[Projection, np.ndarray]:
     """The model's map plane (native for 2-D, PCA otherwise) and the test codes in it. (plane, (N, 2))"""
     return _plane(a.fingerprint, a.dataset, a.model)
-
-
-# The grid, the prior samples and the fitted samples are cached apart: a student moving the region or
-# the grid size decodes only the grid again. Entries are a few MB each, hence the small bounds (35
-# students trying settings would otherwise fill hundreds of MB).
-@st.cache_data(show_spinner=False, max_entries=12)
-def _grid(fingerprint: str, dataset: str, mode: str, extent: float, n_grid: int, scored: bool, _model: AutoEncoder,
-          _clf):
-    p, y = _plane(fingerprint, dataset, _model)
-    region = code_region(p, y, mode, extent)
-    points, images, grid_scores = decoded_grid(_model, _clf if scored else None, region, n_grid)
-    return region, (points, images, grid_scores), empty_mask(points, y)
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def _prior(fingerprint: str, n_prior: int, seed: int, scored: bool, _model: AutoEncoder, _clf):
-    return decoded_prior(_model, _clf if scored else None, n_prior, seed)
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def _fitted(fingerprint: str, dataset: str, n: int, seed: int, scored: bool, _model: AutoEncoder, _clf):
-    return decoded_fitted(_model, _clf if scored else None, state.codes(fingerprint, dataset, _model)[0], n, seed)
-
-
-def holes(a: state.Active, clf, mode: str = "sd", extent: float = 2.0, n_grid: int = 16, n_prior: int = 400,
-          seed: int = 0) -> HoleReport:
-    """The region's grid (decoded, scored, and which points are empty), prior samples and samples of a
-    Gaussian fitted to the model's test codes (as many as prior samples, the same seed)."""
-    region, (points, grid_images, grid_scores), empty = _grid(a.fingerprint, a.dataset, mode, float(extent),
-                                                              int(n_grid), clf is not None, a.model, clf)
-    prior_images, prior_scores = _prior(a.fingerprint, int(n_prior), int(seed), clf is not None, a.model, clf)
-    fitted_images, fitted_scores = _fitted(a.fingerprint, a.dataset, int(n_prior), int(seed), clf is not None,
-                                           a.model, clf)
-    return HoleReport(points, grid_images, prior_images, grid_scores, prior_scores, region, empty=empty,
-                      fitted_images=fitted_images, fitted_scores=fitted_scores)
-
-
-N_REFERENCE = 2000  # test digits whose reconstructions give the reference share (its error: about 1 point)
-
-
-def _reference_digits(dataset: str):
-    """N_REFERENCE test digits drawn at random (seed 0, sorted): the test split's first ones are not typical."""
-    x = state.test_data(dataset).x_test
-    idx = np.sort(np.random.default_rng(0).choice(len(x), min(N_REFERENCE, len(x)), replace=False))
-    return x[idx]
-
-
-@st.cache_data(show_spinner=False, max_entries=32)
-def _reference(fingerprint: str, dataset: str, _model: AutoEncoder, _clf) -> np.ndarray:
-    return reconstruction_scores(_model, _clf, _reference_digits(dataset))
-
-
-def reference_share(a: state.Active, clf: DigitClassifier) -> float:
-    """Share of the model's reconstructions of N_REFERENCE test digits that are confident digits:
-    what "as good as the model ever gets" is, beside every other share."""
-    return float((_reference(a.fingerprint, a.dataset, a.model, clf) >= CONFIDENT).mean())
-
-
-@st.cache_data(show_spinner=False, max_entries=4)
-def _originals(dataset: str, _clf) -> float:
-    x = _reference_digits(dataset).numpy().astype(np.float32) / 255.0
-    return float((digit_confidence(_clf, x) >= CONFIDENT).mean())
-
-
-def originals_share(dataset: str, clf: DigitClassifier) -> float:
-    """Share of the N_REFERENCE real test digits themselves that the classifier calls confident."""
-    return _originals(dataset, clf)
-
-
-N_WALKS = 100  # random pairs of test digits whose walks give the walk share
-
-
-@st.cache_data(show_spinner=False, max_entries=32)
-def _walks(fingerprint: str, dataset: str, steps: int, method: str, _model: AutoEncoder, _clf) -> np.ndarray:
-    return walk_scores(_model, _clf, state.codes(fingerprint, dataset, _model)[0], N_WALKS, steps, method, seed=0)
-
-
-def walks_share(a: state.Active, clf: DigitClassifier, steps: int, method: str) -> float:
-    """Share of the in-between steps of walks between N_WALKS random pairs of test digits (seed 0) that
-    decode to a confident digit."""
-    return float((_walks(a.fingerprint, a.dataset, int(steps), method, a.model, clf) >= CONFIDENT).mean())
 
 
 @st.cache_data(show_spinner=False, max_entries=128)
