@@ -177,7 +177,8 @@ def one_run(setup: str, students: int, args) -> dict:
     return {"setup": setup, "students": students, "runs_s": len(lat) / (args.minutes * 60 + args.ramp),
             "p50": pct(lat, 50), "p95": pct(lat, 95), "failed": len(c.failed), "exceptions": len(c.exceptions),
             "media_failed": c.fetched[2], "media": c.fetched[0], "rss": rss, "load0": load0,
-            "load": sum(loads) / max(1, len(loads)), "sticky": StickySession.sticky}
+            "load": sum(loads) / max(1, len(loads)), "sticky": StickySession.sticky,
+            "why": sorted(set(c.failed.values()))[:3], "stalls": c.stalls[:2]}
 
 
 def main(argv=None) -> int:
@@ -204,13 +205,15 @@ def main(argv=None) -> int:
     bench_class.Session = StickySession  # every simulated student keeps its proxy cookie
 
     rows = []
-    for setup in setups:
-        for n in sizes:
+    for n in sizes:  # the setups take turns at each size, so they meet much the same other work on the machine
+        for setup in setups:
             log(f"{setup}: {n} students for {args.minutes:g} min (think {args.think:g} s)")
             rows.append(one_run(setup, n, args))
             r = rows[-1]
             log(f"  {r['runs_s']:.1f} runs/s, p95 {r['p95'] * 1000:.0f} ms, {r['failed']} failed, load {r['load']:.1f}, "
                 f"{r['sticky']} sessions with the proxy's cookie")
+            for why in r["why"] + r["stalls"]:
+                log(f"    {why[:300]}")
     print(f"\nClass load through the proxy: {args.minutes:g} min per run, think {args.think:g} s, "
           f"{args.trainers} trainers, {os.cpu_count()} CPU cores")
     print(f"{'setup':<12} {'students':>8} {'runs/s':>7} {'p50':>7} {'p95':>7} {'failed':>6} {'exc':>4} "
