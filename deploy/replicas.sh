@@ -19,6 +19,9 @@ if ! [[ "$n" =~ ^[1-9][0-9]?$ ]]; then
     exit 2
 fi
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# Folders named relative to where the script was started, made absolute before it moves to the repository.
+LATENT_LAB_HOME="$(realpath -m "${LATENT_LAB_HOME:-${XDG_DATA_HOME:-$HOME/.local/share}/latent-lab}")"
+[ -z "${LATENT_LAB_CACHE:-}" ] || LATENT_LAB_CACHE="$(realpath -m "$LATENT_LAB_CACHE")"
 cd "$root"
 python="${PYTHON:-$root/.venv/bin/python}"
 haproxy="${HAPROXY:-haproxy}"
@@ -31,7 +34,7 @@ if [ "$proxy" != 0 ] && ! command -v "$haproxy" >/dev/null; then
     exit 1
 fi
 
-export LATENT_LAB_HOME="${LATENT_LAB_HOME:-${XDG_DATA_HOME:-$HOME/.local/share}/latent-lab}"
+export LATENT_LAB_HOME
 export LATENT_LAB_CACHE="${LATENT_LAB_CACHE:-$LATENT_LAB_HOME/cache}"
 mkdir -p "$LATENT_LAB_HOME" "$LATENT_LAB_CACHE"
 # One cookie secret for every replica (Streamlit signs its login cookies with it), made once, kept private.

@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.test_jobs import MODEL, fake_python, queue_factory  # noqa: F401
@@ -205,3 +206,30 @@ def test_a_training_started_on_the_page_of_a_second_replica(shared, fake_python,
     finally:
         a.stdin.close()
         a.wait(30)
+
+
+def test_a_few_labels_result_another_replica_is_measuring_is_waited_for(shared, monkeypatch):
+    """The few-labels lane waits on the result's lock file while another replica measures it, then reads that
+    replica's file instead of measuring it a second time."""
+    import ui.fewlabels as fl
+    from vae.fewlabels import ResultStore, few_labels
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(10), 20)
+    features = rng.standard_normal((200, 4)).astype(np.float32)
+    theirs = few_labels(features, labels, fl.ks_for(labels), 2)  # what the other replica will have measured
+    store = ResultStore(cache_dir() / "fewlabels")
+    store.folder.mkdir(parents=True)
+    monkeypatch.setattr(fl, "few_labels", lambda *a, **k: pytest.fail("measured a second time"))
+    lane = fl.Lane(store)
+    try:
+        with file_lock(store.path("k").with_suffix(".lock")) as held:  # the other replica, measuring
+            assert held
+            job = lane.request("k", features, labels)
+            time.sleep(0.3)
+            assert not job.future.done()  # waiting for it
+            assert store.put("k", theirs)
+        got = job.future.result(timeout=30)
+        assert np.array_equal(got.accuracy, theirs.accuracy) and job.progress == 1.0
+    finally:
+        lane.close()

@@ -28,6 +28,7 @@ from ui import state
 from vae.checkpoint import CheckpointError
 from vae.data import DataError
 from vae.fewlabels import DRAWS, KS, FewLabels, ResultStore, few_labels, pixels, result_key
+from vae.fileio import file_lock
 from vae.images import image_grid
 from vae.paths import cache_dir
 
@@ -72,13 +73,20 @@ class Lane:
         return job
 
     def _measure(self, job: Job, features: np.ndarray, labels: np.ndarray) -> FewLabels:
-        result = self.store.get(job.key)
-        if result is None:
-            result = few_labels(features, labels, ks_for(labels), DRAWS,
-                                progress=lambda f: setattr(job, "progress", f))
-            if self.store.put(job.key, result):
-                with self._lock:
-                    self._jobs.pop(job.key, None)  # from now on the store has it
+        # Under a lock file beside the result: a replica on the same shared folder measuring it already
+        # (deploy/README.md) is waited for and its file read, never measured twice.
+        try:
+            self.store.folder.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            pass  # no lock then (file_lock says so), and put() says it could not store the result
+        with file_lock(self.store.path(job.key).with_suffix(".lock")):
+            result = self.store.get(job.key)
+            if result is None:
+                result = few_labels(features, labels, ks_for(labels), DRAWS,
+                                    progress=lambda f: setattr(job, "progress", f))
+                if self.store.put(job.key, result):
+                    with self._lock:
+                        self._jobs.pop(job.key, None)  # from now on the store has it
         job.progress = 1.0
         return result
 
