@@ -40,6 +40,8 @@ def private_home(tmp_path, monkeypatch):
     monkeypatch.setenv("LATENT_LAB_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data-home"))
+    for name in ("LATENT_LAB_CACHE", "LATENT_LAB_RAY_ADDRESS"):  # a replica's shared cache, a cluster: not here
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture(scope="module")
