@@ -104,7 +104,8 @@ def show_job() -> None:
     training.job_panel(q, job)
     if not job.finished:
         st.button("Cancel training", icon=":material/stop_circle:", key="train_cancel", disabled=job.cancelling,
-                  on_click=q.cancel, args=(job.job_id, me.owner))
+                  on_click=training.cancel, args=(q, job.job_id, me.owner))
+        training.cancel_problem()
     training.server_load(q)
     training.other_trainings(jobs, job)
 

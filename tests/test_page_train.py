@@ -232,6 +232,26 @@ def test_upload_a_checkpoint_and_refuse_a_bad_one(stub_maps):
 
 
 @page_test
+def test_a_refused_cancel_is_a_sentence(monkeypatch):
+    at = open_page()
+    at.button(key="train_start").click().run()
+    q = training.queue()
+
+    def refuse(job_id, owner=None):
+        raise ValueError("The training cluster did not answer within 10 s; try again in a minute.")
+
+    monkeypatch.setattr(q, "cancel", refuse)
+    at.button(key="train_cancel").click().run()
+    assert not at.exception
+    assert "The training cluster did not answer within 10 s; try again in a minute." in texts(at.error)
+    at.run()  # said once
+    assert "did not answer" not in texts(at.error)
+    monkeypatch.undo()
+    for job in q.jobs(owner=MY_OWNER):
+        q.cancel(job.job_id, MY_OWNER)
+
+
+@page_test
 def test_your_trainings_wait_in_line_are_found_again_and_both_cancel():
     at = open_page()
     at.button(key="train_start").click().run()

@@ -74,6 +74,23 @@ def start_training(q: TrainingQueue, owner: str, *, dataset: str, data_dir: str 
     return job_id
 
 
+CANCEL_PROBLEM = "train_cancel_problem"  # why the last Cancel did not go through (shown once)
+
+
+def cancel(q: TrainingQueue, job_id: str, owner: str) -> None:
+    """The Cancel button's callback: the queue's refusal (not yours, the cluster not answering) becomes a
+    sentence the page shows on its next run, not a traceback."""
+    try:
+        q.cancel(job_id, owner)
+    except (ValueError, RuntimeError, OSError) as e:
+        st.session_state[CANCEL_PROBLEM] = str(e) or "The training could not be cancelled; try again."
+
+
+def cancel_problem() -> None:
+    if problem := st.session_state.pop(CANCEL_PROBLEM, None):
+        st.error(plain(problem), icon=":material/error:")
+
+
 def my_jobs(q: TrainingQueue, owner: str) -> list[JobStatus]:
     """Snapshots of the trainings `owner` submitted, from any session, oldest first."""
     return q.jobs(owner=owner)
