@@ -137,7 +137,11 @@ def test_compare_in_the_browser(page, server):
         page.wait_for_selector('[data-testid="stSpinner"]', state="detached", timeout=120_000)
         wait_for_app(page)
         assert_no_exception(page)
-        assert page.get_by_text("does not show the textbook gap", exact=False).count() == 1
+        # the rebuilt 2-d pair: the VAE clearly ahead on samples fitted to each model's codes, so the verdict
+        # says that and the note "does not show the textbook gap" (shown only when the figures agree) is absent
+        assert page.get_by_text("the VAE decodes more to digits on samples from a Gaussian fitted",
+                                exact=False).count() >= 1
+        assert page.get_by_text("does not show the textbook gap", exact=False).count() == 0
         assert path_lengths(page, 10, COMPARE) == [10, 10]
         tall(page)
         shot(page, "compare")
