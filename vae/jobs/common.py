@@ -106,5 +106,16 @@ def new_job(limits: Limits, model_cfg: dict, train_cfg: dict, dataset: str, data
     return spec
 
 
+def wait_finished(status, job_id: str, timeout: float, poll_s: float) -> JobStatus | None:
+    """Poll `status(job_id)` until the job has finished, is unknown (None) or `timeout` seconds have
+    passed; the last status (for scripts and tests: both backends' `wait`)."""
+    deadline = time.time() + timeout
+    while True:
+        st = status(job_id)
+        if st is None or st.finished or time.time() > deadline:
+            return st
+        time.sleep(poll_s)
+
+
 def full_sentence(waiting: int) -> str:
     return f"The training queue is full ({waiting} trainings are waiting); try again when some have finished."

@@ -48,7 +48,7 @@ from ..fileio import atomic_write
 from ..jobfiles import FINISHED, LOCK_FILE, STATES, Job, QueueLock, JobState, kill_trainers, read_folder, sweep
 from ..limits import Limits
 from ..paths import ROOT
-from .common import JobStatus, full_sentence, new_job, snapshot
+from .common import JobStatus, full_sentence, new_job, snapshot, wait_finished
 
 KILL_AFTER_S = 30.0  # a cancelled job that has not stopped by then is killed
 CANCEL_SUFFIX = ".cancel"  # a cancel asked for by a queue that does not run the folder's trainings
@@ -219,12 +219,7 @@ class TrainingQueue:
 
     def wait(self, job_id: str, timeout: float = 120.0) -> JobStatus:
         """Block until the job has finished (for scripts and tests)."""
-        deadline = time.time() + timeout
-        while True:
-            st = self.status(job_id)
-            if st is None or st.finished or time.time() > deadline:
-                return st
-            time.sleep(0.2)
+        return wait_finished(self.status, job_id, timeout, 0.2)
 
     # -- internals (called with the lock held)
 

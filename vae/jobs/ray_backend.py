@@ -39,7 +39,7 @@ from ..limits import Limits, env_int
 from ..paths import ROOT
 from ..train.job import TrainingJob
 from ..untrusted import bounded_json
-from .common import JobStatus, full_sentence, new_job, snapshot
+from .common import JobStatus, full_sentence, new_job, snapshot, wait_finished
 
 PREFIX = "latent-lab-"  # of every submission id this app makes
 STATES_OF = {"PENDING": "queued", "RUNNING": "running", "STOPPED": "cancelled", "SUCCEEDED": "done", "FAILED": "error"}
@@ -191,12 +191,7 @@ class RayQueue:
 
     def wait(self, job_id: str, timeout: float = 120.0) -> JobStatus | None:
         """Block until the job has finished (for scripts and tests)."""
-        deadline = time.time() + timeout
-        while True:
-            st = self.status(job_id)
-            if st is None or st.finished or time.time() > deadline:
-                return st
-            time.sleep(0.5)
+        return wait_finished(self.status, job_id, timeout, 0.5)
 
     def shutdown(self, timeout: float = 5.0, *, finish: bool = False) -> None:
         """Let go of the cluster. The trainings go on: they are the cluster's, not this replica's."""
