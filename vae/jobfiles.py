@@ -8,10 +8,17 @@ Per job, `<jobs_dir>/<job_id>` plus a suffix:
              atomically at every change, and "running" is written *before* the trainer starts, so a
              crash can never leave a started job looking as if it still waits
     .jsonl   the trainer's events (vae.events), .out its stdout (its last JSON line), .log its stderr
+    .cancel  a cancel asked for by a queue that does not run the trainings (the runner, or on Ray the
+             job itself, carries it out)
 
-and one `queue.lock`: the queue that holds its `flock` runs the trainings; any other queue on the
-folder, in this process or another, only reads it (`QueueLock`). A job is listed when both its job
-file and its state file can be read (`Job.read`).
+and two lock files: `queue.lock`, whose `flock` holder runs the trainings (any other queue on the
+folder, in this process or another, only reads it: `QueueLock`), and `submit.lock`, held while a
+queue counts the caps and writes a new job (`submit_lock`), so that two replicas never both let in
+the last place. A job is listed when both its job file and its state file can be read (`Job.read`);
+a submit writes the state first, so the job file's rename is the moment the job appears.
+
+A folder that takes no file locks (NFS mounted without them) is one sentence, `NoFileLocks`, where a
+queue is made: without locks no queue could tell that it alone runs the trainings.
 """
 
 from __future__ import annotations
@@ -23,19 +30,49 @@ import select
 import signal
 import subprocess
 import time
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .events import INTERRUPTED, EventLog
-from .fileio import atomic_write
+from .events import INTERRUPTED, EventLog, Progress
+from .fileio import atomic_write, file_lock
 from .train.job import TrainingJob
 from .untrusted import bounded_json
 
 STATES = ("queued", "running", "done", "error", "cancelled")
 FINISHED = ("done", "error", "cancelled")
 KEEP_FILES_S = 7 * 86400  # the files of a finished job are swept a week after its last change
-JOB_FILES = (".json", ".state", ".jsonl", ".out", ".log")  # per job: settings, state, events, stdout, stderr
+CANCEL_SUFFIX = ".cancel"  # a cancel asked for through the folder
+JOB_FILES = (".json", ".state", ".jsonl", ".out", ".log", CANCEL_SUFFIX)  # per job: settings, state, events, ...
 LOCK_FILE = "queue.lock"
+SUBMIT_LOCK = "submit.lock"
+
+
+def saved(p: Progress) -> bool:
+    """Whether the trainer whose events are `p` saved its model: such a training is done, whatever its
+    process did after (stopped, failed, still exiting). Both backends decide by this."""
+    return bool(p.checkpoint) and Path(p.checkpoint).is_file()
+
+
+class NoFileLocks(OSError):
+    """The jobs folder's file system refuses `flock` (NFS without locking): one sentence."""
+
+    def __init__(self, jobs_dir: Path, e: OSError):
+        super().__init__(f"The jobs folder {jobs_dir} takes no file locks ({e.strerror or e}), so no queue can "
+                         "tell that it alone runs its trainings; mount it with locking (for NFS: without "
+                         "`nolock`, with the lock service running).")
+
+
+@contextmanager
+def submit_lock(jobs_dir: Path):
+    """Hold `<jobs_dir>/submit.lock` while a queue counts its caps and writes a new job (vae.fileio.file_lock:
+    -> True, or None where the folder cannot hold the file: unlocked, as a single queue would be)."""
+    with ExitStack() as stack:
+        try:
+            held = stack.enter_context(file_lock(jobs_dir / SUBMIT_LOCK))
+        except OSError as e:
+            raise NoFileLocks(jobs_dir, e) from None
+        yield held
 
 
 @dataclass
@@ -120,7 +157,7 @@ class Job:
         """Record a job that a server which died was running (its trainer is gone): done if it had saved,
         cancelled if that was asked for, else the trainer's last error, else vae.events.INTERRUPTED."""
         p = self.log.read(final=True)
-        if p.checkpoint and Path(p.checkpoint).is_file():
+        if saved(p):
             self.finish("done")
         elif self.cancel_at is not None:
             self.finish("cancelled")
@@ -134,7 +171,7 @@ class Job:
     def outcome(self, rc: int) -> tuple[str, str | None]:
         """The state and sentence of a trainer that ended with exit code `rc`, its events read to the end."""
         p = self.log.state
-        if p.checkpoint and Path(p.checkpoint).is_file():
+        if saved(p):
             return "done", None
         if self.interrupted:
             return "error", INTERRUPTED
@@ -177,9 +214,12 @@ class QueueLock:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:  # another queue holds it
+        except BlockingIOError:  # another queue holds it
             os.close(fd)
             return False
+        except OSError as e:  # ENOLCK and the like: this folder takes no locks at all
+            os.close(fd)
+            raise NoFileLocks(self.path.parent, e) from None
         self._fd = fd
         return True
 

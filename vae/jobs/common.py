@@ -1,6 +1,7 @@
 """What both backends share: `JobStatus`, what a page sees of one training; `snapshot`, which makes one
-from the job file, the backend's state and what the trainer's events say so far; and `new_job`, a
-submitted training's job, checked against the limits."""
+from the job file, the backend's state and what the trainer's events say so far; `new_job`, a
+submitted training's job, checked against the limits; `check_caps` and `check_owner`, the refusals of
+a submit and of a cancel; `saved` (vae.jobfiles), the rule that a training which saved its model is done."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import numpy as np
 from ..config import ModelConfig
 from ..data import check_data_folder, load_dataset
 from ..events import Progress
-from ..jobfiles import FINISHED
+from ..jobfiles import FINISHED, STATES, saved  # noqa: F401 -- saved: both backends take it from here
 from ..limits import Limits
 from ..ownership import clean_name
 from ..train.job import TrainingJob
@@ -119,3 +120,24 @@ def wait_finished(status, job_id: str, timeout: float, poll_s: float) -> JobStat
 
 def full_sentence(waiting: int) -> str:
     return f"The training queue is full ({waiting} trainings are waiting); try again when some have finished."
+
+
+def check_caps(limits: Limits, jobs: list[tuple[str | None, str]], owner: str | None) -> None:
+    """Refuse one more training for `owner` (a ValueError with its sentence) when that person already has
+    `max_per_user` waiting or running, or `max_queued` trainings wait; `jobs`: (owner, state) of each job."""
+    if owner is not None and sum(o == owner and s in ("queued", "running") for o, s in jobs) >= limits.max_per_user:
+        raise ValueError(limits.per_user_sentence())
+    waiting = sum(s == "queued" for _, s in jobs)
+    if waiting >= limits.max_queued:
+        raise ValueError(full_sentence(waiting))
+
+
+def check_owner(job_owner: str | None, owner: str | None) -> None:
+    """A cancel asked for by `owner` (None: the operator, who may cancel any) of a job of `job_owner`."""
+    if owner is not None and job_owner != owner:
+        raise ValueError("Only whoever started this training can cancel it.")
+
+
+def count_states(states: list[str]) -> dict:
+    """How many jobs are in each state (a queue's `counts`)."""
+    return {s: states.count(s) for s in STATES}

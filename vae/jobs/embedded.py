@@ -27,13 +27,17 @@ order; one that was running when its server died is an error (vae.events.INTERRU
 started again; finished ones keep their state. Only the queue that holds the folder's lock (the
 runner) runs trainings. Any other queue on the folder (a second server, the command line, a second
 queue in this process) shows them and hands its submits and cancels to the runner through the folder:
-a submit writes the job file and its state, queued; a cancel writes `<job_id>.cancel`; the runner
-takes both up within `poll_s`. When the lock is free, a queue made with `runner=True` takes it over.
+a submit writes the job's state, queued, then its job file; a cancel writes `<job_id>.cancel`; the
+runner takes both up within `poll_s` (when the folder's mtime changed, and every RESCAN_S regardless,
+for a file system whose mtimes lag). When the lock is free, a queue made with `runner=True` takes it
+over. The caps are counted, and the job written, under the folder's `submit.lock`, so two queues on
+one folder never both let in the last place.
 """
 
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import signal
 import subprocess
@@ -45,13 +49,16 @@ from pathlib import Path
 
 from ..events import EventLog
 from ..fileio import atomic_write
-from ..jobfiles import FINISHED, LOCK_FILE, STATES, Job, QueueLock, JobState, kill_trainers, read_folder, sweep
+from ..jobfiles import (CANCEL_SUFFIX, FINISHED, LOCK_FILE, Job, JobState, QueueLock, kill_trainers, read_folder,
+                        submit_lock, sweep)
 from ..limits import Limits
 from ..paths import ROOT
-from .common import JobStatus, full_sentence, new_job, snapshot, wait_finished
+from .common import (JobStatus, check_caps, check_owner, count_states, new_job, saved, snapshot,
+                     wait_finished)
 
 KILL_AFTER_S = 30.0  # a cancelled job that has not stopped by then is killed
-CANCEL_SUFFIX = ".cancel"  # a cancel asked for by a queue that does not run the folder's trainings
+RESCAN_S = 5.0  # the runner looks for hand-offs at least this often, whatever the folder's mtime says
+log = logging.getLogger(__name__)
 
 
 class TrainingQueue:
@@ -78,8 +85,11 @@ class TrainingQueue:
         self._closed = False
         self._last_submitted = 0.0
         self._folder_mtime: int | None = None  # the folder's, when the runner last looked for hand-offs
+        self._scanned_at = float("-inf")  # time.monotonic() then
         with self._lock:
-            self._refresh()
+            self._refresh()  # a folder that takes no file locks is its sentence here (NoFileLocks) ...
+            if not self.runner:
+                self.has_runner  # noqa: B018 -- ... for a queue that never runs trainings too: it probes the lock
         atexit.register(self.shutdown)  # no training outlives the server
 
     @property
@@ -119,21 +129,24 @@ class TrainingQueue:
         opaque id; None: the operator's). Returns its job id. Raises ValueError (bad settings, over a
         cap, full queue) or DataError (no data, a folder outside the data roots), each with a sentence."""
         spec = new_job(self.limits, model_cfg, train_cfg, dataset, data_dir, name, owner)
-        with self._lock:
+        with self._lock, submit_lock(self.jobs_dir):  # no other queue on the folder counts or writes meanwhile
             self._refresh()
             if self._closed:
                 raise ValueError("The server is shutting down; no new trainings start now.")
-            mine = sum(j.spec.owner == owner and j.state in ("queued", "running") for j in self._jobs.values())
-            if owner is not None and mine >= self.limits.max_per_user:
-                raise ValueError(self.limits.per_user_sentence())
-            waiting = sum(j.state == "queued" for j in self._jobs.values())
-            if waiting >= self.limits.max_queued:
-                raise ValueError(full_sentence(waiting))
+            if self._folder_lock.held:
+                self._take_handoffs(force=True)  # the runner counts what other queues handed over too
+            check_caps(self.limits, [(j.spec.owner, j.state) for j in self._jobs.values()], owner)
             spec = replace(spec, submitted_at=max(spec.submitted_at, self._last_submitted + 1e-6))  # strict order
             self._last_submitted = spec.submitted_at
             job = Job(spec, self.jobs_dir / f"{spec.job_id}.json", EventLog(self.jobs_dir / f"{spec.job_id}.jsonl"))
-            spec.write(job.config)
-            job.save()  # queued: a runner on the folder takes it up (this one, or the one that holds the lock)
+            state_file = job.config.with_suffix(".state")
+            try:  # the state first: the job file's rename is the moment a runner can see the job, whole
+                JobState().write(state_file)  # queued: a runner takes it up (this one, or the lock's holder)
+                spec.write(job.config)
+            except OSError as e:
+                state_file.unlink(missing_ok=True)
+                raise ValueError(f"The jobs folder {self.jobs_dir} refused the training ({e.strerror or e}); "
+                                 "nothing was queued.") from None
             self._jobs[spec.job_id] = job
             self._schedule()
         return spec.job_id
@@ -157,8 +170,7 @@ class TrainingQueue:
         with self._lock:
             self._refresh()
             self._poll()
-            states = [j.state for j in self._jobs.values()]
-            return {s: states.count(s) for s in STATES}
+            return count_states([j.state for j in self._jobs.values()])
 
     def cancel(self, job_id: str, owner: str | None = None) -> bool:
         """Cancel a queued or running job; False when it had already finished or is unknown. With
@@ -168,8 +180,7 @@ class TrainingQueue:
             job = self._jobs.get(job_id)
             if job is None or job.state in FINISHED:
                 return False
-            if owner is not None and job.spec.owner != owner:
-                raise ValueError("Only whoever started this training can cancel it.")
+            check_owner(job.spec.owner, owner)
             if not self._folder_lock.held:
                 if job.state == "queued" and self._folder_lock.acquire():  # no runner now: cancel it in place
                     try:
@@ -259,14 +270,15 @@ class TrainingQueue:
 
     def _take_handoffs(self, force: bool = False) -> None:
         """The runner's side of the folder: adopt the jobs that other queues wrote into it and carry out
-        their cancel requests. Looks only when the folder changed (its mtime), so a poll costs one stat."""
+        their cancel requests. Looks when the folder changed (its mtime), so a poll mostly costs one stat,
+        and every RESCAN_S regardless: on a shared file system an mtime may lag or stay within its tick."""
         try:
             mtime = self.jobs_dir.stat().st_mtime_ns
         except OSError:
             return
-        if mtime == self._folder_mtime and not force:
+        if mtime == self._folder_mtime and time.monotonic() - self._scanned_at < RESCAN_S and not force:
             return
-        self._folder_mtime = mtime
+        self._folder_mtime, self._scanned_at = mtime, time.monotonic()
         for config in self.jobs_dir.glob("*.json"):
             if config.stem not in self._jobs and (job := Job.read(config)) is not None:
                 if job.state == "running":  # not ours, and no queue but the runner starts trainers
@@ -296,8 +308,7 @@ class TrainingQueue:
             rc = job.proc.poll()
             if rc is None:
                 if job.state == "running":
-                    p = job.log.read()
-                    if p.checkpoint and Path(p.checkpoint).is_file():
+                    if saved(job.log.read()):
                         job.finish("done")  # saved: done for the user even while the process still exits
                     elif job.cancel_at is not None and time.time() - job.cancel_at > KILL_AFTER_S:
                         job.proc.kill()
@@ -357,7 +368,10 @@ class TrainingQueue:
         while True:
             time.sleep(self.poll_s)
             with self._lock:
-                self._poll()
+                try:
+                    self._poll()
+                except Exception as e:  # noqa: BLE001 -- e.g. ESTALE on NFS: the next look may succeed
+                    log.warning("The training queue could not look at %s (%s); it tries again.", self.jobs_dir, e)
                 idle = all(j.state in FINISHED and j.proc is None for j in self._jobs.values())
                 if self._closed or idle and not self._folder_lock.held:
                     self._monitor = None
