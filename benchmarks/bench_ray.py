@@ -116,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     home = tempfile.mkdtemp(prefix="bench-ray-")
     os.environ.update(LATENT_LAB_HOME=f"{home}/home", XDG_CACHE_HOME=f"{home}/cache", LATENT_LAB_DATA=args.data_dir,
                       LATENT_LAB_TRAIN_THREADS="1", OMP_WAIT_POLICY="PASSIVE")
-    os.environ.pop("LATENT_LAB_RAY_ADDRESS", None)
+    for inherited in ("LATENT_LAB_RAY_ADDRESS", "LATENT_LAB_CACHE"):  # a live cluster's, a live queue's folder
+        os.environ.pop(inherited, None)
     from tests.ray_head import LocalHead
 
     log("warm-up: one training, not counted (the first one reads torch and MNIST from disk)")

@@ -11,12 +11,14 @@ import json
 import os
 import subprocess
 import sys
+import threading
+from types import SimpleNamespace
 
 import pytest
 
 from tests.test_jobs import HANDSHAKE, fake_python, read_line, ready_fifo  # noqa: F401
 from vae.checkpoint import ModelLibrary, default_library_dir
-from vae.jobs import TrainingQueue, default_jobs_dir
+from vae.jobs import RayQueue, TrainingQueue, cli, default_jobs_dir
 from vae.jobs.cli import main
 from vae.paths import ROOT
 from vae.train.job import TrainingJob
@@ -107,9 +109,10 @@ def test_bad_input_is_one_sentence(cli_env, capsys):
     assert err.strip() == ("error: --out, --threads cannot go with a queued training: its model goes into the "
                            "library, and the server sets threads and device.")
     code, _, err = run(capsys, "submit", *TINY, "--latent-dim", "0")
-    assert code == 2 and err.strip() == "error: Latent dimension must be between 1 and 128, not 0."
+    assert code == 2 and err.splitlines() == [f"Trainings in {default_jobs_dir().resolve()}.",  # which folder
+                                              "error: Latent dimension must be between 1 and 128, not 0."]
     code, _, err = run(capsys, "submit", *TINY, "--epochs", "500")
-    assert code == 2 and "at most 50 epochs (LATENT_LAB_MAX_EPOCHS)" in err and "\n" not in err.strip()
+    assert code == 2 and "at most 50 epochs (LATENT_LAB_MAX_EPOCHS)" in err and len(err.splitlines()) == 2
     assert listed(capsys) == {}
     with pytest.raises(SystemExit) as e:
         main(["submit", "--help"])
@@ -128,3 +131,63 @@ def test_the_command_runs_as_a_module(cli_env, tmp_path):
     shown = subprocess.run([sys.executable, "-m", "vae.jobs", "list"], cwd=ROOT, env=env, capture_output=True,
                            text=True, timeout=300)
     assert shown.returncode == 0 and shown.stdout.split()[:2] == [job_id, "queued"]
+
+
+def test_wait_exits_1_when_the_training_fails(cli_env, capsys, fake_python, monkeypatch):
+    monkeypatch.setenv("FAKE_MODE", "fail")  # the server's stand-in trainer fails at once
+    server = TrainingQueue(default_jobs_dir(), python=fake_python, poll_s=0.05, max_running=1)
+    try:
+        code, out, err = run(capsys, "submit", *TINY, "--time-budget", "60", "--name", "m", "--wait")
+        assert code == 1, err
+        result = json.loads(out[-1])
+        assert (result["id"], result["state"]) == (out[0], "error")
+        assert result["error"] == "The loss diverged; try a lower learning rate."
+    finally:
+        server.shutdown(timeout=10)
+
+
+def test_wait_exits_130_when_the_training_is_cancelled(cli_env, capsys, fake_python, ready_fifo):
+    server = TrainingQueue(default_jobs_dir(), python=fake_python, poll_s=0.05, max_running=1)
+    codes = []
+    waiting = threading.Thread(target=lambda: codes.append(main(["submit", *TINY, "--time-budget", "60", "--name",
+                                                                 HANDSHAKE, "--wait"])))
+    try:
+        waiting.start()
+        assert read_line(ready_fifo) == "ready\n"  # the server runs it; the command waits for it
+        [job] = server.jobs()
+        assert server.cancel(job.job_id)
+        waiting.join(60)
+        assert codes == [130]
+        out = capsys.readouterr().out.splitlines()
+        assert json.loads(out[-1])["state"] == "cancelled"
+    finally:
+        server.shutdown(timeout=10)
+        waiting.join(60)
+
+
+def test_wait_gives_up_on_a_cluster_that_stopped_answering(tmp_path, monkeypatch, capsys):
+    """`submit --wait` on Ray while the cluster does not answer: the last status it said stays `queued`
+    forever, so the command stops waiting (after GIVE_UP_S) with a sentence and exit code 1."""
+    monkeypatch.setattr(cli, "GIVE_UP_S", 0.0)
+    q = RayQueue("http://127.0.0.1:1", tmp_path / "jobs", timeout_s=1)  # nothing listens there (or no Ray)
+    looks = []
+
+    def status(job_id):  # what a queue says from the cluster's last answer
+        looks.append(job_id)
+        assert len(looks) < 50, "the command never gave up"
+        return SimpleNamespace(state="queued", position=1, progress=0.0, finished=False, epoch=0)
+
+    monkeypatch.setattr(q, "status", status)
+    assert cli._wait(q, "0123456789ab") == 1
+    err = capsys.readouterr().err
+    assert "error: Stopped waiting: the Ray cluster at http://127.0.0.1:1 has not answered for 0 s" in err
+
+
+def test_an_unusable_jobs_folder_is_one_sentence(cli_env, capsys, tmp_path, monkeypatch):
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the cache should be")
+    monkeypatch.setenv("LATENT_LAB_CACHE", str(blocked))
+    for argv in (["submit", *TINY, "--epochs", "1"], ["list"], ["cancel", "0123456789ab"]):
+        code, out, err = run(capsys, *argv)
+        assert code == 1 and out == [] and err.startswith("error: The jobs folder cannot be used ("), argv
+        assert "\n" not in err.strip(), argv

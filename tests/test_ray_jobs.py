@@ -4,9 +4,10 @@ installed, unless LATENT_LAB_REQUIRE_RAY=1 (CI), which makes a missing Ray a fai
 
 Through vae.jobs.make_queue with LATENT_LAB_RAY_ADDRESS set, as the app does: progress arrives through the
 events file, a second queue object (another web replica) sees the same jobs and cancels them, a training
-goes on when the queue that submitted it shuts down and its model lands in the library; the caps count the
-cluster's jobs; `python -m vae.jobs submit --wait` and `list` against the head. Without Ray, or with a
-head that does not answer, the queue says so in one sentence, at once."""
+goes on when the process that submitted it is killed and its model lands in the library; the caps count the
+cluster's jobs; a waiting training is cancelled at once and no longer counted; `python -m vae.jobs submit
+--wait` and `list` against the head. Without Ray, or with a head that does not answer, the queue and the
+command line say so in one sentence, at once."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ import pytest
 from tests.ray_head import LocalHead, free_port, ray_command
 from vae.checkpoint import ModelLibrary, default_library_dir
 from vae.jobs import RayQueue, RayUnavailable, make_queue
+from vae.jobs.cli import main
+from vae.jobs.ray_backend import PREFIX
 from vae.paths import ROOT
 
 TINY = {"kind": "ae", "arch": "mlp", "latent_dim": 2, "hidden": (32,)}
@@ -57,25 +60,49 @@ def until(predicate, timeout: float = 180.0, what: str = "the condition"):
     raise AssertionError(f"{what} did not happen within {timeout:.0f} s")
 
 
+REPLICA = """\
+import json, signal, sys
+from vae.jobs import make_queue
+tiny = json.loads(sys.argv[1])
+q = make_queue(max_per_user=1)
+ids = [q.submit(tiny, {"time_budget": 2}, "mnist", None, "  short\\u202e AE ", owner="alice"),
+       q.submit(tiny, {"time_budget": 120}, "mnist", None, "long AE", owner="bob")]
+try:
+    q.submit(tiny, {"time_budget": 60}, "mnist", None, "again", owner="bob")
+    refused = None
+except ValueError as e:
+    refused = str(e)
+print(json.dumps({"ids": ids, "refused": refused}), flush=True)
+signal.pause()
+"""
+
+
 @pytest.mark.slow
 def test_trainings_on_ray_survive_their_replica(on_ray, data_root):
-    first = make_queue(max_per_user=1)
-    assert isinstance(first, RayQueue) and first.unavailable is None
-    assert first.jobs_dir == (default_library_dir().parent / "jobs").resolve()  # next to the shared library
-    assert first.caps["max_running"] == 2 and first.caps["threads_per_job"] == 1  # the cluster's 2 CPUs
-    short = first.submit(TINY, {"time_budget": 2}, "mnist", None, "  short\u202e AE ", owner="alice")
-    long = first.submit(TINY, {"time_budget": 120}, "mnist", None, "long AE", owner="bob")
-    with pytest.raises(ValueError, match="allows 1 training per person"):  # counted from the cluster's jobs
-        first.submit(TINY, {"time_budget": 60}, "mnist", None, "again", owner="bob")
-    assert first.read_only is False and {s.job_id for s in first.jobs()} == {short, long}
+    second = make_queue()  # a web replica that stays
+    assert isinstance(second, RayQueue) and second.unavailable is None
+    assert second.jobs_dir == (default_library_dir().parent / "jobs").resolve()  # next to the shared library
+    assert second.caps["max_running"] == 2 and second.caps["threads_per_job"] == 1  # the cluster's 2 CPUs
+    # the replica that submits them, in a process of its own, SIGKILLed while they run
+    replica = subprocess.Popen([sys.executable, "-c", REPLICA, json.dumps(TINY)], cwd=ROOT, stdout=subprocess.PIPE,
+                               text=True)
+    try:
+        told = json.loads(replica.stdout.readline())
+        short, long = told["ids"]
+        assert "allows 1 training per person" in told["refused"]  # counted from the cluster's jobs
+        assert second.read_only is False and {s.job_id for s in second.jobs()} == {short, long}
+        assert [s.job_id for s in second.jobs(owner="bob")] == [long]
+        running = until(lambda: (s := second.status(long)).state == "running" and s.step > 0 and s,
+                        what="the long training's first steps")
+        assert running.steps["recon"] and running.samples_per_s and running.owner == "bob"
+    finally:
+        replica.kill()
+        replica.wait()
+    assert replica.returncode == -9  # it did not end on its own
 
-    second = make_queue()  # another web replica
-    assert [s.job_id for s in second.jobs(owner="bob")] == [long]
-    running = until(lambda: (s := second.status(long)).state == "running" and s.step > 0 and s,
-                    what="the long training's first steps")
-    assert running.steps["recon"] and running.samples_per_s and running.owner == "bob"
-
-    first.shutdown()  # the replica that submitted them goes away: they are the cluster's
+    goes_on = until(lambda: (s := second.status(long)).step > running.step and s,
+                    what="the long training's steps after its replica died")
+    assert goes_on.state == "running"
     done = until(lambda: (s := second.status(short)).finished and s, what="the short training's end")
     assert done.state == "done", done.error
     assert os.path.dirname(done.checkpoint) == str(default_library_dir())
@@ -86,7 +113,7 @@ def test_trainings_on_ray_survive_their_replica(on_ray, data_root):
     with pytest.raises(ValueError, match="Only whoever started this training can cancel it"):
         second.cancel(long, owner="alice")
     assert second.cancel(long, owner="bob")
-    assert second.status(long).cancelling
+    assert second.status(long).cancelling  # running until its trainer has stopped
     stopped = until(lambda: (s := second.status(long)).finished and s, timeout=60, what="the cancel")
     assert stopped.state == "cancelled" and not stopped.cancelling
     assert not second.cancel(long)  # finished: nothing to cancel
@@ -95,20 +122,41 @@ def test_trainings_on_ray_survive_their_replica(on_ray, data_root):
     assert len(list(default_library_dir().glob("*.safetensors"))) == 1  # the cancelled one saved nothing
 
 
+def ended_on_the_cluster(address: str, ids: list[str]) -> bool:
+    """Whether Ray itself has ended these jobs (the queue may call one cancelled before)."""
+    from ray.job_submission import JobSubmissionClient
+
+    client = JobSubmissionClient(address)
+    return all(str(client.get_job_status(PREFIX + j)) in ("STOPPED", "SUCCEEDED", "FAILED") for j in ids)
+
+
 @pytest.mark.slow
 def test_a_waiting_training_is_cancelled(on_ray):
-    q = make_queue()
-    ids = [q.submit(TINY, {"time_budget": 60}, "mnist", None, f"m{i}") for i in range(3)]  # 2 CPUs: one waits
-    third = q.status(ids[2])
-    assert third.state == "queued" and third.position >= 1 and third.owner is None
-    for job_id in reversed(ids):
-        assert q.cancel(job_id)
-    def all_ended():
-        states = [q.status(j) for j in ids]
-        return all(s.finished for s in states) and states
+    q = make_queue(max_per_user=1)
+    busy = [q.submit(TINY, {"time_budget": 120}, "mnist", None, f"busy {i}") for i in range(2)]  # the operator's
+    until(lambda: all(q.status(j).state == "running" for j in busy), what="both CPUs busy")
+    waiting = q.submit(TINY, {"time_budget": 60}, "mnist", None, "alice's", owner="alice")
+    s = q.status(waiting)
+    assert (s.state, s.position, s.owner) == ("queued", 1, "alice")
+    with pytest.raises(ValueError, match="allows 1 training per person"):  # the waiting one counts
+        q.submit(TINY, {"time_budget": 60}, "mnist", None, "again", owner="alice")
 
-    states = until(all_ended, timeout=90, what="the cancels")
-    assert [s.state for s in states] == ["cancelled"] * 3
+    assert q.cancel(waiting, owner="alice")
+    # Ray only queues the stop on the job's supervisor, which itself waits for a CPU: the cancel file makes
+    # it cancelled now, on every replica, and no longer counted
+    cancelled = until(lambda: (s := make_queue().status(waiting)).finished and s, timeout=60,
+                      what="the waiting training's cancel")
+    assert cancelled.state == "cancelled" and cancelled.error is None
+    assert not q.cancel(waiting)
+    again = q.submit(TINY, {"time_budget": 60}, "mnist", None, "alice's again", owner="alice")
+    assert q.status(again).state == "queued" and q.status(again).position == 1  # the cancelled one left the line
+
+    for job_id in (again, *busy):
+        assert q.cancel(job_id)
+    ids = [*busy, waiting, again]
+    until(lambda: ended_on_the_cluster(on_ray.address, ids), timeout=120, what="the cluster ending them")
+    assert [q.status(j).state for j in ids] == ["cancelled"] * 4  # the waiting ones exited at once when started
+    assert not list(default_library_dir().glob("*.safetensors"))
 
 
 @pytest.mark.slow
@@ -141,6 +189,20 @@ def test_a_head_that_does_not_answer_is_one_sentence(tmp_path, data_root, monkey
         q.cancel("nope")
     assert time.monotonic() - began < 20  # refused at once, never a hang
     assert list((tmp_path / "jobs").iterdir()) == []  # nothing left behind by the refused submit
+
+
+def test_the_command_line_with_a_head_that_does_not_answer(data_root, monkeypatch, capsys):
+    pytest.importorskip("ray.job_submission", reason="needs Ray to reach the point of asking the head")
+    monkeypatch.setenv("LATENT_LAB_RAY_ADDRESS", "http://127.0.0.1:1")  # nothing listens there
+    monkeypatch.setenv("LATENT_LAB_DATA", str(data_root))
+    for argv in (["submit", "--model", "ae", "--latent-dim", "2", "--time-budget", "10"], ["list"],
+                 ["cancel", "0123456789ab"]):
+        code = main(argv)
+        out, err = capsys.readouterr()
+        sentence = err.splitlines()[-1]
+        assert code == 1 and out == "", argv  # the cluster, not the input: 1, not 2
+        assert sentence.startswith("error: The Ray cluster at http://127.0.0.1:1 does not answer ("), argv
+        assert "No training has the id" not in err and len(err.splitlines()) <= 2, argv
 
 
 def test_a_head_that_never_answers_is_not_waited_for(tmp_path):

@@ -51,7 +51,9 @@ def default_jobs_dir(ray: bool | None = None) -> Path:
 def make_queue(jobs_dir: str | os.PathLike | None = None, **limits) -> TrainingQueue | RayQueue:
     """The configured queue: a RayQueue on $LATENT_LAB_RAY_ADDRESS when it is set, else the embedded
     TrainingQueue. `jobs_dir` defaults to default_jobs_dir(); `limits` go to the queue (for the embedded
-    one also `runner=False`: a queue that never runs trainings itself)."""
+    one also `runner=False`: a queue that never runs trainings itself). A jobs folder that cannot be made
+    or written raises its OSError; one whose file system takes no file locks, vae.jobfiles.NoFileLocks
+    (an OSError whose text is one sentence)."""
     address = ray_address()
     folder = Path(jobs_dir) if jobs_dir is not None else default_jobs_dir(ray=address is not None)
     if address is not None:

@@ -18,8 +18,12 @@ the next one, unless --wait: then this command runs the folder's trainings itsel
 order, until its own has ended, lets those it started finish, and exits. On Ray, the cluster runs it.
 
 `list` prints one line per training: id, state, progress, owner ("operator" for none) and name.
-Exit codes: 0 done (or queued, listed, cancelled as asked), 1 the training failed or the id is unknown,
-2 bad input, 130 the training was cancelled (or the wait interrupted).
+`submit` and `list` first say on stderr which jobs folder (or Ray cluster) they use: a server whose
+LATENT_LAB_CACHE or LATENT_LAB_HOME differs from this shell's uses another one, and sees other trainings.
+
+Exit codes: 0 done (or queued, listed, cancelled as asked), 1 the training failed, the id is unknown,
+the cluster does not answer (with --wait: for GIVE_UP_S) or the jobs folder cannot be used, 2 bad
+input, 130 the training was cancelled (or the wait interrupted).
 """
 
 from __future__ import annotations
@@ -34,9 +38,11 @@ from ..data import DataError
 from ..train.cli import _parser as train_parser  # the trainer's own flags: both commands take the same
 from . import make_queue, ray_address
 from .common import JobStatus
+from .ray_backend import RayQueue, RayUnavailable
 
 NOT_QUEUED = ("config", "events", "no_progress", "lifeline", "out", "threads", "device", "half", "no_download")
 EXIT = {"done": 0, "error": 1, "cancelled": 130}
+GIVE_UP_S = 60.0  # `submit --wait` on Ray stops waiting once the cluster has not answered for this long
 
 
 def parser() -> argparse.ArgumentParser:
@@ -85,6 +91,16 @@ def line(s: JobStatus) -> str:
     return text + (f"  ({s.error})" if s.state == "error" and s.error else "")
 
 
+def _queue(runner: bool):
+    """make_queue, and one line on stderr naming the jobs folder (or cluster) it uses."""
+    q = make_queue(runner=runner)
+    if isinstance(q, RayQueue):
+        _say(f"Trainings on the Ray cluster at {q.address} (job files in {q.jobs_dir}).")
+    else:
+        _say(f"Trainings in {q.jobs_dir}.")
+    return q
+
+
 def _submit(args) -> int:
     defaults = parser_defaults()
     given = [f"--{k.replace('_', '-')}" for k in NOT_QUEUED if getattr(args, k) != defaults[k]]
@@ -96,8 +112,12 @@ def _submit(args) -> int:
                  "hidden": parse_hidden(args.hidden), "beta": args.beta, "input_noise": args.input_noise}
         run = {"epochs": args.epochs, "time_budget": args.time_budget, "batch_size": args.batch_size, "lr": args.lr,
                "seed": args.seed, "init_output_bias": not args.no_bias_init}
-        q = make_queue(runner=args.wait)  # without --wait, never a runner: its trainings would die with it
+        q = _queue(runner=args.wait)  # without --wait, never a runner: its trainings would die with it
         job_id = q.submit(model, run, args.dataset, args.data_dir, args.name, owner=args.owner)
+    except RayUnavailable as e:
+        return _fail(str(e), 1)
+    except OSError as e:  # the jobs folder: not writable, no file locks
+        return _fail(_folder_problem(e), 1)
     except (ValueError, DataError) as e:
         return _fail(str(e))
     print(job_id, flush=True)
@@ -118,16 +138,34 @@ def _where(q) -> str:
     return f"no server runs the trainings in {q.jobs_dir} now: it starts when one does (or submit with --wait)"
 
 
+def _folder_problem(e: OSError) -> str:
+    """One sentence for an OSError of the jobs folder (NoFileLocks is one already)."""
+    if e.filename is None:
+        return str(e)
+    return (f"The jobs folder cannot be used ({e.strerror or e}: {e.filename}); set LATENT_LAB_CACHE (or, for Ray, "
+            "LATENT_LAB_HOME) to a folder this user may write.")
+
+
 def _wait(q, job_id: str) -> int:
     from tqdm import tqdm  # only a person at a terminal needs it
 
     bar = tqdm(total=1000, file=sys.stderr, dynamic_ncols=True, bar_format="{desc} |{bar}| {percentage:3.0f}%{postfix}")
+    silent_since = None  # on Ray: when the cluster stopped answering (the status is then what it said last)
     try:
         while True:
             s = q.status(job_id)
             if s is None:
                 bar.close()
                 return _fail(f"The training {job_id} is no longer listed.", 1)
+            if isinstance(q, RayQueue) and q.unavailable is not None:
+                silent_since = silent_since or time.monotonic()
+                if time.monotonic() - silent_since >= GIVE_UP_S:
+                    bar.close()
+                    return _fail(f"Stopped waiting: the Ray cluster at {q.address} has not answered for "
+                                 f"{GIVE_UP_S:.0f} s; the training may go on there, and `python -m vae.jobs list` "
+                                 "shows where it stands once it answers.", 1)
+            else:
+                silent_since = None
             bar.n = int(1000 * s.progress)
             bar.set_description_str(s.state if s.state != "queued" else f"queued (number {s.position})", refresh=False)
             bar.set_postfix_str(_postfix(s), refresh=False)
@@ -167,12 +205,14 @@ def _postfix(s: JobStatus) -> str:
 
 def _list(args) -> int:
     try:
-        q = make_queue(runner=False)
+        q = _queue(runner=False)
         jobs = q.jobs(owner=args.owner)
+    except OSError as e:
+        return _fail(_folder_problem(e), 1)
     except ValueError as e:
         return _fail(str(e))
     if (problem := q.unavailable) is not None:
-        _say(problem)
+        return _fail(problem, 1)
     for s in jobs:
         print(line(s))
     return 0
@@ -181,12 +221,19 @@ def _list(args) -> int:
 def _cancel(args) -> int:
     try:
         q = make_queue(runner=False)
+        if (problem := q.unavailable) is not None:  # not "no such id": the cluster cannot say
+            return _fail(problem, 1)
         known = q.status(args.job_id)
         if known is None:
             return _fail(f"No training has the id {args.job_id}; `python -m vae.jobs list` shows them.", 1)
         if not q.cancel(args.job_id):
-            _say(f"The training {args.job_id} had already ended ({q.status(args.job_id).state}).")
+            now = q.status(args.job_id)
+            _say(f"The training {args.job_id} had already ended ({now.state if now else 'no longer listed'}).")
             return 0
+    except RayUnavailable as e:
+        return _fail(str(e), 1)
+    except OSError as e:
+        return _fail(_folder_problem(e), 1)
     except ValueError as e:
         return _fail(str(e))
     _say(f"Cancelling “{known.name}” ({args.job_id}): a waiting training leaves the line, a running one stops "

@@ -13,8 +13,13 @@ to the cluster, so it goes on when the web replica that submitted it restarts or
 The cluster holds the queue's state. A job's submission id is `latent-lab-<id>` and its metadata names
 the jobs folder, the owner and the name; every replica lists the cluster's jobs (list_jobs, cached for
 `poll_s`) and reads the job files and the trainers' events from the folder, so every replica shows
-every training, with its live curves, and may cancel it (stop_job: SIGTERM, the trainer stops between
-steps). The per-person and queue caps count the cluster's jobs. What the cluster needs (README):
+every training, with its live curves, and may cancel it: `<id>.cancel` into the folder, then stop_job
+(SIGTERM; the trainer stops between steps). Ray only queues the stop of a PENDING job on its supervisor,
+which itself waits for a CPU; the file makes a waiting job cancelled at once on every replica, uncounted
+by the caps, and its entrypoint exits at once when it finally starts. A training that saved its model is
+done, whatever Ray says of its process after (vae.jobfiles.saved). The per-person and queue caps count
+the cluster's jobs, under the folder's submit.lock (two replicas never both take the last place). What
+the cluster needs (README):
 the jobs folder, the library ($LATENT_LAB_HOME) and the repository with its Python at the same paths
 on every machine, and a head whose RAY_JOB_START_TIMEOUT_SECONDS is longer than a training may wait
 for a CPU (Ray fails a job that waits longer; its default is 15 minutes).
@@ -27,27 +32,32 @@ and the lists show what the cluster said last: never a hang, never a traceback.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import sys
 import threading
 import time
 from pathlib import Path
 
-from ..events import EventLog
-from ..jobfiles import FINISHED, KEEP_FILES_S, STATES
+from ..events import EventLog, Progress
+from ..fileio import atomic_write
+from ..jobfiles import CANCEL_SUFFIX, FINISHED, KEEP_FILES_S, submit_lock
 from ..limits import Limits, env_int
 from ..paths import ROOT
 from ..train.job import TrainingJob
 from ..untrusted import bounded_json
-from .common import JobStatus, full_sentence, new_job, snapshot, wait_finished
+from .common import (JobStatus, check_caps, check_owner, count_states, new_job, saved, snapshot,
+                     wait_finished)
 
 PREFIX = "latent-lab-"  # of every submission id this app makes
 STATES_OF = {"PENDING": "queued", "RUNNING": "running", "STOPPED": "cancelled", "SUCCEEDED": "done", "FAILED": "error"}
+JOB_ID = re.compile(r"[0-9a-f]{12}")  # what vae.jobs.common.new_job makes; a job id read back names files
 PASS_ENV = ("LATENT_LAB_HOME", "LATENT_LAB_DATA", "XDG_CACHE_HOME", "XDG_DATA_HOME")  # where a trainer saves, reads
 RETRY_S = 15.0  # after the cluster failed to answer, calls fail at once for this long, then try again
 SLOTS_TTL_S = 60.0  # how long the cluster's CPU count is trusted
 WAITED_TOO_LONG = ("This training waited longer for a free CPU than the Ray cluster allows (its head's "
                    "RAY_JOB_START_TIMEOUT_SECONDS) and was dropped; nothing was saved. Start it again.")
+NOT_SAVED = "The training ended without saving a model; nothing was saved."
 
 
 class RayUnavailable(ValueError):
@@ -87,14 +97,13 @@ class RayQueue:
         self.python, self.timeout_s, self.poll_s = python, timeout_s, poll_s
         self._lock = threading.RLock()
         self._client = None
-        self._problem: str | None = None
-        self._problem_at = 0.0
+        self._problem, self._problem_at = None, 0.0  # why the cluster did not answer, and when
         self._listed: dict[str, object] = {}  # job id -> the cluster's JobDetails, as last listed
         self._listed_at = float("-inf")
         self._specs: dict[str, TrainingJob] = {}
         self._logs: dict[str, EventLog] = {}
         self._errors: dict[str, str] = {}
-        self._cancel_at: dict[str, float] = {}
+        self._cancelled: set[str] = set()  # jobs whose cancel file was seen (it stays until the job is swept)
         self._slots: tuple[int, float] | None = None
         self._closed = False
 
@@ -136,30 +145,35 @@ class RayQueue:
         with self._lock:
             if self._closed:
                 raise ValueError("The server is shutting down; no new trainings start now.")
-            listed = self._list(fresh=True, stale_ok=False)
-            active = [d for d in listed.values() if STATES_OF.get(str(d.status)) in ("queued", "running")]
-            if owner is not None and sum((d.metadata or {}).get("owner") == owner for d in active) \
-                    >= self.limits.max_per_user:
-                raise ValueError(self.limits.per_user_sentence())
-            waiting = sum(str(d.status) == "PENDING" for d in active)
-            if waiting >= self.limits.max_queued:
-                raise ValueError(full_sentence(waiting))
-            config = self.jobs_dir / f"{spec.job_id}.json"
+            self._connect()  # a cluster that does not answer is its sentence before anything is written
+            with submit_lock(self.jobs_dir):  # no other replica counts or submits meanwhile
+                return self._submit(spec, owner)
+
+    def _submit(self, spec: TrainingJob, owner: str | None) -> str:
+        """submit's count and write, with the queue's lock and the folder's submit.lock held."""
+        listed = self._list(fresh=True, stale_ok=False)
+        active = [(job_id, d) for job_id, d in listed.items() if STATES_OF.get(str(d.status)) in ("queued", "running")]
+        check_caps(self.limits, [((d.metadata or {}).get("owner") or None, self._state(job_id, d)[0])
+                                 for job_id, d in active], owner)
+        config = self.jobs_dir / f"{spec.job_id}.json"
+        try:
             spec.write(config)
-            try:
-                self._call("submit_job", entrypoint=self.entrypoint(spec), submission_id=PREFIX + spec.job_id,
-                           entrypoint_num_cpus=self.threads_per_job, runtime_env={"env_vars": self._env()},
-                           metadata={"latent_lab_jobs": str(self.jobs_dir), "job_id": spec.job_id,
-                                     "owner": owner or "", "name": spec.name})
-            except RuntimeError as e:  # the cluster refused it (a Ray job with this id exists, a bad request)
-                config.unlink(missing_ok=True)
+        except OSError as e:
+            raise ValueError(f"The jobs folder {self.jobs_dir} refused the training ({e.strerror or e}); "
+                             "nothing was queued.") from None
+        try:
+            self._call("submit_job", entrypoint=self.entrypoint(spec), submission_id=PREFIX + spec.job_id,
+                       entrypoint_num_cpus=self.threads_per_job, runtime_env={"env_vars": self._env()},
+                       metadata={"latent_lab_jobs": str(self.jobs_dir), "job_id": spec.job_id,
+                                 "owner": owner or "", "name": spec.name})
+        except BaseException as e:
+            config.unlink(missing_ok=True)
+            if isinstance(e, RuntimeError):  # the cluster refused it (a Ray job with this id exists, a bad request)
                 raise ValueError(f"The Ray cluster refused the training: {_first_line(e)}.") from None
-            except BaseException:
-                config.unlink(missing_ok=True)
-                raise
-            self._specs[spec.job_id] = spec
-            self._listed_at = float("-inf")  # the next look lists it
-            return spec.job_id
+            raise
+        self._specs[spec.job_id] = spec
+        self._listed_at = float("-inf")  # the next look lists it
+        return spec.job_id
 
     def status(self, job_id: str) -> JobStatus | None:
         with self._lock:
@@ -170,24 +184,39 @@ class RayQueue:
             return [s for s in self._statuses() if owner is None or s.owner == owner]
 
     def counts(self) -> dict:
-        states = [s.state for s in self.jobs()]
-        return {s: states.count(s) for s in STATES}
+        return count_states([s.state for s in self.jobs()])
 
     def cancel(self, job_id: str, owner: str | None = None) -> bool:
-        """As TrainingQueue.cancel: Ray stops the job (SIGTERM to the trainer, which stops between steps)."""
+        """As TrainingQueue.cancel: the job's cancel file, then Ray stops the job (SIGTERM to the trainer,
+        which stops between steps). A waiting job is cancelled at once; a running one once it has stopped."""
         with self._lock:
             d = self._list(fresh=True, stale_ok=False).get(job_id)
-            if d is None or STATES_OF.get(str(d.status)) in FINISHED:
+            if d is None or self._state(job_id, d)[0] in FINISHED:
                 return False
-            if owner is not None and (d.metadata or {}).get("owner") != owner:
-                raise ValueError("Only whoever started this training can cancel it.")
-            try:
-                self._call("stop_job", d.submission_id)
-            except RuntimeError:  # it ended meanwhile
-                return False
-            self._cancel_at[job_id] = time.time()
+            check_owner((d.metadata or {}).get("owner") or None, owner)
+            request = self.jobs_dir / f"{job_id}{CANCEL_SUFFIX}"
+            try:  # first: from now on the job is cancelled on every replica, and exits at once if it starts
+                atomic_write(request, b"cancel\n")
+            except OSError as e:
+                raise ValueError(f"The training could not be cancelled: the jobs folder {self.jobs_dir} refused "
+                                 f"its cancel file ({e.strerror or e}).") from None
+            self._cancelled.add(job_id)
             self._listed_at = float("-inf")
-            return True
+            try:
+                stopped, problem = self._call("stop_job", d.submission_id), None
+            except RuntimeError as e:
+                stopped, problem = False, e
+            if stopped:
+                return True
+            now = self._list(fresh=True).get(job_id)  # stop_job False: it had ended; a RuntimeError: look again
+            if now is not None and str(now.status) == "PENDING":
+                return True  # its cancel file keeps it out of the line and makes it exit when it starts
+            request.unlink(missing_ok=True)  # ended meanwhile, or running on: what it does is what it shows
+            self._cancelled.discard(job_id)
+            if problem is not None and now is not None and str(now.status) == "RUNNING":
+                raise ValueError(f"The Ray cluster did not stop the training ({_first_line(problem)}); "
+                                 "try again.") from None
+            return False
 
     def wait(self, job_id: str, timeout: float = 120.0) -> JobStatus | None:
         """Block until the job has finished (for scripts and tests)."""
@@ -201,8 +230,9 @@ class RayQueue:
     def entrypoint(self, spec: TrainingJob) -> str:
         """The shell command the Ray job runs: the embedded queue's trainer command, without the lifeline."""
         q = shlex.quote
-        config, events = self.jobs_dir / f"{spec.job_id}.json", self.jobs_dir / f"{spec.job_id}.jsonl"
-        return (f"cd {q(str(ROOT))} && exec nice -n {self.limits.nice} {q(self.python)} -m vae.train "
+        config, events, cancel = (self.jobs_dir / f"{spec.job_id}{x}" for x in (".json", ".jsonl", CANCEL_SUFFIX))
+        return (f"cd {q(str(ROOT))} || exit 1; test -e {q(str(cancel))} && exit 0; "  # cancelled while it waited
+                f"exec nice -n {self.limits.nice} {q(self.python)} -m vae.train "
                 f"--config {q(str(config))} --events {q(str(events))} --no-progress")
 
     # -- internals (called with the lock held)
@@ -231,12 +261,12 @@ class RayQueue:
                 return super()._do_request(method, endpoint, **kwargs)
 
         try:
-            self._client = Client(self.address)
+            client = self._client = Client(self.address)
         except Exception as e:  # noqa: BLE001 -- requests, Ray and pydantic each raise their own
             self._fail(self._unreachable(e))
         self._problem = None
-        self._sweep()
-        return self._client
+        self._sweep()  # may fail (and forget the client): the caller's own call then says so
+        return client
 
     def _unreachable(self, e: BaseException) -> str:
         names = {c.__name__ for c in type(e).__mro__}
@@ -266,19 +296,19 @@ class RayQueue:
         if fresh or time.monotonic() - self._listed_at >= self.poll_s:
             try:
                 details = self._call("list_jobs")
-            except RayUnavailable:
-                if not stale_ok:
+            except (RayUnavailable, RuntimeError) as e:
+                if stale_ok:
+                    return self._listed  # what the cluster said last
+                if isinstance(e, RayUnavailable):
                     raise
-                return self._listed  # what the cluster said last
-            except RuntimeError as e:
-                if not stale_ok:
-                    raise ValueError(f"The Ray cluster refused to list its jobs: {_first_line(e)}.") from None
-                return self._listed
+                raise ValueError(f"The Ray cluster refused to list its jobs: {_first_line(e)}.") from None
             mine = {}
             for d in details:
                 meta = d.metadata or {}
                 if (d.submission_id or "").startswith(PREFIX) and meta.get("latent_lab_jobs") == str(self.jobs_dir):
-                    mine[meta.get("job_id") or d.submission_id[len(PREFIX):]] = d
+                    job_id = meta.get("job_id") or d.submission_id[len(PREFIX):]
+                    if isinstance(job_id, str) and JOB_ID.fullmatch(job_id):  # it names files: only ours
+                        mine[job_id] = d
             self._listed, self._listed_at = mine, time.monotonic()
         return self._listed
 
@@ -295,20 +325,32 @@ class RayQueue:
         rows.sort(key=lambda r: (r[1].submitted_at or 0.0, r[0]))
         out, waiting = [], 0
         for job_id, spec, d in rows:
-            log = self._logs.setdefault(job_id, EventLog(self.jobs_dir / f"{job_id}.jsonl"))
-            state = STATES_OF.get(str(d.status), "error")
-            p = log.read(final=state in FINISHED)
+            state, p = self._state(job_id, d)
             error = None
-            if p.checkpoint and Path(p.checkpoint).is_file() and state in ("running", "done"):
-                state = "done"  # saved: done for the user even while the process still exits
-            elif state == "done":
-                state, error = "error", "The training ended without saving a model; nothing was saved."
-            elif state == "error":
-                error = self._error(job_id, d, p)
+            if state == "error":
+                error = NOT_SAVED if str(d.status) == "SUCCEEDED" else self._error(job_id, d, p)
             waiting += state == "queued"
             out.append(snapshot(spec, state, p, position=waiting if state == "queued" else 0, error=error,
-                                cancelling=job_id in self._cancel_at))
+                                cancelling=self._cancel_asked(job_id)))
         return out
+
+    def _state(self, job_id: str, d) -> tuple[str, Progress]:
+        """Our state of a listed job, and its events so far: saved is done; a cancel asked for (its file) makes a
+        waiting or ended job cancelled (a running one runs until it stops); ended unsaved, SUCCEEDED is an error."""
+        log = self._logs.setdefault(job_id, EventLog(self.jobs_dir / f"{job_id}.jsonl"))
+        ray_state = STATES_OF.get(str(d.status), "error")
+        p = log.read(final=ray_state in FINISHED)
+        if saved(p):
+            return "done", p
+        if self._cancel_asked(job_id):
+            return ("running" if ray_state == "running" else "cancelled"), p
+        return ("error" if ray_state == "done" else ray_state), p
+
+    def _cancel_asked(self, job_id: str) -> bool:
+        """Whether some replica asked for this job to be cancelled: its cancel file in the jobs folder."""
+        if job_id not in self._cancelled and (self.jobs_dir / f"{job_id}{CANCEL_SUFFIX}").exists():
+            self._cancelled.add(job_id)
+        return job_id in self._cancelled
 
     def _error(self, job_id: str, d, p) -> str:
         """The sentence of a failed job: the trainer's own (its events, else its last JSON line in the job's
@@ -350,7 +392,7 @@ class RayQueue:
             for job_id, d in self._list(fresh=True, stale_ok=False).items():
                 if d.end_time and STATES_OF.get(str(d.status)) in FINISHED and now_ms - d.end_time > KEEP_FILES_S * 1000:
                     self._call("delete_job", d.submission_id)
-                    for suffix in (".json", ".jsonl"):
+                    for suffix in (".json", ".jsonl", CANCEL_SUFFIX):
                         (self.jobs_dir / f"{job_id}{suffix}").unlink(missing_ok=True)
         except (ValueError, RuntimeError, OSError):
             pass  # next time
