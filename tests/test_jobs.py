@@ -348,3 +348,20 @@ def test_a_short_real_training_lands_in_the_library(queue_factory, data_root):
     spec = TrainingJob.read(q.jobs_dir / f"{job}.json")
     assert {k: entry.meta["train"][k] for k in ("epochs", "batch_size", "time_budget", "threads", "seed")} == \
         {"epochs": spec.train.epochs, "batch_size": 256, "time_budget": 2, "threads": 1, "seed": 0}
+
+
+def test_a_folder_without_file_locks_is_one_sentence(tmp_path, monkeypatch):
+    """NFS mounted without locks: flock fails with ENOLCK. That is not 'another queue holds it' (then no queue
+    would ever run the trainings) but one sentence where the queue is made, for a runner and a viewer alike."""
+    import errno
+    import fcntl
+
+    def no_locks(fd, op):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    for runner in (True, False):
+        with pytest.raises(OSError) as e:
+            TrainingQueue(tmp_path / "jobs", runner=runner)
+        assert str(e.value).startswith(f"The jobs folder {(tmp_path / 'jobs').resolve()} takes no file locks (")
+        assert "mount it with locking" in str(e.value) and "\n" not in str(e.value)
