@@ -3,6 +3,10 @@
 #
 #   deploy/replicas.sh N          # from anywhere; Ctrl-C (or SIGTERM) stops the replicas and the proxy
 #
+# A replica that stops (a crash, the kernel's OOM killer) is started again after 2 s; meanwhile HAProxy
+# sends its students to the others (their pages reconnect: same identity, same model, same page). One that
+# stops within 30 s of its start three times in a row is broken: then everything stops, with the log's name.
+#
 # Environment (all optional):
 #   LATENT_LAB_HOME           the shared folder: models, and the cache below (default ~/.local/share/latent-lab)
 #   LATENT_LAB_CACHE          the shared cache: maps, the training queue, few-labels results (default $LATENT_LAB_HOME/cache)
@@ -65,9 +69,27 @@ if [ "$proxy" != 0 ]; then
     done
     "$haproxy" -c -q -f "$cfg"
 fi
+supervise() {  # replica $1, started again whenever it stops
+    local i="$1" child="" quick=0 started rc
+    trap '[ -z "$child" ] || kill "$child" 2>/dev/null; wait 2>/dev/null; exit 0' TERM
+    : > "$run/replica-$i.log"
+    while true; do
+        started=$SECONDS
+        "$python" -m streamlit run app.py --server.port "$((first + i - 1))" --server.address "$address" \
+            --server.headless true >> "$run/replica-$i.log" 2>&1 &
+        child=$!
+        wait "$child" && rc=0 || rc=$?
+        if [ $((SECONDS - started)) -lt 30 ]; then quick=$((quick + 1)); else quick=0; fi
+        if [ "$quick" -ge 3 ]; then
+            echo "Replica $i stopped three times within 30 s of starting (exit $rc); see $run/replica-$i.log." >&2
+            exit 1
+        fi
+        echo "$(date '+%F %T') replica $i stopped (exit $rc); starting it again in 2 s" | tee -a "$run/replica-$i.log" >&2
+        sleep 2
+    done
+}
 for i in $(seq 1 "$n"); do
-    "$python" -m streamlit run app.py --server.port "$((first + i - 1))" --server.address "$address" \
-        --server.headless true > "$run/replica-$i.log" 2>&1 &
+    supervise "$i" &
     pids+=("$!")
 done
 # The proxy starts once every replica answers (a first start imports torch: seconds), so nobody meets a half-up class.
@@ -96,5 +118,5 @@ else
 fi
 set +e
 wait -n "${pids[@]}"
-echo "A replica or the proxy stopped (see the logs in $run); stopping the rest." >&2
+echo "The proxy stopped, or a replica would not stay up (see the logs in $run); stopping the rest." >&2
 exit 1

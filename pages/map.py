@@ -59,7 +59,8 @@ with left:
     if layer_on:
         map_layers.layer_channel("map_scatter", job.key, a, method)
     st.caption(f"{METHOD_LABELS[method]} of all {len(y):,} test digits · "
-               + (f"computed in {job.seconds:.1f} s" if job.started else "precomputed, loaded from disk")
+               + (f"computed in {job.seconds:.1f} s" if job.started else
+                  "computed by another server of this class" if job.elsewhere else "precomputed, loaded from disk")
                + ". Save the picture with **Save PNG** above the map.")
     if kept is not None:
         st.caption(map_layers.kept_caption(kept))

@@ -136,6 +136,92 @@ def test_a_replica_killed_while_computing_releases_the_map(shared):
         assert held  # the kernel released it with the process: nobody waits for a dead replica
 
 
+def test_a_server_waiting_on_another_servers_map_shows_that_ones_progress(shared):
+    """While another server holds a map's lock, the waiting job says so (elsewhere) with the progress the
+    holder writes in the lock file, then reads the holder's map; a holder that stops without one leaves
+    the map to the waiter, which then computes it itself."""
+    from vae.maps.service import MapService
+
+    z = np.random.default_rng(0).standard_normal((200, 4)).astype(np.float32)
+    store = MapStore(cache_dir() / "maps")
+    params = {"perplexity": 10}
+    service = MapService(store, isolate=False)
+    try:
+        # flock locks belong to an open file, so a second open in this process is "another server"
+        with store.lock("fp-a", "tsne", params) as held:
+            assert held
+            store.report("fp-a", "tsne", params, 0.42)
+            job = service.request("fp-a", z, "tsne", params)
+            deadline = time.time() + 10
+            while time.time() < deadline and not job.elsewhere:
+                time.sleep(0.05)
+            time.sleep(0.4)  # a poll or more
+            assert job.elsewhere and job.progress == pytest.approx(0.42) and job.status == "running"
+            theirs = np.arange(400, dtype=np.float32).reshape(200, 2)
+            store.put("fp-a", "tsne", params, theirs)
+        assert job.wait(timeout=30) and np.array_equal(job.future.result(), theirs)
+        assert job.started == 0 and job.elsewhere  # not computed here: the page says another server did
+
+        with store.lock("fp-b", "tsne", params) as held:  # a holder that dies (or fails) without a map
+            job = service.request("fp-b", z, "tsne", params)
+            deadline = time.time() + 10
+            while time.time() < deadline and not job.elsewhere:
+                time.sleep(0.05)
+            assert job.elsewhere and job.progress == 0.0  # it wrote no progress
+        assert job.wait(timeout=120) and job.error == ""
+        assert job.started > 0 and not job.elsewhere and job.future.result().shape == (200, 2)
+        assert store.reported("fp-b", "tsne", params) > 0.5  # and it wrote its own progress for any waiter
+    finally:
+        service.close()
+
+
+GUESS = """
+import json, sys, time
+import streamlit as st
+from ui import identity
+identity._cookie = {}.get
+st.session_state = {}
+spans = []
+class Clock:  # the module's time, recording when each wrong guess's pause ran
+    def __getattr__(self, name):
+        return getattr(time, name)
+    def sleep(self, s):
+        start = time.time(); time.sleep(s); spans.append((start, time.time()))
+identity.time = Clock()
+print("ready", flush=True)
+sys.stdin.readline()
+assert not identity.become_teacher("wrong guess")
+print(json.dumps(spans))
+"""
+
+
+def test_wrong_teacher_guesses_take_turns_across_replicas(shared, monkeypatch):
+    """Two replicas (processes) on one LATENT_LAB_HOME guessing at the same moment: their pauses never
+    overlap, so a class guessing on every replica is as slow as one guessing on one."""
+    monkeypatch.setenv("LATENT_LAB_TEACHER_SECRET", "the real one")
+    env = dict(os.environ, PYTHONWARNINGS="ignore", PYTHONUNBUFFERED="1")
+    procs = [subprocess.Popen([sys.executable, "-c", GUESS], cwd=ROOT, env=env, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    try:
+        for p in procs:
+            assert p.stdout.readline().strip() == "ready"
+        for p in procs:
+            p.stdin.write("go\n")
+            p.stdin.flush()
+        spans = []
+        for p in procs:
+            out, _ = p.communicate(timeout=60)
+            assert p.returncode == 0, out
+            spans += json.loads(out.splitlines()[-1])
+    finally:
+        for p in procs:
+            p.kill()
+    (a0, a1), (b0, b1) = sorted(spans)
+    assert a1 - a0 >= 1.0 and b1 - b0 >= 1.0  # each wrong guess paused
+    assert b0 >= a1  # and the second began after the first had ended, on another process
+    assert (shared / ".teacher-guesses.lock").is_file()
+
+
 def test_training_caps_count_across_replicas(shared, queue_factory, data_root, fake_python):
     """Two replicas' queues on the one jobs folder: one runs the trainings, the other hands its submits over;
     a person's trainings count on both, and each replica lists the other's."""

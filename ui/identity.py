@@ -45,6 +45,7 @@ from vae.ownership import Actor
 
 WORKSPACE_COOKIE = "latent_lab_workspace"
 TEACHER_COOKIE = "latent_lab_teacher"
+MODEL_COOKIE = "latent_lab_model"  # the model this browser last had active (ui.state falls back on it)
 SECRET_ENV = "LATENT_LAB_TEACHER_SECRET"
 WRONG_GUESS_PAUSE_S = 1.5  # after each wrong teacher secret, server-wide (see _guesses)
 
@@ -54,6 +55,7 @@ PROOF = "identity_teacher_proof"  # the teacher proof this session holds ("" onc
 WRITING = "identity_writing"  # this session writes the cookies (in every run, once it has started to)
 
 _VALID_ID = re.compile(r"[A-Za-z0-9_-]{32,64}")  # what token_urlsafe(24) makes; anything else is replaced
+_VALID_MODEL = re.compile(r"[A-Za-z0-9._-]{1,128}")  # a library id; anything else is not written or read
 
 _write_cookies = component("latent_lab.identity_cookies", "identity")
 
@@ -122,6 +124,13 @@ def _cookie(name: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def last_model() -> str | None:
+    """The library id of the model this browser last had active (its cookie), if any: what a new session
+    opened without a `?model=` starts on, e.g. a page whose server restarted (deploy/README.md)."""
+    value = _cookie(MODEL_COOKIE) or ""
+    return value if _VALID_MODEL.fullmatch(value) else None
+
+
 def workspace_id() -> str:
     """This browser's secret workspace id: the session's, else the cookie's, else a new one."""
     ws = st.session_state.get(WORKSPACE)
@@ -185,11 +194,14 @@ def leave_teacher() -> None:
     st.session_state[PROOF] = ""
 
 
-def sync_cookies() -> None:
-    """Write the cookies this browser should hold. Mounted where the ones it opened the session with differ
-    (a first visit, a new teacher, one who left), and from then on in every run of the session, so that
-    a change later in the same session (leaving teacher mode) reaches the browser too."""
+def sync_cookies(active_model: str | None = None) -> None:
+    """Write the cookies this browser should hold (with the active model's id, when given). Mounted where
+    the ones it opened the session with differ (a first visit, a new teacher, one who left, another model),
+    and from then on in every run of the session, so that a change later in the same session (leaving
+    teacher mode) reaches the browser too."""
     wanted: dict[str, str] = {}
+    if active_model is not None and _VALID_MODEL.fullmatch(active_model):
+        wanted[MODEL_COOKIE] = active_model
     if _logged_in_user() is None:
         wanted[WORKSPACE_COOKIE] = workspace_id()
     proof = st.session_state.get(PROOF)
@@ -221,7 +233,7 @@ def _teacher_form(me: Identity) -> None:
         st.error("That is not the teacher secret.", icon=":material/lock:")
 
 
-def sidebar_panel() -> None:
+def sidebar_panel(active_model: str | None = None) -> None:
     """The sidebar's identity corner: who you are, log in or out where configured, the Teacher expander."""
     me = current()
     if me.user is not None:
@@ -237,4 +249,4 @@ def sidebar_panel() -> None:
                 st.login(provider)
     with st.expander("Teacher", icon=":material/school:", expanded=False):
         _teacher_form(me)
-    sync_cookies()
+    sync_cookies(active_model)

@@ -43,7 +43,8 @@ def sidebar() -> None:
     with st.sidebar:
         _active_model()
         st.divider()
-        identity.sidebar_panel()  # last: its cookie writer, when mounted, adds its gap at the very bottom
+        # last: its cookie writer, when mounted, adds its gap at the very bottom
+        identity.sidebar_panel(st.session_state.get(state.ACTIVE))
 
 
 def _active_model() -> None:

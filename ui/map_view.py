@@ -164,6 +164,8 @@ def progress_text(job, label: str) -> str:
     elapsed = f"{time.perf_counter() - job.started:.1f} s" if job.started else ""
     if job.status == "queued":
         return f"{label} is waiting for another map to finish…"
+    if job.elsewhere:
+        return f"{label} is being computed by another server of this class: {job.progress:.0%} done"
     if job.method == "tsne" and job.progress > 0:
         return f"{label}: {job.progress:.0%} of the optimisation · {elapsed}"
     if job.method == "tsne":

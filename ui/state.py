@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import streamlit as st
 
+from ui import identity
 from ui.text import plain
 from vae.assets import MAPS_DIR, preview_path
 from vae.checkpoint import CheckpointError, ModelLibrary, default_library_dir
@@ -177,7 +178,9 @@ def active_id() -> str | None:
         else:
             st.toast(plain(f"This link's model “{in_address[:40]}” is not in the library (any more), so "
                                "another one is shown."), icon=":material/link_off:")
-    wanted = st.session_state.get(ACTIVE, DEFAULT_MODEL)
+    # A new session opened without ?model= (a page switch after its server restarted, a bare address)
+    # starts on the model this browser last had active, else the default.
+    wanted = st.session_state.get(ACTIVE) or identity.last_model() or DEFAULT_MODEL
     if wanted not in ids:
         wanted = DEFAULT_MODEL if DEFAULT_MODEL in ids else (ids[0] if ids else None)
     if wanted is not None and in_address != wanted:

@@ -38,19 +38,20 @@ def atomic_write(path: Path, data: bytes) -> None:
 
 @contextmanager
 def file_lock(path: Path, *, blocking: bool = True):
-    """Hold an exclusive lock on `path` (created if missing) for the `with` block; -> whether it is held.
+    """Hold an exclusive lock on `path` (created if missing) for the `with` block; -> True when it is held.
 
     `fcntl.flock`, so it works between processes and between replicas on one shared folder (NFS emulates
     it with a POSIX lock), and the kernel releases it when its holder dies, even by SIGKILL. With
     `blocking=False` the block runs at once and gets False when another holder has it. The lock file stays
-    (removing it while someone waits would let two holders in); it is empty. A folder that cannot hold the
-    file (read-only, full) gives False: the caller goes on unlocked, as a single process would."""
+    (removing it while someone waits would let two holders in); a holder may write a few bytes in it for
+    the waiters (MapStore writes its progress). A folder that cannot hold the file (read-only, full) gives
+    None: the caller goes on unlocked, as a single process would."""
     import fcntl
 
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     except OSError:
-        yield False
+        yield None
         return
     try:
         try:

@@ -3,11 +3,12 @@
 A browser's session keeps working through the proxy over page switches and reruns (its websocket, its images
 under /media/ and its upload all reach the replica holding the session: the LLSERVER cookie), a second browser
 lands on the other replica and sees the model the first one uploaded (one shared folder) but may not delete it
-(its owner's rights travel with the file), and a browser sent to the other replica keeps its identity (a cookie,
-nothing held by one replica).
+(its owner's rights travel with the file), and when the first browser's replica is killed its open page
+reconnects to a new session elsewhere with its identity, its active model and its rights (cookies and the
+address: nothing held by one replica), while replicas.sh starts the killed replica again.
 
 Needs haproxy (apt-get install haproxy): without it the test skips, unless LATENT_LAB_REQUIRE_PROXY=1 (CI).
-Screenshots: test-artifacts/proxy-1-a-uploaded.png, proxy-2-b-other-replica.png, proxy-3-a-moved.png.
+Screenshots: test-artifacts/proxy-1-a-uploaded.png, proxy-2-b-other-replica.png, proxy-3-a-after-its-replica-died.png.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import socket
 import subprocess
 import time
 import urllib.request
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 
@@ -45,8 +48,8 @@ def _free_pair() -> int:
 
 
 @pytest.fixture(scope="module")
-def proxy(tmp_path_factory):
-    """deploy/replicas.sh 2 on a fresh shared folder; -> the proxy's URL."""
+def deployment(tmp_path_factory):
+    """deploy/replicas.sh 2 on a fresh shared folder; -> the proxy's URL and the first replica's port."""
     if shutil.which("haproxy") is None:
         if os.environ.get("LATENT_LAB_REQUIRE_PROXY"):
             pytest.fail("LATENT_LAB_REQUIRE_PROXY is set, but haproxy is not installed (apt-get install haproxy)")
@@ -79,7 +82,7 @@ def proxy(tmp_path_factory):
                 if time.time() > deadline:
                     raise RuntimeError("the proxy did not answer within 180 s")
                 time.sleep(0.3)
-        yield url
+        yield url, first
     finally:
         proc.send_signal(signal.SIGTERM)  # the script stops its replicas and the proxy
         try:
@@ -99,6 +102,27 @@ def checkpoint_file(tmp_path_factory):
     model = build_model(ModelConfig(kind="vae", arch="mlp", latent_dim=2, hidden=(32,)), seed=0)
     save_checkpoint(path, model, name=NAME, dataset="mnist", metrics={"test_nats": 160.0})
     return path
+
+
+def replica_pids(port: int) -> list[int]:
+    """The `streamlit run` processes listening on `port` (from their command lines)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"streamlit" in b" ".join(args) and b"--server.port" in args and str(port).encode() in args:
+            pids.append(int(proc.name))
+    return pids
+
+
+def answers(port: int) -> bool:
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
+        return True
+    except OSError:
+        return False
 
 
 def replica(ctx) -> str | None:
@@ -126,7 +150,8 @@ def images_loaded(page, at_least: int) -> bool:
         return False
 
 
-def test_sessions_through_the_proxy(proxy, browser, checkpoint_file):
+def test_sessions_through_the_proxy(deployment, browser, checkpoint_file):
+    proxy, first_port = deployment
     contexts = []
     try:
         a_ctx = browser.new_context(viewport=VIEWPORT)
@@ -146,6 +171,7 @@ def test_sessions_through_the_proxy(proxy, browser, checkpoint_file):
         a.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(checkpoint_file))
         a.get_by_text("to the library; it is now the active model").wait_for(timeout=60_000)  # the upload's POST
         wait_for_app(a)
+        uploaded = parse_qs(urlparse(a.url).query)["model"][0]
         assert_no_exception(a)
         assert a.get_by_role("button", name="Delete").count() == 1 and replica(a_ctx) == home
         shot(a, "proxy-1-a-uploaded")
@@ -170,16 +196,40 @@ def test_sessions_through_the_proxy(proxy, browser, checkpoint_file):
         assert b.get_by_role("button", name="Delete").count() == 0  # and A's rights hold there too
         shot(b, "proxy-2-b-other-replica")
 
-        # A browser sent to the other replica (its replica stopped, say) keeps its identity and its models.
-        a_ctx.add_cookies([{"name": COOKIE, "value": replica(b_ctx), "url": proxy}])
-        a.goto(proxy)
-        wait_for_app(a)
-        assert replica(a_ctx) == replica(b_ctx) != home
-        assert workspace(a) == me
+        # A's replica dies (SIGKILL, as the OOM killer would) while her page is open: the page reconnects,
+        # through the proxy, to a new session on another process, with her identity, her active model and
+        # her page (all in the browser: cookies and the address), and replicas.sh starts the dead one again.
+        port = first_port + int(home[1:]) - 1
+        (pid,) = replica_pids(port)
+        frames: dict = {}  # the page's websockets opened from now on: frames each received
+
+        def opened(ws):
+            frames[ws] = 0
+            ws.on("framereceived", lambda _: frames.__setitem__(ws, frames[ws] + 1))
+
+        a.on("websocket", opened)
+        os.kill(pid, signal.SIGKILL)
+        # The page keeps what it shows and reconnects (a new, empty session on whichever process answers);
+        # Streamlit reruns it at the student's next action, with the address's page and model.
+        deadline = time.time() + 90
+        while not any(not ws.is_closed() for ws in frames):
+            assert time.time() < deadline, "the page did not reconnect"
+            a.wait_for_timeout(250)
+        a.wait_for_timeout(1000)
+        go(a, "Samples & errors")
+        assert any(n > 0 for n in frames.values())  # that run came over the new connection
+        assert images_loaded(a, 2)  # drawn by the process that holds the new session
+        assert workspace(a) == me and f"model={uploaded}" in a.url
         train_page(a)
+        assert a.locator('[data-testid="stSidebar"]').get_by_text(NAME).count() >= 1  # still the active model
         manage(a, NAME)
-        assert a.get_by_role("button", name="Delete").count() == 1  # still hers, on the other replica
-        shot(a, "proxy-3-a-moved")
+        assert a.get_by_role("button", name="Delete").count() == 1  # still hers, on whichever process
+        shot(a, "proxy-3-a-after-its-replica-died")
+        deadline = time.time() + 90
+        while not replica_pids(port) or not answers(port):
+            assert time.time() < deadline, "replicas.sh did not start the killed replica again"
+            time.sleep(0.5)
+        assert replica_pids(port) != [pid]
     finally:
         for ctx in contexts:
             ctx.close()

@@ -10,8 +10,9 @@ A map is keyed by the model's weights fingerprint, the method and its parameters
 maps are written atomically as small .npz files (float32 coordinates), so a map seen before
 loads in milliseconds, also after a restart. Several servers (replicas behind a proxy) may share
 one folder: a slow map is computed under a lock file beside it (`<key>.lock`, fcntl.flock), so a
-second server asking for the same map waits for the first one's file and reads it, and a holder
-that dies releases its lock with its process.
+second server asking for the same map waits for the first one's file and reads it (its job shows
+the holder's progress, which the holder writes in the lock file), and a holder that dies releases
+its lock with its process: a waiter then computes the map itself.
 
 Native and PCA maps take milliseconds and are computed on the caller's thread. t-SNE and UMAP
 each have a lane: a one-thread executor that runs that method's maps one at a time, so a UMAP
@@ -50,6 +51,7 @@ LANES = ("tsne", "umap")
 # 300,000 rounds first, which on a busy machine burns the time slices the other thread needs
 # (benchmarks/README.md, "GOMP_SPINCOUNT").
 GOMP_SPINCOUNT = "10000"
+LOCK_POLL_S = 0.25  # how often a server waiting on another's map looks at its lock and progress
 
 
 def map_key(fingerprint: str, method: str, params: dict) -> str:
@@ -77,14 +79,32 @@ class MapStore:
                     continue  # a damaged cache file is recomputed, never trusted
         return None
 
-    def lock(self, fingerprint: str, method: str, params: dict):
-        """A `with` block holding this map's lock file, across processes and machines on the folder (it
-        waits while another holder computes the map); -> False where the folder takes no lock file."""
+    def lock(self, fingerprint: str, method: str, params: dict, blocking: bool = True):
+        """A `with` block holding this map's lock file, across processes and machines on the folder: True
+        when held; False (only with blocking=False) while another holder computes the map; None where
+        the folder takes no lock file."""
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError:
-            pass  # file_lock then says False
-        return file_lock(self.folder / f"{map_key(fingerprint, method, params)}.lock")
+            pass  # file_lock then says None
+        return file_lock(self._lock_path(fingerprint, method, params), blocking=blocking)
+
+    def report(self, fingerprint: str, method: str, params: dict, fraction: float) -> None:
+        """The lock holder's progress, written in the lock file for servers waiting on it."""
+        try:
+            self._lock_path(fingerprint, method, params).write_text(f"{fraction:.4f}")
+        except OSError:
+            pass  # the waiters then show less, nothing else
+
+    def reported(self, fingerprint: str, method: str, params: dict) -> float:
+        """The progress the holder of this map's lock last wrote (0 when it has written none)."""
+        try:
+            return min(max(float(self._lock_path(fingerprint, method, params).read_text()), 0.0), 1.0)
+        except (OSError, ValueError):
+            return 0.0  # none yet, or read while the holder was writing it
+
+    def _lock_path(self, fingerprint: str, method: str, params: dict) -> Path:
+        return self.folder / f"{map_key(fingerprint, method, params)}.lock"
 
     def put(self, fingerprint: str, method: str, params: dict, y: np.ndarray) -> Path:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -112,6 +132,7 @@ class MapJob:
     embedding: np.ndarray | None = field(default=None, repr=False)  # the embedding so far, then the map
     started: float = 0.0  # time.perf_counter() when it started computing; 0 if it never had to
     seconds: float = 0.0
+    elsewhere: bool = False  # another server on the shared folder computes it; progress is that one's
 
     @classmethod
     def finished(cls, key: str, method: str, params: dict, y: np.ndarray) -> "MapJob":
@@ -272,20 +293,34 @@ class MapService:
     def _compute(self, job: MapJob, fingerprint: str, z: np.ndarray, seed: int) -> np.ndarray:
         if job.method not in LANES:  # milliseconds: a second server computing it too costs nothing
             return self._computed(job, fingerprint, z, seed)
-        with self.store.lock(fingerprint, job.method, job.params):
-            y = self.store.get(fingerprint, job.method, job.params)  # another server's, finished while we waited
-            if y is not None:
-                job.embedding, job.progress = y, 1.0
-                return y
-            return self._computed(job, fingerprint, z, seed)
+        while True:
+            with self.store.lock(fingerprint, job.method, job.params, blocking=False) as held:
+                if held is not False:  # ours (or no lock file possible: computed unlocked, as one server would)
+                    y = self.store.get(fingerprint, job.method, job.params)  # another server's, finished meanwhile
+                    if y is not None:
+                        job.embedding, job.progress = y, 1.0
+                        return y
+                    job.elsewhere = False  # (that one stopped without its map: computed here after all)
+                    return self._computed(job, fingerprint, z, seed, report=bool(held))
+            # Another server computes this map: wait for its file, showing the progress it writes.
+            job.elsewhere = True
+            job.progress = self.store.reported(fingerprint, job.method, job.params)
+            time.sleep(LOCK_POLL_S)
 
-    def _computed(self, job: MapJob, fingerprint: str, z: np.ndarray, seed: int) -> np.ndarray:
+    def _computed(self, job: MapJob, fingerprint: str, z: np.ndarray, seed: int,
+                  report: bool = False) -> np.ndarray:
         job.started = time.perf_counter()
+        reported = [0.0]  # when the progress was last written for other servers
+        if report:
+            self.store.report(fingerprint, job.method, job.params, 0.0)
 
         def progress(done, total, partial):
             job.progress = done / max(total, 1)
             if partial is not None:
                 job.embedding = partial
+            if report and time.perf_counter() - reported[0] >= LOCK_POLL_S:
+                reported[0] = time.perf_counter()
+                self.store.report(fingerprint, job.method, job.params, job.progress)
 
         try:
             w = self._workers.get(job.method)
