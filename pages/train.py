@@ -17,7 +17,11 @@ st.markdown("Train your own autoencoder and watch it learn, or pick, rename, dow
             "Training runs on the server in the background, so you can explore other pages meanwhile.")
 
 me = identity.current()
-q = training.queue()
+try:
+    q = training.queue()
+except OSError as e:  # the jobs folder cannot be used (read-only, or a shared folder without file locks)
+    st.error(plain(e), icon=":material/folder_off:")
+    st.stop()
 caps = q.caps  # the server's limits: the form's ranges say them
 form_col, job_col = st.columns([2, 3], gap="large")
 

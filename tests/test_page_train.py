@@ -9,6 +9,8 @@ identity is its workspace id in session_state (ui.identity.WORKSPACE), as a brow
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import re
 import time
 from types import SimpleNamespace
@@ -531,3 +533,16 @@ def test_export_a_model_as_onnx_then_import_it_back(stub_maps):
     x = bundled_test_set().x_test[:200]
     np.testing.assert_allclose(encode(load_checkpoint(entry.path)[0], x),
                                encode(load_checkpoint(native.path)[0], x), atol=1e-4)
+
+
+@page_test
+def test_a_jobs_folder_without_file_locks_is_one_sentence_not_a_traceback(monkeypatch):
+    from ui import training
+    from vae.jobfiles import NoFileLocks
+
+    def refuse():
+        raise NoFileLocks(Path("/shared/jobs"), OSError(37, "No locks available"))
+
+    monkeypatch.setattr(training, "queue", refuse)
+    at = open_page()
+    assert "takes no file locks" in texts(at.error) and not at.exception
