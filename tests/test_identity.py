@@ -297,3 +297,18 @@ def test_names_are_never_rendered_as_markup(name):
     assert f"**{plain(name)}** is now the active model." in [s.value for s in at.success]
     assert not [v for v in shown if name in v and plain(name) not in v]  # wherever it shows, escaped
     assert not at.get("imgs")  # no picture from a name
+
+
+def test_the_active_model_is_remembered_in_a_cookie_and_a_hostile_one_is_ignored(browser_cookies, monkeypatch):
+    writes: list = []
+    monkeypatch.setattr(identity, "_write_cookies", lambda **kw: writes.append(json.loads(kw["data"]["json"])))
+    browser_cookies[identity.WORKSPACE_COOKIE] = "F" * 32
+    identity.sync_cookies("vae-16d")
+    assert writes[-1]["set"][identity.MODEL_COOKIE] == "vae-16d"
+    identity.sync_cookies("x; Domain=evil.example")  # never written as a cookie
+    assert identity.MODEL_COOKIE not in writes[-1]["set"]
+    browser_cookies[identity.MODEL_COOKIE] = "ae-2d"
+    assert identity.last_model() == "ae-2d"  # what a new session without ?model= starts on
+    for bad in ("../etc/passwd", "a b", "x" * 121, "ae-2d\n"):
+        browser_cookies[identity.MODEL_COOKIE] = bad
+        assert identity.last_model() is None

@@ -41,7 +41,7 @@ from ui.components import component
 from ui.text import plain
 from vae.checkpoint import default_library_dir
 from vae.fileio import file_lock
-from vae.ownership import Actor
+from vae.ownership import Actor, is_library_id
 
 WORKSPACE_COOKIE = "latent_lab_workspace"
 TEACHER_COOKIE = "latent_lab_teacher"
@@ -55,7 +55,6 @@ PROOF = "identity_teacher_proof"  # the teacher proof this session holds ("" onc
 WRITING = "identity_writing"  # this session writes the cookies (in every run, once it has started to)
 
 _VALID_ID = re.compile(r"[A-Za-z0-9_-]{32,64}")  # what token_urlsafe(24) makes; anything else is replaced
-_VALID_MODEL = re.compile(r"[A-Za-z0-9._-]{1,128}")  # a library id; anything else is not written or read
 
 _write_cookies = component("latent_lab.identity_cookies", "identity")
 
@@ -127,8 +126,8 @@ def _cookie(name: str) -> str | None:
 def last_model() -> str | None:
     """The library id of the model this browser last had active (its cookie), if any: what a new session
     opened without a `?model=` starts on, e.g. a page whose server restarted (deploy/README.md)."""
-    value = _cookie(MODEL_COOKIE) or ""
-    return value if _VALID_MODEL.fullmatch(value) else None
+    value = _cookie(MODEL_COOKIE)
+    return value if is_library_id(value) else None
 
 
 def workspace_id() -> str:
@@ -200,7 +199,7 @@ def sync_cookies(active_model: str | None = None) -> None:
     and from then on in every run of the session, so that a change later in the same session (leaving
     teacher mode) reaches the browser too."""
     wanted: dict[str, str] = {}
-    if active_model is not None and _VALID_MODEL.fullmatch(active_model):
+    if is_library_id(active_model):
         wanted[MODEL_COOKIE] = active_model
     if _logged_in_user() is None:
         wanted[WORKSPACE_COOKIE] = workspace_id()

@@ -36,6 +36,11 @@ CLASS_MODELS_FORMAT = "latent-lab-class-models"
 _ID = re.compile(r"^[A-Za-z0-9._-]{1,120}$")  # library ids are file stems we generated
 
 
+def is_library_id(text) -> bool:
+    """Whether `text` has the shape of a library id (what a cookie or a file may name; not that it exists)."""
+    return isinstance(text, str) and _ID.fullmatch(text) is not None
+
+
 @dataclass(frozen=True)
 class Actor:
     """Who asks: an opaque owner id (never a secret itself) and whether they are the teacher."""
@@ -232,4 +237,4 @@ def _read_ids(path: Path) -> list[str]:
     except OSError:
         return []
     ids = data.get("ids") if isinstance(data, dict) and data.get("format") == CLASS_MODELS_FORMAT else None
-    return [i for i in ids if isinstance(i, str) and _ID.match(i)] if isinstance(ids, list) else []
+    return [i for i in ids if is_library_id(i)] if isinstance(ids, list) else []

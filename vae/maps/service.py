@@ -310,16 +310,17 @@ class MapService:
     def _computed(self, job: MapJob, fingerprint: str, z: np.ndarray, seed: int,
                   report: bool = False) -> np.ndarray:
         job.started = time.perf_counter()
-        reported = [0.0]  # when the progress was last written for other servers
+        reported = 0.0  # when the progress was last written for other servers
         if report:
             self.store.report(fingerprint, job.method, job.params, 0.0)
 
         def progress(done, total, partial):
+            nonlocal reported
             job.progress = done / max(total, 1)
             if partial is not None:
                 job.embedding = partial
-            if report and time.perf_counter() - reported[0] >= LOCK_POLL_S:
-                reported[0] = time.perf_counter()
+            if report and time.perf_counter() - reported >= LOCK_POLL_S:
+                reported = time.perf_counter()
                 self.store.report(fingerprint, job.method, job.params, job.progress)
 
         try:
